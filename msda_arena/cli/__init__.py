@@ -1,0 +1,1 @@
+"""The ``arena`` command line: thin commands over the library, joined in :mod:`.main`."""

@@ -1,0 +1,55 @@
+"""The ``arena`` app: one Typer app, one module per command group.
+
+Heavy libraries (torch, timm, pandas) are imported inside the commands that need
+them, so ``arena --help`` is instant. Errors the user caused print one line on
+stderr and exit non-zero; ``ARENA_DEBUG=1`` shows the full traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from msda_arena.cli import methods as methods_cmd
+
+app = typer.Typer(
+    name="arena",
+    help="Benchmark Mixed Sample Data Augmentation masks against Mixup, CutMix, HMix and GMix.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command("methods")(methods_cmd.methods)
+app.command("check")(methods_cmd.check)
+app.command("masks")(methods_cmd.masks)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        from msda_arena import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point with one-line errors."""
+    from msda_arena.errors import ArenaError
+
+    try:
+        app(args=argv, standalone_mode=True)
+    except ArenaError as exc:
+        if os.environ.get("ARENA_DEBUG"):
+            raise
+        print(f"arena: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

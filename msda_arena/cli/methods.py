@@ -1,0 +1,109 @@
+"""``arena methods``, ``arena check`` and ``arena masks``: inspect installed mask methods."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from msda_arena.errors import ArenaError, UsageError
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {name}: CUDA is not available here; use --device cpu")
+    elif name != "cpu":
+        raise UsageError(f"--device {name!r} is not a device; use auto, cpu or cuda[:N]")
+    return name
+
+
+def methods(
+    pattern: str = typer.Argument(None, help="Shell-style filter on method names, e.g. 'h*'."),
+) -> None:
+    """List installed mask methods: name, parameters with defaults, package and version."""
+    from rich.table import Table
+
+    from msda_arena import list_methods
+    from msda_arena.plugins import registry
+    from msda_arena.spec import format_value
+
+    infos = list_methods(pattern)
+    table = Table(title="Installed mask methods", title_justify="left")
+    for col in ("method", "parameters (defaults)", "package", "version", "description"):
+        table.add_column(col)
+    for info in infos:
+        params = ", ".join(f"{p.name}={format_value(p.default)}" for p in info.cls.params) or "-"
+        table.add_row(info.name, params, info.package, info.version, info.cls.summary)
+    _console().print(table)
+    if pattern and not infos:
+        print(f"arena: no method matches {pattern!r}", file=sys.stderr)
+        raise typer.Exit(1)
+    if registry().broken:
+        print(
+            f"arena: {len(registry().broken)} plugin(s) failed to load (see warnings above)",
+            file=sys.stderr,
+        )
+
+
+def check(
+    method: str = typer.Option(..., "--method", "-m", help="Method spec, e.g. 'hmix(r=0.25)'."),
+    device: str = typer.Option("cpu", help="Device to check on: cpu, cuda, auto."),
+) -> None:
+    """Check a mask method against the contract; exit 1 naming any failed rule."""
+    from rich.table import Table
+
+    from msda_arena import get_method
+    from msda_arena.testing import run_checks
+
+    dev = _device(device)
+    instance = get_method(method)
+    results = run_checks(instance, dev)
+    table = Table(title=f"Contract check of {instance.spec} on {dev}", title_justify="left")
+    table.add_column("rule")
+    table.add_column("result")
+    table.add_column("detail")
+    for r in results:
+        table.add_row(r.rule, "[green]pass[/]" if r.passed else "[red]FAIL[/]", r.detail)
+    _console().print(table)
+    failed = [r.rule for r in results if not r.passed]
+    if failed:
+        raise ArenaError(f"{instance.spec} fails the mask contract: rule(s) {', '.join(failed)}")
+    print(f"{instance.spec}: all {len(results)} rules pass", file=sys.stderr)
+
+
+def masks(
+    method: str = typer.Option(..., "--method", "-m", help="Method spec, e.g. 'gmix'."),
+    out: Path = typer.Option(..., "--out", "-o", help="Image file to write (.png, .pdf, .svg)."),
+    lams: str = typer.Option("0.2,0.4,0.6,0.8", help="Comma-separated lambdas, one row each."),
+    size: int = typer.Option(96, min=8, max=1024, help="Image side in pixels."),
+    seed: int = typer.Option(0, help="Seed of the images and masks."),
+) -> None:
+    """Draw a gallery of a method's masks and mixed images (Figure 3 style)."""
+    from msda_arena import get_method
+    from msda_arena.gallery import save_gallery
+
+    try:
+        values = [float(v) for v in lams.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--lams {lams!r}: write numbers in [0, 1] separated by commas") from None
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        raise UsageError(f"--lams {lams!r}: write numbers in [0, 1] separated by commas")
+    if out.suffix.lower() not in (".png", ".pdf", ".svg", ".jpg", ".jpeg"):
+        raise UsageError(f"--out {out}: use a .png, .pdf, .svg or .jpg file name")
+    instance = get_method(method)
+    path = save_gallery(instance, out, values, size=size, seed=seed)
+    print(path)

@@ -1,0 +1,205 @@
+"""The plugin manager: built-ins, entry points, and reports of broken plugins.
+
+Plugins load on first use, once per process (:func:`registry`), never at import of
+the CLI. A plugin that fails to import, or whose hook raises or registers something
+that is not a method, is reported by package name and skipped, so every other
+method keeps working; with ``ARENA_STRICT_PLUGINS=1`` that becomes a
+:class:`~msda_arena.errors.PluginError`. Two packages registering one method name is
+always an error naming both. ``ARENA_PLUGINS=pkg1,pkg2`` loads only the listed
+entry-point packages (the built-ins always load).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from msda_arena import hookspecs
+from msda_arena.contract import MaskMethod
+from msda_arena.errors import PluginError
+from msda_arena.spec import SpecError
+
+__all__ = ["BrokenPlugin", "MethodInfo", "Registry", "registry", "reset"]
+
+ENTRY_POINT_GROUP = "msda_arena"
+BUILTIN_PACKAGE = "msda-arena"
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """A registered method: its class and the package that provides it."""
+
+    name: str
+    cls: type[MaskMethod]
+    package: str
+    version: str
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Parameter name -> default value."""
+        return {p.name: p.default for p in self.cls.params}
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin package that could not be loaded or registered, and why."""
+
+    package: str
+    entry_point: str
+    error: str
+
+    def __str__(self) -> str:
+        return (
+            f"plugin {self.package!r} ({self.entry_point}) is broken and was skipped: {self.error}"
+        )
+
+
+@dataclass
+class Registry:
+    """Every method that loaded, plus the plugins that did not."""
+
+    methods: dict[str, MethodInfo] = field(default_factory=dict)
+    broken: list[BrokenPlugin] = field(default_factory=list)
+
+    def get(self, name: str) -> MethodInfo:
+        """The method called ``name``, or a :class:`SpecError` suggesting close names."""
+        try:
+            return self.methods[name]
+        except KeyError:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(self.methods), n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            broken = (
+                f" ({len(self.broken)} plugin(s) failed to load; see `arena methods`.)"
+                if self.broken
+                else ""
+            )
+            raise SpecError(
+                f"unknown method {name!r}.{hint} Run `arena methods` to list installed "
+                f"methods.{broken}"
+            ) from None
+
+    def select(self, pattern: str | None = None) -> list[MethodInfo]:
+        """Methods whose names match the shell-style ``pattern`` (all if None), sorted."""
+        names = sorted(self.methods)
+        if pattern:
+            names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        return [self.methods[n] for n in names]
+
+
+def _strict() -> bool:
+    return os.environ.get("ARENA_STRICT_PLUGINS", "").strip().lower() not in (
+        "",
+        "0",
+        "false",
+        "no",
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    eps = metadata.entry_points()
+    group = (
+        eps.select(group=ENTRY_POINT_GROUP)
+        if hasattr(eps, "select")
+        else eps.get(ENTRY_POINT_GROUP, [])
+    )
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for ep in group:
+        dist = getattr(ep, "dist", None)
+        ident = (dist.name if dist else "", ep.value)
+        if ident not in seen:  # one distribution found twice on sys.path
+            seen.add(ident)
+            unique.append(ep)
+    return unique
+
+
+def _load() -> Registry:
+    from msda_arena import __version__
+    from msda_arena import methods as builtins
+
+    reg = Registry()
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    origin: dict[str, tuple[str, str, str]] = {}  # plugin name -> (package, version, entry point)
+    pm.register(builtins, name="msda_arena.methods")
+    origin["msda_arena.methods"] = (BUILTIN_PACKAGE, __version__, "builtins")
+
+    only = {p.strip().lower() for p in os.environ.get("ARENA_PLUGINS", "").split(",") if p.strip()}
+    for ep in _entry_points():
+        dist = getattr(ep, "dist", None)
+        package = dist.name if dist else ep.value.split(":")[0].split(".")[0]
+        version = dist.version if dist else "unknown"
+        if only and package.lower() not in only and ep.name.lower() not in only:
+            continue
+        plugin_name = f"{package}:{ep.name}"
+        try:
+            obj = ep.load()
+            pm.register(obj, name=plugin_name)
+        except Exception as exc:  # a broken plugin must not break the others
+            _broken(reg, BrokenPlugin(package, f"{ep.name} = {ep.value}", _describe(exc)))
+            continue
+        origin[plugin_name] = (package, version, ep.name)
+
+    for impl in pm.hook.register_mask_methods.get_hookimpls():
+        package, version, ep_name = origin.get(impl.plugin_name, (impl.plugin_name, "unknown", "?"))
+        staged: list[MethodInfo] = []
+
+        def register(cls: Any, _package=package, _version=version, _staged=staged) -> None:
+            if not (isinstance(cls, type) and issubclass(cls, MaskMethod)):
+                raise TypeError(f"register() takes a MaskMethod subclass, got {cls!r}")
+            if not cls.name:
+                raise TypeError(f"{cls.__name__} has no name")
+            _staged.append(MethodInfo(cls.name, cls, _package, _version))
+
+        try:
+            impl.function(register=register)
+        except Exception as exc:
+            _broken(reg, BrokenPlugin(package, ep_name, _describe(exc)))
+            continue
+        for info in staged:
+            other = reg.methods.get(info.name)
+            if other is not None and other.cls is not info.cls:
+                raise PluginError(
+                    f"method name {info.name!r} is registered by two packages: "
+                    f"{other.package} and {info.package}; uninstall one of them"
+                )
+            reg.methods[info.name] = info
+    return reg
+
+
+def _broken(reg: Registry, item: BrokenPlugin) -> None:
+    if _strict():
+        raise PluginError(f"{item} (ARENA_STRICT_PLUGINS is set)")
+    reg.broken.append(item)
+
+
+_REGISTRY: Registry | None = None
+
+
+def registry() -> Registry:
+    """The process-wide registry, loading plugins on first use."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = _load()
+        for item in _REGISTRY.broken:
+            print(f"arena: warning: {item}", file=sys.stderr)
+    return _REGISTRY
+
+
+def reset() -> None:
+    """Forget the loaded plugins; the next :func:`registry` call loads them again."""
+    global _REGISTRY
+    _REGISTRY = None

@@ -1,0 +1,56 @@
+"""`arena methods`, `arena check`, `arena masks` as a user runs them."""
+
+import struct
+
+from conftest import run_arena
+from typer.testing import CliRunner
+
+from msda_arena.cli.main import app
+
+runner = CliRunner()
+
+
+def png_size(path):
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", head[16:24])
+
+
+def test_methods_lists_every_builtin_with_defaults_and_package():
+    result = runner.invoke(app, ["methods"])
+    assert result.exit_code == 0
+    for name in ("vanilla", "mixup", "cutmix", "hmix", "gmix", "mixup-cutmix"):
+        assert name in result.stdout
+    row = next(line for line in result.stdout.splitlines() if "│ hmix " in line)
+    assert "r=0.5" in row and "msda-arena" in row
+
+
+def test_methods_pattern_filters_and_no_match_exits_1():
+    result = runner.invoke(app, ["methods", "*mix"])
+    assert "hmix" in result.stdout and "vanilla" not in result.stdout
+    assert runner.invoke(app, ["methods", "zzz*"]).exit_code == 1
+
+
+def test_masks_writes_a_gallery_png(tmp_path):
+    out = tmp_path / "g" / "hmix.png"
+    result = runner.invoke(
+        app, ["masks", "--method", "hmix(r=0.25)", "--out", str(out), "--lams", "0.3,0.7"]
+    )
+    assert result.exit_code == 0, result.output
+    width, height = png_size(out)
+    assert width > 500 and height > 300  # 4 panels per row, 2 rows
+
+
+def test_bad_input_gets_one_line_errors():
+    cases = [
+        (["masks", "--method", "gmix", "--out", "x.png", "--lams", "0.5,2"], "--lams"),
+        (["masks", "--method", "gmix", "--out", "x.txt"], ".png"),
+        (["check", "--method", "hmix(r=2)"], "0 < r <= 1"),
+        (["check", "--method", "cutmx"], "Did you mean cutmix"),
+        (["check", "--method", "cutmix", "--device", "tpu"], "not a device"),
+    ]
+    for args, fragment in cases:
+        result = run_arena(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and fragment in result.stderr, result.stderr
+        assert result.stderr.startswith("arena: error: ")

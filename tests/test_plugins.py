@@ -1,0 +1,194 @@
+"""Plugins found through real entry points of installed packages."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, install_fake_plugin, run_arena
+
+from msda_arena import get_method, list_methods
+from msda_arena.errors import PluginError
+from msda_arena.plugins import registry
+
+GOOD = """
+import torch
+from msda_arena import MaskMethod, hookimpl
+
+class Halves(MaskMethod):
+    name = "halves"
+    summary = "left part keeps x_i"
+
+    def masks(self, lam, height, width, generator):
+        cols = torch.arange(width, device=lam.device).float()
+        m = (cols[None, :] < lam[:, None] * width).float()
+        return m[:, None, None, :].expand(-1, 1, height, width)
+
+@hookimpl
+def register_mask_methods(register):
+    register(Halves)
+"""
+
+OUT_OF_RANGE = """
+from msda_arena import MaskMethod, hookimpl
+
+class Overshoot(MaskMethod):
+    name = "overshoot"
+
+    def masks(self, lam, height, width, generator):
+        return (2 * lam).view(-1, 1, 1, 1).expand(-1, 1, height, width)
+
+@hookimpl
+def register_mask_methods(register):
+    register(Overshoot)
+"""
+
+BROKEN_IMPORT = "import this_module_does_not_exist\n"
+
+RAISING_HOOK = """
+from msda_arena import hookimpl
+
+@hookimpl
+def register_mask_methods(register):
+    raise RuntimeError("cannot register today")
+"""
+
+CLAIMS_CUTMIX = """
+from msda_arena import MaskMethod, hookimpl
+
+class MyCutMix(MaskMethod):
+    name = "cutmix"
+
+    def masks(self, lam, height, width, generator):
+        return lam.view(-1, 1, 1, 1).expand(-1, 1, height, width)
+
+@hookimpl
+def register_mask_methods(register):
+    register(MyCutMix)
+"""
+
+
+def test_an_installed_plugin_is_discovered_with_its_package_and_version(plugin_site):
+    install_fake_plugin(plugin_site, "arena-halves", GOOD)
+    info = {m.name: m for m in list_methods()}["halves"]
+    assert (info.package, info.version) == ("arena-halves", "0.3.0")
+    assert get_method("halves").masks.__module__ == "arena_halves"
+    assert {"vanilla", "mixup", "cutmix", "hmix", "gmix", "mixup-cutmix"} <= set(registry().methods)
+
+
+def test_cli_lists_and_checks_an_installed_plugin(plugin_site):
+    install_fake_plugin(plugin_site, "arena-halves", GOOD)
+    listed = run_arena("methods")
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if "halves" in line)
+    assert "arena-halves" in row and "0.3.0" in row
+    checked = run_arena("check", "--method", "halves")
+    assert checked.returncode == 0, checked.stderr
+    assert "all 11 rules pass" in checked.stderr
+
+
+def test_cli_check_fails_a_plugin_with_values_outside_0_1_naming_the_rule(plugin_site):
+    install_fake_plugin(plugin_site, "arena-overshoot", OUT_OF_RANGE)
+    result = run_arena("check", "--method", "overshoot")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == "arena: error: overshoot fails the mask contract: rule(s) range"
+    assert "Traceback" not in result.stderr
+
+
+def test_a_plugin_that_fails_to_import_is_reported_and_the_rest_keep_working(plugin_site):
+    install_fake_plugin(plugin_site, "arena-broken", BROKEN_IMPORT)
+    install_fake_plugin(plugin_site, "arena-halves", GOOD)
+    reg = registry()
+    assert [b.package for b in reg.broken] == ["arena-broken"]
+    assert "this_module_does_not_exist" in reg.broken[0].error
+    assert "halves" in reg.methods and "cutmix" in reg.methods
+    result = run_arena("methods")
+    assert result.returncode == 0
+    assert "plugin 'arena-broken'" in result.stderr and "halves" in result.stdout
+
+
+def test_strict_mode_makes_a_broken_plugin_fatal(plugin_site, monkeypatch):
+    install_fake_plugin(plugin_site, "arena-broken", BROKEN_IMPORT)
+    monkeypatch.setenv("ARENA_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match="arena-broken"):
+        registry()
+    result = run_arena("methods")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "arena-broken" in result.stderr
+
+
+def test_a_hook_that_raises_is_reported_by_package(plugin_site):
+    install_fake_plugin(plugin_site, "arena-raising", RAISING_HOOK)
+    reg = registry()
+    assert reg.broken[0].package == "arena-raising"
+    assert "cannot register today" in reg.broken[0].error
+    assert "gmix" in reg.methods
+
+
+def test_two_packages_claiming_one_name_is_an_error_naming_both(plugin_site):
+    install_fake_plugin(plugin_site, "arena-copycat", CLAIMS_CUTMIX)
+    with pytest.raises(
+        PluginError, match="'cutmix' is registered by two packages: msda-arena and arena-copycat"
+    ):
+        registry()
+
+
+def test_arena_plugins_env_loads_only_the_listed_packages(plugin_site, monkeypatch):
+    install_fake_plugin(plugin_site, "arena-halves", GOOD)
+    install_fake_plugin(plugin_site, "arena-broken", BROKEN_IMPORT)
+    monkeypatch.setenv("ARENA_PLUGINS", "arena-halves")
+    reg = registry()
+    assert "halves" in reg.methods and reg.broken == []
+
+
+def test_the_cli_loads_neither_torch_nor_plugins_at_import():
+    code = (
+        "import sys, msda_arena.cli.main as m; import msda_arena.plugins as p; "
+        "print('torch' in sys.modules, p._REGISTRY)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "None"]
+
+
+@pytest.mark.slow
+def test_the_example_plugin_package_installs_with_pip_and_passes(tmp_path):
+    target = tmp_path / "site"
+    pip = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(REPO / "plugins" / "arena-stripes"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert pip.returncode == 0, pip.stderr
+    env = {"PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    listed = run_arena("methods", "stripes", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "arena-stripes" in listed.stdout
+    assert run_arena("check", "--method", "stripes(period=4)", env=env).returncode == 0
+    own_tests = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(REPO / "plugins" / "arena-stripes" / "tests"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=tmp_path,
+    )
+    assert own_tests.returncode == 0, own_tests.stdout + own_tests.stderr
