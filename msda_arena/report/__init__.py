@@ -1,0 +1,60 @@
+"""Leaderboards, paired statistics, plots and pages from the result store.
+
+Usable without the CLI::
+
+    from msda_arena.store import load_results
+    from msda_arena.report import build_report, load_published, render, write_plots
+
+    frame, warnings = load_results("results")
+    report = build_report(frame, compare="mymask", published=load_published())
+    print(render(report, "markdown"))
+    write_plots(report, "plots/")
+
+One module per concern: :mod:`~msda_arena.report.selection` (which results),
+:mod:`~msda_arena.report.stats` (the numbers), :mod:`~msda_arena.report.table`
+(the leaderboard), :mod:`~msda_arena.report.compare` (paired comparison),
+:mod:`~msda_arena.report.published` (the paper's numbers),
+:mod:`~msda_arena.report.build` (all of it together), :mod:`~msda_arena.report.render`
+(text formats), :mod:`~msda_arena.report.plots` (figures), :mod:`~msda_arena.report.html`
+(the self-contained page). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from msda_arena.report.build import Report, build_report, default_compare
+from msda_arena.report.compare import compare_to_baselines, matched_pairs
+from msda_arena.report.html import html_page
+from msda_arena.report.plots import figures_png, write_plots
+from msda_arena.report.published import default_published_files, load_published
+from msda_arena.report.render import FORMATS, render, report_dict
+from msda_arena.report.selection import BASELINES, REFERENCE_METHODS, select_results
+from msda_arena.report.stats import PairedResult, paired_test, t_interval
+from msda_arena.report.table import Cell, Column, Leaderboard, PublishedRow, Row, build_leaderboard
+
+__all__ = [
+    "BASELINES",
+    "FORMATS",
+    "REFERENCE_METHODS",
+    "Cell",
+    "Column",
+    "Leaderboard",
+    "PairedResult",
+    "PublishedRow",
+    "Report",
+    "Row",
+    "build_leaderboard",
+    "build_report",
+    "compare_to_baselines",
+    "default_compare",
+    "default_published_files",
+    "figures_png",
+    "html_page",
+    "load_published",
+    "matched_pairs",
+    "paired_test",
+    "render",
+    "report_dict",
+    "select_results",
+    "t_interval",
+    "write_plots",
+]

@@ -1,0 +1,110 @@
+"""One report: selection, leaderboard, paired comparison and published rows together."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from msda_arena.errors import UsageError
+from msda_arena.report.compare import compare_to_baselines
+from msda_arena.report.selection import REFERENCE_METHODS, select_results
+from msda_arena.report.stats import PairedResult
+from msda_arena.report.table import Leaderboard, build_leaderboard
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["Report", "build_report", "default_compare"]
+
+
+@dataclass
+class Report:
+    """Everything a renderer needs.
+
+    Attributes:
+        leaderboard: columns, measured rows in display order, published rows.
+        comparisons: the compared method against each baseline (empty if none chosen).
+        compare_method: the method compared, or ``None``.
+        profile: the profile the results come from.
+        frame: the selected result records (one per cell), for plots.
+        warnings: what was left out and why (bad files, superseded results).
+    """
+
+    leaderboard: Leaderboard
+    comparisons: list[PairedResult]
+    compare_method: str | None
+    profile: str
+    frame: pandas.DataFrame
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_results(self) -> int:
+        """Result records behind the table (successful and failed)."""
+        return len(self.frame)
+
+    @property
+    def title(self) -> str:
+        """A one-line title: datasets and profile."""
+        datasets = ", ".join(self.leaderboard.datasets)
+        return f"msda-arena leaderboard: {datasets} (profile {self.profile})"
+
+
+def default_compare(methods_in_store: Sequence[str], requested: Sequence[str] | None) -> str | None:
+    """The method to compare against the baselines when none is named.
+
+    The first requested method that is not one of the arena's own
+    (:data:`~msda_arena.report.selection.REFERENCE_METHODS`); else the only such method in
+    the results, if there is exactly one; else ``None``.
+    """
+    for spec in requested or ():
+        if spec not in REFERENCE_METHODS:
+            return spec
+    others = sorted(m for m in set(methods_in_store) if m not in REFERENCE_METHODS)
+    return others[0] if len(others) == 1 else None
+
+
+def build_report(
+    frame: pandas.DataFrame,
+    *,
+    profile: str | None = None,
+    methods: Sequence[str] | None = None,
+    compare: str | None = None,
+    published: pandas.DataFrame | None = None,
+    warnings: Sequence[str] = (),
+) -> Report:
+    """Build a report from stored results.
+
+    Args:
+        frame: records from :func:`msda_arena.store.load_results`.
+        profile: the profile to report (required when the store holds several).
+        methods: canonical specs of the rows to show (baselines are always kept).
+        compare: the method to compare against each baseline; by default
+            :func:`default_compare`.
+        published: published numbers to show beside the measured rows.
+        warnings: warnings from loading, carried into the report.
+
+    Raises:
+        StoreError: no results.
+        UsageError: unknown profile or method, or several profiles and none chosen.
+    """
+    selection = select_results(frame, profile=profile, methods=methods)
+    chosen = selection.frame
+    present = [str(m) for m in chosen["method"].unique()]
+    if compare is not None and compare not in present:
+        raise UsageError(
+            f"--compare {compare!r}: no results for that method in profile "
+            f"{selection.profile!r}; pick one of: {', '.join(sorted(present))}"
+        )
+    target = compare if compare is not None else default_compare(present, selection.methods)
+    shown = present if selection.methods is not None else None
+    board = build_leaderboard(chosen, published=published, published_methods=shown)
+    comparisons = compare_to_baselines(chosen, target) if target else []
+    return Report(
+        leaderboard=board,
+        comparisons=comparisons,
+        compare_method=target,
+        profile=selection.profile,
+        frame=chosen,
+        warnings=[*warnings, *selection.warnings],
+    )

@@ -1,0 +1,128 @@
+"""One self-contained HTML page: the leaderboard, the paired comparison, the notes and
+the figures embedded as base64 PNG. No script, no font, no stylesheet or image is
+fetched from anywhere: the page can be mailed, archived or opened offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from typing import TYPE_CHECKING
+
+from msda_arena.report.render import (
+    BEST_MARK,
+    MISSING,
+    _headers,
+    _lines,
+    comparison_table,
+    legend,
+)
+
+if TYPE_CHECKING:
+    from msda_arena.report.build import Report
+
+__all__ = ["html_page"]
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em; color: #222; }
+h1 { font-size: 1.3em; } h2 { font-size: 1.1em; margin-top: 2em; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; white-space: nowrap; }
+th { background: #f3f3f3; } td.method, th.method { text-align: left; font-weight: 600; }
+td.best { font-weight: 700; background: #e4f5e4; }
+td.failed { color: #b00020; } td.partial { color: #a05a00; } td.missing { color: #999; }
+tr.published td { font-style: italic; color: #555; background: #fafafa; }
+td.verdict { text-align: left; white-space: normal; }
+ul.notes { font-size: 0.85em; color: #444; } ul.warnings { font-size: 0.85em; color: #a05a00; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def html_page(report: Report, figures: dict[str, bytes] | None = None) -> str:
+    """The page as a string.
+
+    Args:
+        report: the report to show.
+        figures: PNG images by name; by default drawn with
+            :func:`~msda_arena.report.plots.figures_png`.
+    """
+    if figures is None:
+        from msda_arena.report.plots import figures_png
+
+        figures = figures_png(report)
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{_e(report.title)}</title>",
+        f"<style>{_CSS}</style>",
+        "</head><body>",
+        f"<h1>{_e(report.title)}</h1>",
+        f"<p>{report.n_results} result(s), {len(report.leaderboard.rows)} method(s), "
+        f"{len(report.leaderboard.columns)} column(s).</p>",
+        '<table id="leaderboard" class="leaderboard">',
+        "<thead><tr>",
+    ]
+    for i, header in enumerate(_headers(report, " / ")):
+        cls = ' class="method"' if i == 0 else ""
+        out.append(f'<th scope="col"{cls}>{_e(header)}</th>')
+    out.append("</tr></thead><tbody>")
+    for line in _lines(report):
+        row_cls = ' class="published"' if line.published else ""
+        out.append(f"<tr{row_cls}>")
+        out.append(f'<td class="method">{_e(line.label)}</td>')
+        for piece in line.pieces:
+            classes = []
+            text = _e(piece.text)
+            if piece.best:
+                classes.append("best")
+                text = f"<strong>{text}</strong> {BEST_MARK}"
+            if piece.status in ("failed", "partial"):
+                classes.append(piece.status)
+            if piece.text == MISSING:
+                classes.append("missing")
+            cls = f' class="{" ".join(classes)}"' if classes else ""
+            out.append(f"<td{cls}>{text}</td>")
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    if report.comparisons:
+        headers, rows = comparison_table(report)
+        out.append(
+            f"<h2>Paired comparison: {_e(report.compare_method)} vs each baseline</h2>"
+            "<p>Over matched (dataset, arch, scenario, seed) results.</p>"
+        )
+        out.append('<table id="comparison" class="comparison"><thead><tr>')
+        out += [f'<th scope="col">{_e(h)}</th>' for h in headers]
+        out.append("</tr></thead><tbody>")
+        for row in rows:
+            cells = [f'<td class="method">{_e(row[0])}</td>']
+            cells += [f"<td>{_e(c)}</td>" for c in row[1:-1]]
+            cells.append(f'<td class="verdict">{_e(row[-1])}</td>')
+            out.append("<tr>" + "".join(cells) + "</tr>")
+        out.append("</tbody></table>")
+    out.append(
+        '<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in legend(report)) + "</ul>"
+    )
+    if report.warnings:
+        out.append("<h2>Warnings</h2>")
+        out.append(
+            '<ul class="warnings">'
+            + "".join(f"<li>{_e(w)}</li>" for w in report.warnings)
+            + "</ul>"
+        )
+    captions = {
+        "accuracy": "Top-1 accuracy per column, mean ± 1 std over seeds, by method.",
+        "scenarios": "Each method minus Mixup per crop scenario, with 95% paired intervals.",
+    }
+    for name, data in figures.items():
+        b64 = base64.b64encode(data).decode("ascii")
+        out.append(
+            f'<figure id="fig-{_e(name)}"><img alt="{_e(captions.get(name, name))}" '
+            f'src="data:image/png;base64,{b64}"><figcaption>{_e(captions.get(name, name))}'
+            "</figcaption></figure>"
+        )
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"

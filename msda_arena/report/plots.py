@@ -1,0 +1,248 @@
+"""Figures of a report (matplotlib, drawn off-screen; no pyplot state, no display needed).
+
+* ``accuracy``: one panel per leaderboard column; each method's mean top-1 with a
+  +- 1 sample-std error bar (no bar for a single seed); the paper's numbers as hollow
+  diamonds when published rows are in the report. Methods without a result in a
+  panel have a label but no point.
+* ``scenarios``: the paper's crop-scenario view. One panel per (dataset, arch) where
+  Mixup has results; for every crop scenario, each method's mean minus Mixup's mean
+  (CutMix - Mixup drawn in its own colour), with the 95% t-interval of the paired
+  differences over matched seeds as error bar (when there are two or more pairs); the
+  paper's CutMix - Mixup as a black cross when published rows are shown.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from msda_arena.report.compare import matched_pairs
+from msda_arena.report.stats import t_interval
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from msda_arena.report.build import Report
+
+__all__ = ["FIGURE_NAMES", "accuracy_figure", "figures_png", "scenario_figure", "write_plots"]
+
+#: Names of the figures :func:`figures_png` draws (file names without ``.png``).
+FIGURE_NAMES: tuple[str, ...] = ("accuracy", "scenarios")
+_FIXED = {
+    "vanilla": "#7f7f7f",
+    "mixup": "#1f77b4",
+    "cutmix": "#ff7f0e",
+    "mixup-cutmix": "#8c564b",
+    "hmix": "#2ca02c",
+    "gmix": "#9467bd",
+}
+_OTHERS = (
+    "#d62728",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#393b79",
+    "#637939",
+    "#843c39",
+    "#7b4173",
+    "#3182bd",
+    "#e6550d",
+)
+
+
+def _colors(methods: list[str]) -> dict[str, str]:
+    out, k = {}, 0
+    for m in methods:
+        if m in _FIXED:
+            out[m] = _FIXED[m]
+        else:
+            out[m] = _OTHERS[k % len(_OTHERS)]
+            k += 1
+    return out
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def accuracy_figure(report: Report) -> Figure:
+    """Per-column accuracy with error bars, by method."""
+    board = report.leaderboard
+    measured = [r.method for r in board.rows]
+    pub_only = [p.method for p in board.published if p.method not in measured]
+    methods = measured + pub_only
+    colors = _colors(methods)
+    n_cols = len(board.columns)
+    ncols = min(3, n_cols)
+    nrows = math.ceil(n_cols / ncols)
+    fig = _new_figure(4.6 * ncols, (0.28 * len(methods) + 1.4) * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    multi = len(board.datasets) > 1
+    ys = list(range(len(methods)))[::-1]
+    for j, column in enumerate(board.columns):
+        ax = axes[j // ncols][j % ncols]
+        for y, row in zip(ys[: len(board.rows)], board.rows, strict=True):
+            cell = row.cells[j]
+            if not cell.has_result:
+                continue
+            err = cell.std if cell.n >= 2 else 0.0
+            ax.errorbar(
+                cell.mean, y, xerr=err, fmt="o", color=colors[row.method], capsize=3, markersize=5
+            )
+        for pub in board.published:
+            v = pub.values[j]
+            if not math.isnan(v):
+                y = ys[methods.index(pub.method)]
+                ax.plot(
+                    v,
+                    y,
+                    marker="D",
+                    markerfacecolor="none",
+                    color=colors[pub.method],
+                    markersize=6,
+                    linestyle="none",
+                )
+        labels = []
+        for m in methods:
+            if m in measured:
+                cell = board.row(m).cells[j]
+                labels.append(m if cell.has_result else f"{m} ({cell.status})")
+            else:
+                labels.append(f"{m} (paper)")
+        ax.set_yticks(ys, labels, fontsize=8)
+        ax.set_title(column.label(with_dataset=multi), fontsize=9)
+        ax.set_xlabel("top-1 accuracy (%)", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(axis="x", labelsize=8)
+    for k in range(n_cols, nrows * ncols):
+        axes[k // ncols][k % ncols].set_visible(False)
+    caption = "mean ± 1 std over seeds"
+    if board.published:
+        caption += "; ◇ = published (paper)"
+    fig.suptitle(f"{report.title}\n{caption}", fontsize=10)
+    return fig
+
+
+def scenario_figure(report: Report) -> Figure | None:
+    """Every method minus Mixup per crop scenario; ``None`` when Mixup has no results."""
+    board = report.leaderboard
+    measured = [r.method for r in board.rows]
+    if "mixup" not in measured:
+        return None
+    mixup = board.row("mixup")
+    groups: dict[tuple[str, str], list[int]] = {}
+    for j, column in enumerate(board.columns):
+        if mixup.cells[j].has_result:
+            groups.setdefault((column.dataset, column.arch), []).append(j)
+    if not groups:
+        return None
+    others = [m for m in measured if m not in ("mixup", "cutmix")]
+    others = (["cutmix"] if "cutmix" in measured else []) + others
+    if not others:
+        return None
+    colors = _colors(measured)
+    published = {p.method: p for p in board.published}
+    n = len(groups)
+    ncols = min(2, n)
+    nrows = math.ceil(n / ncols)
+    fig = _new_figure(
+        max(5.5, 1.0 + 0.7 * len(others)) * ncols, (3.4 + 0.2 * math.ceil(len(others) / 3)) * nrows
+    )
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    width = 0.8 / len(others)
+    for g, ((dataset, arch), col_idx) in enumerate(groups.items()):
+        ax = axes[g // ncols][g % ncols]
+        for k, method in enumerate(others):
+            row = board.row(method)
+            xs, hs, errs = [], [], []
+            for x, j in enumerate(col_idx):
+                cell = row.cells[j]
+                if not cell.has_result:
+                    continue
+                column = board.columns[j]
+                pairs = matched_pairs(
+                    report.frame[
+                        (report.frame["dataset"] == column.dataset)
+                        & (report.frame["arch"] == column.arch)
+                        & (report.frame["scenario"] == column.scenario)
+                    ],
+                    method,
+                    "mixup",
+                )
+                diffs = (pairs["method_top1"] - pairs["baseline_top1"]).tolist()
+                low, high = t_interval(diffs)
+                xs.append(x - 0.4 + width * (k + 0.5))
+                hs.append(cell.mean - mixup.cells[j].mean)
+                errs.append(0.0 if math.isnan(low) else (high - low) / 2)
+            if xs:
+                ax.bar(
+                    xs,
+                    hs,
+                    width=width * 0.9,
+                    yerr=errs,
+                    capsize=2,
+                    color=colors[method],
+                    label=f"{method} − mixup",
+                    edgecolor="black" if method == "cutmix" else None,
+                )
+        if "cutmix" in published and "mixup" in published:
+            pc, pm = published["cutmix"], published["mixup"]
+            labelled = False
+            for x, j in enumerate(col_idx):
+                if not (math.isnan(pc.values[j]) or math.isnan(pm.values[j])):
+                    at = x - 0.4 + width * 0.5 if "cutmix" in others else x
+                    ax.plot(
+                        at,
+                        pc.values[j] - pm.values[j],
+                        marker="x",
+                        color="black",
+                        markersize=8,
+                        linestyle="none",
+                        label=None if labelled else "cutmix − mixup (paper)",
+                    )
+                    labelled = True
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(col_idx)), [board.columns[j].scenario for j in col_idx])
+        ax.set_ylabel("top-1 difference (points)", fontsize=8)
+        ax.set_title(f"{dataset} / {arch}", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
+    for k in range(n, nrows * ncols):
+        axes[k // ncols][k % ncols].set_visible(False)
+    fig.suptitle(
+        "Each method minus Mixup per crop scenario (large crop = small objects, "
+        "small crop = large objects)\nerror bars: 95% t-interval of paired differences",
+        fontsize=10,
+    )
+    return fig
+
+
+def figures_png(report: Report, dpi: int = 100) -> dict[str, bytes]:
+    """The report's figures as PNG bytes, by name (a figure that cannot be drawn is absent)."""
+    out = {}
+    for name, figure in (
+        ("accuracy", accuracy_figure(report)),
+        ("scenarios", scenario_figure(report)),
+    ):
+        if figure is None:
+            continue
+        buf = io.BytesIO()
+        figure.savefig(buf, format="png", dpi=dpi)
+        out[name] = buf.getvalue()
+    return out
+
+
+def write_plots(report: Report, directory: str | Path, dpi: int = 100) -> list[Path]:
+    """Write the figures as ``<directory>/<name>.png``; returns the files written."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, data in figures_png(report, dpi=dpi).items():
+        path = directory / f"{name}.png"
+        path.write_bytes(data)
+        written.append(path)
+    return written

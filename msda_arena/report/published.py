@@ -1,0 +1,105 @@
+"""Published numbers (the paper's tables) as data, to show beside measured rows.
+
+The numbers ship as CSV under ``results/published/`` (``park2022.csv``: Park, Yun,
+Chun, NeurIPS 2022). Columns: ``dataset, arch, scenario, method, top1, source``. An
+empty ``arch`` means the paper does not state the architecture, and matches any.
+
+A published number is shown in a leaderboard column when its dataset and scenario
+equal the column's and its architecture equals the column's (or is empty); an exact
+architecture wins over an empty one. Published numbers are never ranked, never marked
+best and never enter averages or paired tests: they are not measurements of this arena.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from msda_arena.errors import StoreError
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["PUBLISHED_COLUMNS", "PUBLISHED_ORDER", "default_published_files", "load_published"]
+
+PUBLISHED_COLUMNS: tuple[str, ...] = ("dataset", "arch", "scenario", "method", "top1", "source")
+#: Order of published rows in a table (the paper's).
+PUBLISHED_ORDER: tuple[str, ...] = (
+    "vanilla",
+    "mixup",
+    "cutmix",
+    "puzzlemix",
+    "mixup-cutmix",
+    "hmix",
+    "gmix",
+)
+_REPO_PUBLISHED = Path(__file__).resolve().parents[2] / "results" / "published"
+
+
+def default_published_files(results_root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The published CSV files to use: ``<results_root>/published/*.csv`` when there are
+    any, else the copy in this source tree's ``results/published/``."""
+    for directory in ([Path(results_root) / "published"] if results_root else []) + [
+        _REPO_PUBLISHED
+    ]:
+        if directory.is_dir():
+            files = sorted(p for p in directory.glob("*.csv") if not p.name.startswith("."))
+            if files:
+                return files
+    return []
+
+
+def load_published(files: Iterable[str | os.PathLike[str]] | None = None) -> pandas.DataFrame:
+    """Read published numbers into one frame with :data:`PUBLISHED_COLUMNS`.
+
+    Args:
+        files: CSV files; by default :func:`default_published_files`.
+
+    Raises:
+        StoreError: no file found, or a file lacks a column or has a non-numeric ``top1``.
+    """
+    import pandas as pd
+
+    paths = [Path(f) for f in files] if files is not None else default_published_files()
+    if not paths:
+        raise StoreError("no published numbers found; expected CSV files in results/published/")
+    frames = []
+    for path in paths:
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{path}: cannot read published numbers ({exc})") from None
+        missing = [c for c in PUBLISHED_COLUMNS if c not in frame.columns]
+        if missing:
+            raise StoreError(f"{path}: published numbers need a column {missing[0]!r}")
+        frame = frame[list(PUBLISHED_COLUMNS)].copy()
+        for column in PUBLISHED_COLUMNS:
+            frame[column] = frame[column].str.strip()
+        top1 = pd.to_numeric(frame["top1"], errors="coerce")
+        if top1.isna().any():
+            line = int(top1.isna().to_numpy().nonzero()[0][0]) + 2
+            raise StoreError(f"{path}:{line}: top1 must be a number")
+        frame["top1"] = top1.astype("float64")
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def match_published(
+    published: pandas.DataFrame, method: str, dataset: str, arch: str, scenario: str
+) -> tuple[float, str] | None:
+    """The published (top1, source) for one method in one column, or ``None``."""
+    rows = published[
+        (published["method"] == method)
+        & (published["dataset"] == dataset)
+        & (published["scenario"] == scenario)
+    ]
+    if len(rows) == 0:
+        return None
+    exact = rows[rows["arch"] == arch]
+    chosen = exact if len(exact) else rows[rows["arch"] == ""]
+    if len(chosen) == 0:
+        return None
+    first = chosen.iloc[0]
+    return float(first["top1"]), str(first["source"])

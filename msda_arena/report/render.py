@@ -1,0 +1,519 @@
+"""Text renderings of a :class:`~msda_arena.report.build.Report`.
+
+Formats: ``table`` (rich, for a terminal), ``markdown`` and ``latex`` (tabulate),
+``csv`` and ``json`` (for machines, full precision), ``html`` (one self-contained page,
+see :mod:`msda_arena.report.html`).
+
+Marks, the same in every human format:
+
+* ``74.83 ± 0.21 (n=3)``: mean ± sample std over the successful seeds; ``n=1`` has no std.
+* ``(n=2, 1 failed)``: some seeds failed and are not in the mean; ``failed (n=2)``: all did.
+* ``—``: never run.  ``★`` (bold in markdown, LaTeX, HTML): best mean in the column.
+* ``†`` after an average, rank or difference: computed only over the columns where the
+  method has results; not comparable with complete rows.
+* Rows labelled ``(published)``: the paper's numbers, unranked.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from msda_arena.errors import UsageError
+from msda_arena.report.selection import BASELINES
+from msda_arena.report.stats import ALPHA, MIN_PAIRS, TIE_TOLERANCE
+
+if TYPE_CHECKING:
+    from msda_arena.report.build import Report
+    from msda_arena.report.stats import PairedResult
+    from msda_arena.report.table import Cell, Row
+
+__all__ = [
+    "BEST_MARK",
+    "FORMATS",
+    "INCOMPLETE_MARK",
+    "MISSING",
+    "comparison_table",
+    "format_cell",
+    "legend",
+    "render",
+    "to_csv",
+    "to_json",
+    "to_latex",
+    "to_markdown",
+    "to_rich",
+]
+
+#: Output formats of :func:`render` (and ``arena report --format``).
+FORMATS: tuple[str, ...] = ("table", "markdown", "html", "csv", "latex", "json")
+BEST_MARK = "★"
+INCOMPLETE_MARK = "†"
+MISSING = "—"
+PUBLISHED_SUFFIX = " (published)"
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def format_cell(cell: Cell) -> str:
+    """``"74.83 ± 0.21 (n=3)"``, ``"75.10 (n=1, 2 failed)"``, ``"failed (n=2)"`` or ``"—"``."""
+    if cell.n == 0:
+        return f"failed (n={cell.n_failed})" if cell.n_failed else MISSING
+    text = f"{cell.mean:.2f}"
+    if cell.n >= 2:
+        text += f" ± {cell.std:.2f}"
+    inner = f"n={cell.n}" + (f", {cell.n_failed} failed" if cell.n_failed else "")
+    return f"{text} ({inner})"
+
+
+def _num(value: float, spec: str, complete: bool = True) -> str:
+    if value is None or math.isnan(value):
+        return MISSING
+    return format(value, spec) + ("" if complete else INCOMPLETE_MARK)
+
+
+def _p(p: float) -> str:
+    if math.isnan(p):
+        return MISSING
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+@dataclass
+class _Piece:
+    text: str
+    best: bool = False
+    status: str = "ok"
+
+
+@dataclass
+class _Line:
+    label: str
+    pieces: list[_Piece]
+    published: bool = False
+
+
+def _headers(report: Report, sep: str) -> list[str]:
+    board = report.leaderboard
+    multi = len(board.datasets) > 1
+    return [
+        "method",
+        *(c.label(with_dataset=multi, sep=sep) for c in board.columns),
+        "avg",
+        "avg rank",
+        "Δ best baseline",
+    ]
+
+
+def _row_summary(row: Row) -> list[_Piece]:
+    return [
+        _Piece(_num(row.average, ".2f", row.complete)),
+        _Piece(_num(row.avg_rank, ".2f", row.complete)),
+        _Piece(_num(row.delta, "+.2f", row.delta_complete)),
+    ]
+
+
+def _lines(report: Report) -> list[_Line]:
+    board = report.leaderboard
+    lines = [
+        _Line(
+            row.method,
+            [_Piece(format_cell(c), c.best, c.status) for c in row.cells] + _row_summary(row),
+        )
+        for row in board.rows
+    ]
+    for pub in board.published:
+        pieces = [
+            _Piece(MISSING if math.isnan(v) else f"{v:.2f}", status="published") for v in pub.values
+        ]
+        pieces += [_Piece(""), _Piece(""), _Piece("")]
+        lines.append(_Line(pub.method + PUBLISHED_SUFFIX, pieces, published=True))
+    return lines
+
+
+def legend(report: Report) -> list[str]:
+    """The notes printed under every human-readable table."""
+    notes = [
+        "Cells: mean ± sample std of top-1 % over successful seeds (n); failed seeds are "
+        f"counted, never averaged; {MISSING} = not run; {BEST_MARK} = best in column.",
+        "avg = mean of the cell means; avg rank = mean per-column rank (1 = best, ties "
+        f"share); {INCOMPLETE_MARK} = over the columns this method has results in only.",
+        "Δ best baseline = mean over columns of (method - best of "
+        f"{', '.join(BASELINES)} in that column).",
+    ]
+    if report.leaderboard.published:
+        sources = sorted({s for p in report.leaderboard.published for s in p.sources if s})
+        notes.append(
+            "Rows marked (published) are the paper's numbers, not measured here and not "
+            f"ranked: {'; '.join(sources)}."
+        )
+    if report.comparisons:
+        notes.append(
+            "Paired comparison: matched (dataset, arch, scenario, seed); W/T/L with ties "
+            f"|d| <= {TIE_TOLERANCE}; 95% t-interval; two-sided paired t-test; fewer than "
+            f"{MIN_PAIRS} pairs is too few to conclude; p not corrected for the "
+            f"{len(report.comparisons)} baselines (alpha = {ALPHA:g})."
+        )
+    return notes
+
+
+def comparison_table(report: Report) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the paired comparison (empty rows if none)."""
+    headers = ["baseline", "pairs", "W / T / L", "mean diff", "95% CI", "p", "verdict"]
+    rows = []
+    for r in report.comparisons:
+        ci = MISSING if math.isnan(r.ci_low) else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
+        rows.append(
+            [
+                r.baseline,
+                str(r.n),
+                f"{r.wins} / {r.ties} / {r.losses}",
+                _num(r.mean_diff, "+.2f"),
+                ci,
+                _p(r.p_value),
+                r.verdict,
+            ]
+        )
+    return headers, rows
+
+
+def _comparison_title(report: Report) -> str:
+    return (
+        f"Paired comparison: {report.compare_method} vs each baseline "
+        "(matched dataset, arch, scenario, seed)"
+    )
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def to_rich(report: Report, color: bool = False, width: int | None = None) -> str:
+    """The terminal table (rich), as text; ANSI styles only when ``color``."""
+    from rich.console import Console, Group
+    from rich.table import Table
+    from rich.text import Text
+
+    headers = _headers(report, sep="\n")
+    table = Table(title=report.title, title_justify="left", header_style="bold")
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="left" if i == 0 else "right", no_wrap=True)
+    published_started = False
+    for line in _lines(report):
+        if line.published and not published_started:
+            table.add_section()
+            published_started = True
+        cells = [Text(line.label, style="italic" if line.published else "bold")]
+        for piece in line.pieces:
+            if piece.best:
+                cells.append(Text(f"{piece.text} {BEST_MARK}", style="bold green"))
+            elif piece.status in ("failed", "partial"):
+                cells.append(
+                    Text(piece.text, style="red" if piece.status == "failed" else "yellow")
+                )
+            elif piece.status == "published" or piece.text == MISSING:
+                cells.append(Text(piece.text, style="dim italic" if line.published else "dim"))
+            else:
+                cells.append(Text(piece.text))
+        table.add_row(*cells)
+    parts: list[Any] = [table]
+    if report.comparisons:
+        headers_c, rows_c = comparison_table(report)
+        comp = Table(title=_comparison_title(report), title_justify="left", header_style="bold")
+        for i, header in enumerate(headers_c):
+            comp.add_column(header, justify="left" if i in (0, 6) else "right", no_wrap=i != 6)
+        for row in rows_c:
+            comp.add_row(*row)
+        parts.append(comp)
+    parts.append(Text("\n".join(legend(report)), style="dim"))
+    buf = io.StringIO()
+    console = Console(
+        file=buf,
+        width=width or 100_000,
+        force_terminal=color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        highlight=False,
+        emoji=False,
+        soft_wrap=width is None,
+    )
+    console.print(Group(*parts))
+    text = buf.getvalue()
+    if width is None:
+        text = "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+    return text
+
+
+def to_markdown(report: Report) -> str:
+    """GitHub-flavoured markdown: title, leaderboard, paired comparison, notes."""
+    from tabulate import tabulate
+
+    body = []
+    for line in _lines(report):
+        row = [line.label]
+        for piece in line.pieces:
+            text = piece.text
+            if piece.best:
+                text = f"**{text}** {BEST_MARK}"
+            elif line.published and text not in ("", MISSING):
+                text = f"*{text}*"
+            row.append(text)
+        body.append(row)
+    out = [f"### {report.title}", ""]
+    out.append(
+        tabulate(body, headers=_headers(report, " / "), tablefmt="github", disable_numparse=True)
+    )
+    if report.comparisons:
+        headers, rows = comparison_table(report)
+        out += ["", f"#### {_comparison_title(report)}", ""]
+        out.append(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
+    out += [""] + [f"- {note}" for note in legend(report)]
+    return "\n".join(out) + "\n"
+
+
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def _tex(text: str) -> str:
+    out = "".join(_TEX.get(ch, ch) for ch in text)
+    return (
+        out.replace("±", r"$\pm$")
+        .replace(INCOMPLETE_MARK, r"$^\dagger$")
+        .replace("Δ", r"$\Delta$")
+        .replace(MISSING, "--")
+        .replace("<0.001", r"$<$0.001")
+    )
+
+
+def to_latex(report: Report) -> str:
+    """LaTeX tabulars (booktabs-free, plain ``tabular``) with the best cells in bold."""
+    from tabulate import tabulate
+
+    body = []
+    for line in _lines(report):
+        row = [_tex(line.label)]
+        for piece in line.pieces:
+            text = _tex(piece.text)
+            if piece.best:
+                text = rf"\textbf{{{text}}}"
+            elif line.published and piece.text not in ("", MISSING):
+                text = rf"\textit{{{text}}}"
+            row.append(text)
+        body.append(row)
+    headers = [_tex(h) for h in _headers(report, " / ")]
+    out = [f"% {report.title}"] + [f"% {note}" for note in legend(report)]
+    align = ("left",) + ("right",) * (len(headers) - 1)
+    out.append(
+        tabulate(body, headers=headers, tablefmt="latex_raw", disable_numparse=True, colalign=align)
+    )
+    if report.comparisons:
+        h, rows = comparison_table(report)
+        out += ["", f"% {_comparison_title(report)}"]
+        out.append(
+            tabulate(
+                [[_tex(c) for c in r] for r in rows],
+                headers=[_tex(x) for x in h],
+                tablefmt="latex_raw",
+                disable_numparse=True,
+                colalign=("left",) + ("right",) * (len(h) - 2) + ("left",),
+            )
+        )
+    return "\n".join(out) + "\n"
+
+
+def _float(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def _json_cell(cell: Cell) -> dict[str, Any]:
+    return {
+        "n": cell.n,
+        "n_failed": cell.n_failed,
+        "mean": _float(cell.mean),
+        "std": _float(cell.std),
+        "status": cell.status,
+        "best": cell.best,
+        "rank": _float(cell.rank),
+        "delta_best_baseline": _float(cell.delta),
+    }
+
+
+def _json_comparison(r: PairedResult) -> dict[str, Any]:
+    return {
+        "baseline": r.baseline,
+        "n": r.n,
+        "wins": r.wins,
+        "ties": r.ties,
+        "losses": r.losses,
+        "mean_diff": _float(r.mean_diff),
+        "ci95": [_float(r.ci_low), _float(r.ci_high)],
+        "p_value": _float(r.p_value),
+        "conclusive": r.conclusive,
+        "verdict": r.verdict,
+    }
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    """The report as plain data (NaN as ``None``); what :func:`to_json` writes."""
+    board = report.leaderboard
+    columns = [
+        {"dataset": c.dataset, "arch": c.arch, "scenario": c.scenario} for c in board.columns
+    ]
+    return {
+        "format": "msda-arena-report",
+        "version": 1,
+        "title": report.title,
+        "profile": report.profile,
+        "n_results": report.n_results,
+        "baselines": list(BASELINES),
+        "columns": columns,
+        "rows": [
+            {
+                "method": row.method,
+                "source": "measured",
+                "cells": [
+                    {**col, **_json_cell(c)} for col, c in zip(columns, row.cells, strict=True)
+                ],
+                "average": _float(row.average),
+                "average_complete": row.complete,
+                "avg_rank": _float(row.avg_rank),
+                "delta_best_baseline": _float(row.delta),
+                "delta_complete": row.delta_complete,
+                "n_columns": row.n_columns,
+            }
+            for row in board.rows
+        ],
+        "published": [
+            {
+                "method": pub.method,
+                "source": "published",
+                "cells": [
+                    {**col, "top1": _float(v), "reference": s}
+                    for col, v, s in zip(columns, pub.values, pub.sources, strict=True)
+                ],
+            }
+            for pub in board.published
+        ],
+        "comparison": (
+            {
+                "method": report.compare_method,
+                "against": [_json_comparison(r) for r in report.comparisons],
+            }
+            if report.compare_method
+            else None
+        ),
+        "warnings": list(report.warnings),
+    }
+
+
+def to_json(report: Report) -> str:
+    """JSON (strict: no NaN; missing numbers are ``null``)."""
+    return json.dumps(report_dict(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "source",
+    "method",
+    "dataset",
+    "arch",
+    "scenario",
+    "n",
+    "n_failed",
+    "mean",
+    "std",
+    "status",
+    "best",
+    "rank",
+    "delta_best_baseline",
+    "row_average",
+    "row_complete",
+    "row_avg_rank",
+    "row_delta_best_baseline",
+)
+
+
+def to_csv(report: Report) -> str:
+    """One line per (row, column) cell in tidy form; measured then published rows.
+
+    Numbers are written in full precision; empty means "none". Published lines carry
+    the paper's number in ``mean`` and ``status`` = ``published``. The paired
+    comparison is not in the CSV (use JSON).
+    """
+    board = report.leaderboard
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+
+    def num(v: float) -> str:
+        return "" if v is None or math.isnan(v) else repr(float(v))
+
+    for row in board.rows:
+        for col, c in zip(board.columns, row.cells, strict=True):
+            writer.writerow(
+                [
+                    "measured", row.method, col.dataset, col.arch, col.scenario,
+                    c.n, c.n_failed, num(c.mean), num(c.std), c.status,
+                    "true" if c.best else "false", num(c.rank), num(c.delta),
+                    num(row.average), "true" if row.complete else "false",
+                    num(row.avg_rank), num(row.delta),
+                ]
+            )  # fmt: skip
+    for pub in board.published:
+        for col, v in zip(board.columns, pub.values, strict=True):
+            if math.isnan(v):
+                continue
+            writer.writerow(
+                ["published", pub.method, col.dataset, col.arch, col.scenario,
+                 "", "", num(v), "", "published", "false", "", "", "", "", "", ""]
+            )  # fmt: skip
+    return buf.getvalue()
+
+
+def render(
+    report: Report,
+    fmt: str,
+    *,
+    color: bool = False,
+    width: int | None = None,
+    figures: dict[str, bytes] | None = None,
+) -> str:
+    """Render ``report`` in one of :data:`FORMATS`.
+
+    Args:
+        report: from :func:`~msda_arena.report.build.build_report`.
+        fmt: the format name.
+        color: ANSI colours for ``table``.
+        width: wrap ``table`` to this width (default: never wrap).
+        figures: PNG images (name -> bytes) to embed in ``html``; drawn when omitted.
+
+    Raises:
+        UsageError: an unknown format.
+    """
+    if fmt == "table":
+        return to_rich(report, color=color, width=width)
+    if fmt == "markdown":
+        return to_markdown(report)
+    if fmt == "latex":
+        return to_latex(report)
+    if fmt == "csv":
+        return to_csv(report)
+    if fmt == "json":
+        return to_json(report)
+    if fmt == "html":
+        from msda_arena.report.html import html_page
+
+        return html_page(report, figures=figures)
+    raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

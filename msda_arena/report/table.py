@@ -1,0 +1,264 @@
+"""The leaderboard: one row per method spec, one column per (dataset, arch, scenario).
+
+Rules (each one tested):
+
+* **Cell**: mean +- sample std (``ddof=1``) of ``top1`` over the seeds whose run
+  succeeded, with ``n`` those seeds. Failed seeds are counted (``n_failed``) and shown,
+  never averaged in. A cell is ``ok`` (all seeds succeeded), ``partial`` (some failed),
+  ``failed`` (all failed) or ``missing`` (never run).
+* **Best**: in each column, the measured row(s) with the highest mean are marked best
+  (ties all marked).
+* **Rank**: in each column, measured rows with a result are ranked by mean, 1 = best,
+  tied means share the average of their ranks. A row's rank is the mean of its ranks.
+* **Average**: the mean of the row's cell means. It and the rank are over the columns
+  where the row has a result; if it lacks any column (missing or failed), the row is
+  *incomplete*: its average and rank are marked, because they are not comparable with
+  complete rows.
+* **Difference from the best baseline**: per column, the row's mean minus the highest
+  mean among :data:`~msda_arena.report.selection.BASELINES` in that column; the row's
+  figure is the mean of these per-column differences, marked incomplete unless the
+  row and some baseline have results in every column.
+* **Order**: complete rows first, then by average rank, then by average (higher first),
+  then by name.
+
+Means are compared after rounding to 1e-9 so that float noise never splits a tie.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from msda_arena.report.published import PUBLISHED_ORDER, match_published
+from msda_arena.report.selection import BASELINES
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = [
+    "SCENARIO_ORDER",
+    "Cell",
+    "Column",
+    "Leaderboard",
+    "PublishedRow",
+    "Row",
+    "build_leaderboard",
+]
+
+#: Order of scenario columns.
+SCENARIO_ORDER: tuple[str, ...] = ("standard", "large-crop", "small-crop")
+_NAN = math.nan
+
+
+@dataclass(frozen=True)
+class Column:
+    """One leaderboard column: a dataset, an architecture and a crop scenario."""
+
+    dataset: str
+    arch: str
+    scenario: str
+
+    def label(self, with_dataset: bool = True, sep: str = " / ") -> str:
+        """``"cifar100 / resnet56_cifar / standard"`` (dataset optional)."""
+        parts = (
+            [self.dataset, self.arch, self.scenario] if with_dataset else [self.arch, self.scenario]
+        )
+        return sep.join(parts)
+
+
+@dataclass
+class Cell:
+    """The results of one method in one column."""
+
+    n: int = 0
+    n_failed: int = 0
+    mean: float = _NAN
+    std: float = _NAN
+    best: bool = False
+    rank: float = _NAN
+    delta: float = _NAN
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``partial`` (some seeds failed), ``failed`` (all failed) or ``missing``."""
+        if self.n and self.n_failed:
+            return "partial"
+        if self.n:
+            return "ok"
+        return "failed" if self.n_failed else "missing"
+
+    @property
+    def has_result(self) -> bool:
+        """Whether at least one seed succeeded."""
+        return self.n > 0
+
+
+@dataclass
+class Row:
+    """One measured method: its cells (aligned with the columns) and its summary."""
+
+    method: str
+    cells: list[Cell]
+    average: float = _NAN
+    avg_rank: float = _NAN
+    delta: float = _NAN
+    complete: bool = False
+    delta_complete: bool = False
+
+    @property
+    def n_columns(self) -> int:
+        """Columns in which the method has a result."""
+        return sum(c.has_result for c in self.cells)
+
+
+@dataclass
+class PublishedRow:
+    """The paper's numbers for one method, aligned with the columns (NaN where none)."""
+
+    method: str
+    values: list[float]
+    sources: list[str]
+
+
+@dataclass
+class Leaderboard:
+    """Columns, measured rows (in display order) and published rows."""
+
+    columns: list[Column]
+    rows: list[Row]
+    published: list[PublishedRow] = field(default_factory=list)
+
+    def row(self, method: str) -> Row:
+        """The measured row of ``method`` (KeyError if absent)."""
+        for row in self.rows:
+            if row.method == method:
+                return row
+        raise KeyError(method)
+
+    @property
+    def datasets(self) -> list[str]:
+        """The datasets the columns cover, in column order."""
+        return list(dict.fromkeys(c.dataset for c in self.columns))
+
+
+def _scenario_key(scenario: str) -> tuple[int, str]:
+    try:
+        return SCENARIO_ORDER.index(scenario), scenario
+    except ValueError:
+        return len(SCENARIO_ORDER), scenario
+
+
+def build_leaderboard(
+    frame: pandas.DataFrame,
+    published: pandas.DataFrame | None = None,
+    published_methods: list[str] | None = None,
+) -> Leaderboard:
+    """Build the leaderboard of ``frame`` (already selected: one profile, one result per
+    cell; see :func:`~msda_arena.report.selection.select_results`).
+
+    Args:
+        frame: result records (columns of :data:`msda_arena.store.RESULT_COLUMNS`).
+        published: published numbers (:func:`~msda_arena.report.published.load_published`)
+            to add as unranked rows where dataset, scenario and arch match.
+        published_methods: show only these methods' published rows (default: all).
+    """
+    import numpy as np
+    import pandas as pd
+
+    keys = ["method", "dataset", "arch", "scenario"]
+    col_keys = sorted(
+        {tuple(t) for t in frame[["dataset", "arch", "scenario"]].drop_duplicates().to_numpy()},
+        key=lambda t: (t[0], t[1], _scenario_key(t[2])),
+    )
+    columns = [Column(str(d), str(a), str(s)) for d, a, s in col_keys]
+    col_pos = {(c.dataset, c.arch, c.scenario): i for i, c in enumerate(columns)}
+    methods = sorted(str(m) for m in frame["method"].unique())
+
+    ok = frame[frame["status"] == "ok"]
+    agg = ok.groupby(keys, sort=False)["top1"].agg(["count", "mean", "std"])
+    fails = frame[frame["status"] != "ok"].groupby(keys, sort=False).size()
+
+    n_m, n_c = len(methods), len(columns)
+    m_pos = {m: i for i, m in enumerate(methods)}
+    count = np.zeros((n_m, n_c), dtype=int)
+    nfail = np.zeros((n_m, n_c), dtype=int)
+    mean = np.full((n_m, n_c), np.nan)
+    std = np.full((n_m, n_c), np.nan)
+    for (m, d, a, s), (c, mu, sd) in zip(agg.index, agg.to_numpy(), strict=True):
+        i, j = m_pos[m], col_pos[(d, a, s)]
+        count[i, j], mean[i, j], std[i, j] = int(c), mu, sd
+    for (m, d, a, s), c in fails.items():
+        nfail[m_pos[m], col_pos[(d, a, s)]] = int(c)
+
+    means = pd.DataFrame(np.round(mean, 9), index=methods)
+    ranks = means.rank(axis=0, ascending=False, method="average").to_numpy()
+    col_max = means.max(axis=0).to_numpy()
+    best = (means.to_numpy() == col_max[None, :]) & ~np.isnan(mean)
+    base_idx = [m_pos[b] for b in BASELINES if b in m_pos]
+    if base_idx:
+        base = mean[base_idx]
+        has_base = ~np.isnan(base).all(axis=0)
+        best_base = np.where(
+            has_base, np.nanmax(np.where(np.isnan(base), -np.inf, base), axis=0), np.nan
+        )
+    else:
+        has_base = np.zeros(n_c, dtype=bool)
+        best_base = np.full(n_c, np.nan)
+    delta = mean - best_base[None, :]
+
+    rows = []
+    for i, method in enumerate(methods):
+        cells = [
+            Cell(
+                n=int(count[i, j]),
+                n_failed=int(nfail[i, j]),
+                mean=float(mean[i, j]),
+                std=float(std[i, j]),
+                best=bool(best[i, j]),
+                rank=float(ranks[i, j]),
+                delta=float(delta[i, j]),
+            )
+            for j in range(n_c)
+        ]
+        have = count[i] > 0
+        row = Row(method=method, cells=cells)
+        row.complete = bool(have.all())
+        if have.any():
+            row.average = float(mean[i, have].mean())
+            row.avg_rank = float(ranks[i, have].mean())
+        with_delta = have & has_base
+        if with_delta.any():
+            row.delta = float(delta[i, with_delta].mean())
+        row.delta_complete = bool(with_delta.all())
+        rows.append(row)
+    rows.sort(
+        key=lambda r: (
+            not r.complete,
+            r.avg_rank if not math.isnan(r.avg_rank) else math.inf,
+            -r.average if not math.isnan(r.average) else math.inf,
+            r.method,
+        )
+    )
+    board = Leaderboard(columns=columns, rows=rows)
+    if published is not None:
+        board.published = _published_rows(published, columns, published_methods)
+    return board
+
+
+def _published_rows(
+    published: pandas.DataFrame, columns: list[Column], methods: list[str] | None
+) -> list[PublishedRow]:
+    names = list(dict.fromkeys(list(PUBLISHED_ORDER) + sorted(published["method"].unique())))
+    out = []
+    for method in names:
+        if methods is not None and method not in methods:
+            continue
+        values, sources = [], []
+        for col in columns:
+            hit = match_published(published, method, col.dataset, col.arch, col.scenario)
+            values.append(hit[0] if hit else _NAN)
+            sources.append(hit[1] if hit else "")
+        if any(not math.isnan(v) for v in values):
+            out.append(PublishedRow(method=method, values=values, sources=sources))
+    return out

@@ -1,0 +1,689 @@
+"""``arena report``: every number of a hand-computed leaderboard, the paired statistics,
+each output format, published numbers, plots, and the command's errors.
+
+The store built by ``store`` (one dataset, three columns, seeds 0-2):
+
+    column               P = preactresnet10_cifar/standard, A = resnet8_cifar/standard,
+                         B = resnet8_cifar/large-crop
+    vanilla   P [50]              A [70, 71, 72]        B [60, 62, 64]
+    mixup     P [55, 56, 57]      A [72, 73, 74]        B [63, 63, 66]
+    cutmix    P [54, 55, 56]      A [73, 74, 75]        B [66, 67, 68]
+    hmix      P [55, 56, failed]  A [73.5, 74.5, 74]    B [65, 66, 67]
+    gmix      P [57, 58, 59]      A [72, 73, 74]        B [failed, failed]
+    mymask    P (never run)       A [75, 76, 77]        B [67, 68, 69]
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+from html.parser import HTMLParser
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from msda_arena.cli.report import _canonical, report
+from msda_arena.errors import StoreError, UsageError
+from msda_arena.report import build_report, load_published, paired_test, render
+from msda_arena.store import SCHEMA_VERSION, load_results, write_result
+
+NAN = float("nan")
+P = ("preactresnet10_cifar", "standard")
+A = ("resnet8_cifar", "standard")
+B = ("resnet8_cifar", "large-crop")
+VALUES = {
+    "vanilla": {P: [50], A: [70, 71, 72], B: [60, 62, 64]},
+    "mixup": {P: [55, 56, 57], A: [72, 73, 74], B: [63, 63, 66]},
+    "cutmix": {P: [54, 55, 56], A: [73, 74, 75], B: [66, 67, 68]},
+    "hmix": {P: [55, 56, NAN], A: [73.5, 74.5, 74], B: [65, 66, 67]},
+    "gmix": {P: [57, 58, 59], A: [72, 73, 74], B: [NAN, NAN]},
+    "mymask": {A: [75, 76, 77], B: [67, 68, 69]},
+}
+
+
+def make_record(**overrides):
+    record = {
+        "schema_version": SCHEMA_VERSION, "key": "k", "status": "ok", "error": "",
+        "profile": "quick", "dataset": "cifar10", "arch": "resnet8_cifar",
+        "scenario": "standard", "method": "mixup", "method_name": "mixup", "seed": 0,
+        "recipe_hash": "r1", "top1": 70.0, "top5": 90.0, "train_loss": 1.0, "epochs": 2,
+        "wall_time_s": 1.0, "images_per_s": 10.0, "peak_mem_mb": 1.0,
+        "method_package": "msda-arena", "method_version": "0.1.0", "torch_version": "2",
+        "timm_version": "1", "cuda_version": "", "device_name": "cpu",
+        "arena_version": "0.1.0", "git_commit": "", "config_hash": "c",
+        "started_at": "2025-01-01T00:00:00+00:00", "finished_at": "2025-01-01T00:01:00+00:00",
+    }  # fmt: skip
+    record.update(overrides)
+    return record
+
+
+def add(root, method, arch, scenario, seed, top1, **extra):
+    failed = isinstance(top1, float) and math.isnan(top1)
+    fields = {
+        "key": f"{arch}-{scenario}-{method}-s{seed}-{extra.get('recipe_hash', 'r1')}",
+        "method": method,
+        "method_name": method.split("(")[0],
+        "arch": arch,
+        "scenario": scenario,
+        "seed": seed,
+        "top1": float(top1),
+        "status": "failed" if failed else "ok",
+        "error": "RuntimeError: out of memory" if failed else "",
+    }
+    fields.update(extra)
+    return write_result(root, make_record(**fields))
+
+
+def fill(root, values=VALUES, **extra):
+    for method, cells in values.items():
+        for (arch, scenario), tops in cells.items():
+            for seed, top1 in enumerate(tops):
+                add(root, method, arch, scenario, seed, top1, **extra)
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store") / "results"
+    fill(root)
+    return root
+
+
+@pytest.fixture
+def store(pristine, tmp_path):
+    """A private copy of the store of the module docstring (tests may damage it)."""
+    root = tmp_path / "results"
+    shutil.copytree(pristine, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def rep(pristine):
+    frame, warnings = load_results(pristine)
+    assert warnings == []
+    return build_report(frame)
+
+
+@pytest.fixture(scope="module")
+def html_run(pristine, tmp_path_factory):
+    """``arena report -f html -o page.html --plots plots/`` on the store, run once."""
+    out = tmp_path_factory.mktemp("html")
+    result = invoke(
+        "--results", pristine, "-f", "html", "-o", out / "page.html", "--plots", out / "plots"
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def app() -> typer.Typer:
+    application = typer.Typer()
+    application.command("report")(report)
+
+    @application.callback()
+    def _root() -> None:
+        """A local stand-in for the arena app."""
+
+    return application
+
+
+def invoke(*args):
+    return CliRunner().invoke(app(), ["report", *map(str, args)])
+
+
+# The hand-computed table: (method, P, A, B, avg, avg rank, delta best baseline), in order.
+EXPECTED = [
+    ("cutmix", "55.00 ± 1.00 (n=3)", "74.00 ± 1.00 (n=3)", "67.00 ± 1.00 (n=3)",
+     "65.33", "2.83", "-1.00"),
+    ("hmix", "55.50 ± 0.71 (n=2, 1 failed)", "74.00 ± 0.50 (n=3)", "66.00 ± 1.00 (n=3)",
+     "65.17", "2.83", "-1.17"),
+    ("mixup", "56.00 ± 1.00 (n=3)", "73.00 ± 1.00 (n=3)", "64.00 ± 1.73 (n=3)",
+     "64.33", "3.50", "-2.00"),
+    ("vanilla", "50.00 (n=1)", "71.00 ± 1.00 (n=3)", "62.00 ± 2.00 (n=3)",
+     "61.00", "5.33", "-5.33"),
+    ("mymask", "—", "76.00 ± 1.00 (n=3)", "68.00 ± 1.00 (n=3)", "72.00†", "1.00†", "+1.50†"),
+    ("gmix", "58.00 ± 1.00 (n=3)", "73.00 ± 1.00 (n=3)", "failed (n=2)",
+     "65.50†", "2.75†", "-0.50†"),
+]  # fmt: skip
+BEST = {("mymask", 1), ("mymask", 2), ("gmix", 0)}  # (method, column index)
+HEADERS = [
+    "method",
+    "preactresnet10_cifar / standard",
+    "resnet8_cifar / standard",
+    "resnet8_cifar / large-crop",
+    "avg",
+    "avg rank",
+    "Δ best baseline",
+]
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def test_every_number_of_the_leaderboard(rep):
+    board = rep.leaderboard
+    assert [(c.arch, c.scenario) for c in board.columns] == [P, A, B]
+    assert [r.method for r in board.rows] == [e[0] for e in EXPECTED]
+    mymask = board.row("mymask")
+    assert [c.status for c in mymask.cells] == ["missing", "ok", "ok"]
+    assert mymask.average == pytest.approx(72.0) and not mymask.complete
+    assert mymask.avg_rank == pytest.approx(1.0)
+    assert mymask.delta == pytest.approx(1.5) and not mymask.delta_complete
+    hmix = board.row("hmix")
+    assert (hmix.cells[0].n, hmix.cells[0].n_failed, hmix.cells[0].status) == (2, 1, "partial")
+    assert hmix.cells[0].std == pytest.approx(math.sqrt(0.5))
+    assert hmix.average == pytest.approx((74 + 66 + 55.5) / 3) and hmix.complete
+    gmix = board.row("gmix")
+    assert (gmix.cells[2].n, gmix.cells[2].n_failed, gmix.cells[2].status) == (0, 2, "failed")
+    assert gmix.average == pytest.approx(65.5)  # over P and A only, never the failed B
+    mixup = board.row("mixup")
+    assert mixup.cells[2].std == pytest.approx(math.sqrt(3))
+    assert mixup.delta == pytest.approx(-2.0) and mixup.delta_complete
+    vanilla = board.row("vanilla")
+    assert (vanilla.cells[0].n, math.isnan(vanilla.cells[0].std)) == (1, True)
+    assert vanilla.delta == pytest.approx((-3 - 5 - 8) / 3)
+
+
+def test_ranks_share_ties_and_skip_missing_cells(rep):
+    ranks = {r.method: [c.rank for c in r.cells] for r in rep.leaderboard.rows}
+    nan = pytest.approx(NAN, nan_ok=True)
+    assert ranks == {
+        "vanilla": [5.0, 6.0, 5.0],
+        "mixup": [2.0, 4.5, 4.0],
+        "cutmix": [4.0, 2.5, 2.0],
+        "hmix": [3.0, 2.5, 3.0],
+        "gmix": [1.0, 4.5, nan],
+        "mymask": [nan, 1.0, 1.0],
+    }
+    avg = {r.method: r.avg_rank for r in rep.leaderboard.rows}
+    assert avg == pytest.approx(
+        {
+            "vanilla": 16 / 3,
+            "mixup": 3.5,
+            "cutmix": 8.5 / 3,
+            "hmix": 8.5 / 3,
+            "gmix": 2.75,
+            "mymask": 1.0,
+        }
+    )
+
+
+def test_best_per_column(rep):
+    best = {(r.method, j) for r in rep.leaderboard.rows for j, c in enumerate(r.cells) if c.best}
+    assert best == BEST
+
+
+def test_paired_comparison_against_hand_computed_statistics(rep):
+    from scipy import stats
+
+    assert rep.compare_method == "mymask"  # the only method that is not built in
+    got = {r.baseline: r for r in rep.comparisons}
+    assert list(got) == ["mixup", "cutmix", "hmix", "gmix"]
+    # mymask - mixup on (A, seeds 0-2) and (B, seeds 0-2): d = 3, 3, 3, 4, 5, 3
+    mixup = got["mixup"]
+    assert (mixup.n, mixup.wins, mixup.ties, mixup.losses) == (6, 6, 0, 0)
+    assert mixup.mean_diff == pytest.approx(3.5)
+    # sd(d) = sqrt(3.5 / 5); t(0.975, 5) = 2.570582; half-width = t * sd / sqrt(6)
+    half = 2.5705818366 * math.sqrt(0.7) / math.sqrt(6)
+    assert (mixup.ci_low, mixup.ci_high) == pytest.approx((3.5 - half, 3.5 + half))
+    t = 3.5 / (math.sqrt(0.7) / math.sqrt(6))
+    assert t == pytest.approx(10.2470, abs=1e-4)
+    assert mixup.p_value == pytest.approx(2 * stats.t.sf(t, 5))
+    assert mixup.p_value == pytest.approx(1.5206e-4, rel=1e-3)
+    assert mixup.verdict == "mymask is better than mixup (p < 0.05)"
+    # d = 2, 2, 2, 1, 1, 1: mean 1.5, sd sqrt(0.3)
+    cutmix = got["cutmix"]
+    assert cutmix.mean_diff == pytest.approx(1.5)
+    half = 2.5705818366 * math.sqrt(0.3) / math.sqrt(6)
+    assert (cutmix.ci_low, cutmix.ci_high) == pytest.approx((1.5 - half, 1.5 + half))
+    reference = stats.ttest_rel([75, 76, 77, 67, 68, 69], [73, 74, 75, 66, 67, 68])
+    assert cutmix.p_value == pytest.approx(reference.pvalue)
+    # d = 1.5, 1.5, 3, 2, 2, 2
+    assert got["hmix"].mean_diff == pytest.approx(2.0)
+    assert got["hmix"].p_value == pytest.approx(
+        stats.ttest_rel([75, 76, 77, 67, 68, 69], [73.5, 74.5, 74, 65, 66, 67]).pvalue
+    )
+    # gmix failed on B: only the three A seeds pair, each d = 3 exactly
+    gmix = got["gmix"]
+    assert (gmix.n, gmix.wins) == (3, 3)
+    assert math.isnan(gmix.p_value)
+    assert gmix.verdict == "every pair differs by exactly +3.00; no variance to test"
+
+
+def test_too_few_seeds_is_said_plainly():
+    few = paired_test("new", "cutmix", [75.0, 76.5], [74.0, 74.9])
+    assert few.n == 2 and not few.conclusive
+    assert few.verdict == "too few seeds to conclude (n=2; need at least 3 matched pairs)"
+    assert not math.isnan(few.p_value)  # computed, but not used for a conclusion
+    none = paired_test("new", "cutmix", [], [])
+    assert none.n == 0 and "no matched results" in none.verdict
+    tie = paired_test("new", "cutmix", [75.0, 76.0, 74.0], [75.004, 75.0, 74.5])
+    assert (tie.wins, tie.ties, tie.losses) == (1, 1, 1)
+    assert tie.verdict == "no significant difference (p >= 0.05)"
+
+
+def test_paired_comparison_matches_on_seed_not_position(tmp_path):
+    root = tmp_path / "r"
+    for seed, (a, b) in enumerate([(71.0, 70.0), (72.0, 70.5), (73.0, 71.0)]):
+        add(root, "newmask", *A, seed + 10, a)
+        add(root, "cutmix", *A, seed + 10, b)
+    add(root, "cutmix", *A, 99, 10.0)  # no partner: ignored
+    frame, _ = load_results(root)
+    rep = build_report(frame, compare="newmask")
+    (result,) = [r for r in rep.comparisons if r.baseline == "cutmix"]
+    assert result.n == 3 and result.mean_diff == pytest.approx((1 + 1.5 + 2) / 3)
+    assert [r.n for r in rep.comparisons if r.baseline != "cutmix"] == [0, 0, 0]
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def _markdown_grid(text):
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    grid = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
+    return grid[0], grid[2:]
+
+
+def test_markdown_shows_every_cell_as_computed(rep):
+    text = render(rep, "markdown")
+    header, body = _markdown_grid(text.split("####")[0])
+    assert header == HEADERS
+    expected = []
+    for row in EXPECTED:
+        cells = list(row)
+        for j in range(3):
+            if (row[0], j) in BEST:
+                cells[1 + j] = f"**{cells[1 + j]}** ★"
+        expected.append(cells)
+    assert body == expected
+    comp_header, comp = _markdown_grid(text.split("####")[1])
+    assert comp_header[:4] == ["baseline", "pairs", "W / T / L", "mean diff"]
+    assert comp[0][:6] == ["mixup", "6", "6 / 0 / 0", "+3.50", "[+2.62, +4.38]", "<0.001"]
+    assert comp[1][:5] == ["cutmix", "6", "6 / 0 / 0", "+1.50", "[+0.93, +2.07]"]
+    assert "† = over the columns this method has results in only" in text
+
+
+def test_terminal_table_shows_the_same_cells(rep):
+    text = render(rep, "table")
+    rows = {}
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split("│")[1:-1]]
+        if parts and parts[0] in {e[0] for e in EXPECTED}:
+            rows.setdefault(parts[0], parts)
+    for row in EXPECTED:
+        cells = list(row)
+        for j in range(3):
+            if (row[0], j) in BEST:
+                cells[1 + j] += " ★"
+        assert rows[row[0]] == cells
+    assert "too few seeds" not in text and "mymask is better than mixup" in text
+    assert "\x1b[" not in text  # no colour codes unless asked
+    assert "\x1b[" in render(rep, "table", color=True)
+
+
+def test_csv_round_trips_every_cell(rep):
+    rows = list(csv.DictReader(io.StringIO(render(rep, "csv"))))
+    assert len(rows) == 6 * 3
+    by_key = {(r["method"], r["arch"], r["scenario"]): r for r in rows}
+    for row in rep.leaderboard.rows:
+        for col, cell in zip(rep.leaderboard.columns, row.cells, strict=False):
+            got = by_key[(row.method, col.arch, col.scenario)]
+            assert got["source"] == "measured" and got["dataset"] == "cifar10"
+            assert int(got["n"]) == cell.n and int(got["n_failed"]) == cell.n_failed
+            assert got["status"] == cell.status
+            assert (got["best"] == "true") == cell.best
+            for field, value in (
+                ("mean", cell.mean),
+                ("std", cell.std),
+                ("rank", cell.rank),
+                ("delta_best_baseline", cell.delta),
+                ("row_average", row.average),
+                ("row_avg_rank", row.avg_rank),
+            ):
+                if math.isnan(value):
+                    assert got[field] == "", field
+                else:
+                    assert float(got[field]) == value, field
+            assert (got["row_complete"] == "true") == row.complete
+    assert by_key[("mymask", *P)]["status"] == "missing"
+    assert float(by_key[("mixup", *B)]["std"]) == pytest.approx(math.sqrt(3))
+
+
+def test_json_round_trips_every_number(rep):
+    data = json.loads(render(rep, "json"))
+    assert data["profile"] == "quick" and data["n_results"] == 48
+    assert [(c["arch"], c["scenario"]) for c in data["columns"]] == [P, A, B]
+    for got, row in zip(data["rows"], rep.leaderboard.rows, strict=False):
+        assert got["method"] == row.method and got["source"] == "measured"
+        assert got["average_complete"] == row.complete
+        assert got["average"] == pytest.approx(row.average)
+        assert got["avg_rank"] == pytest.approx(row.avg_rank)
+        for c_got, cell in zip(got["cells"], row.cells, strict=False):
+            assert c_got["n"] == cell.n and c_got["best"] == cell.best
+            for field, value in (("mean", cell.mean), ("std", cell.std), ("rank", cell.rank)):
+                assert c_got[field] == (None if math.isnan(value) else value)
+    against = {c["baseline"]: c for c in data["comparison"]["against"]}
+    assert data["comparison"]["method"] == "mymask"
+    assert against["mixup"]["mean_diff"] == pytest.approx(3.5)
+    assert against["gmix"]["p_value"] is None and against["gmix"]["conclusive"]
+    assert against["cutmix"]["ci95"][0] == pytest.approx(rep.comparisons[1].ci_low)
+
+
+class _Tables(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tables, self.images, self._cell, self._classes = {}, [], None, None
+        self._table = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table":
+            self._table = attrs.get("id")
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th") and self._table:
+            self._cell, self._classes = [], attrs.get("class", "")
+        elif tag == "img":
+            self.images.append(attrs["src"])
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[self._table][-1].append(("".join(self._cell).strip(), self._classes))
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+
+def test_html_page_parses_and_holds_the_table_and_plots(html_run):
+    page = (html_run / "page.html").read_text(encoding="utf-8")
+    parser = _Tables()
+    parser.feed(page)
+    board = parser.tables["leaderboard"]
+    assert [t for t, _ in board[0]] == HEADERS
+    for got, row in zip(board[1:], EXPECTED, strict=False):
+        cells = list(row)
+        for j in range(3):
+            if (row[0], j) in BEST:
+                cells[1 + j] += " ★"
+                assert "best" in got[1 + j][1]
+        assert [t for t, _ in got] == cells
+    assert [r[0][0] for r in parser.tables["comparison"][1:]] == ["mixup", "cutmix", "hmix", "gmix"]
+    assert len(parser.images) == 2
+    assert all(src.startswith("data:image/png;base64,iVBORw0KGgo") for src in parser.images)
+    assert "http://" not in page and "https://" not in page  # nothing fetched
+
+
+def test_latex_is_tabular_shaped(rep):
+    text = render(rep, "latex")
+    tabulars = text.split(r"\begin{tabular}")[1:]
+    assert len(tabulars) == 2  # leaderboard and comparison
+    body = tabulars[0].split(r"\end{tabular}")[0]
+    spec = body[body.index("{") + 1 : body.index("}")]
+    assert spec == "l" + "r" * 6
+    rows = [ln for ln in body.splitlines() if ln.rstrip().endswith(r"\\")]
+    assert len(rows) == 1 + 6
+    assert all(row.count("&") == 6 for row in rows)
+    assert r"resnet8\_cifar / large-crop" in rows[0] and r"$\Delta$" in rows[0]
+    assert r"\textbf{76.00 $\pm$ 1.00 (n=3)}" in text
+    assert r"72.00$^\dagger$" in text
+    assert text.count(r"\begin{tabular}") == text.count(r"\end{tabular}")
+    assert "_" not in "".join(r.replace(r"\_", "") for r in rows)
+
+
+def test_render_refuses_an_unknown_format(rep):
+    with pytest.raises(UsageError, match="choose one of table, markdown"):
+        render(rep, "xlsx")
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def test_several_profiles_need_a_choice_and_are_never_mixed(tmp_path):
+    root = tmp_path / "r"
+    add(root, "mixup", *A, 0, 70.0, profile="quick")
+    add(root, "mixup", *A, 0, 90.0, profile="paper", recipe_hash="r2")
+    frame, _ = load_results(root)
+    with pytest.raises(UsageError, match=r"several profiles \(paper, quick\).*--profile"):
+        build_report(frame)
+    paper = build_report(frame, profile="paper")
+    assert paper.leaderboard.row("mixup").cells[0].mean == 90.0
+    with pytest.raises(UsageError, match="no results for profile 'nightly'"):
+        build_report(frame, profile="nightly")
+
+
+def test_a_newer_result_for_the_same_cell_replaces_the_older(tmp_path):
+    root = tmp_path / "r"
+    add(root, "mixup", *A, 0, 70.0, recipe_hash="old", finished_at="2025-01-01T00:00:00+00:00")
+    add(root, "mixup", *A, 0, 72.0, recipe_hash="new", finished_at="2025-02-01T00:00:00+00:00")
+    add(root, "mixup", *A, 1, 74.0)
+    frame, _ = load_results(root)
+    rep = build_report(frame)
+    cell = rep.leaderboard.row("mixup").cells[0]
+    assert (cell.n, cell.mean) == (2, 73.0)
+    assert rep.warnings == [
+        "1 older result(s) for cells that have a newer one (same dataset, arch, scenario, "
+        "method and seed) were left out"
+    ]
+
+
+def test_method_selection_keeps_the_baselines(pristine):
+    frame, _ = load_results(pristine)
+    chosen = build_report(frame, methods=["mymask"])
+    assert sorted(r.method for r in chosen.leaderboard.rows) == [
+        "cutmix", "gmix", "hmix", "mixup", "mymask"
+    ]  # fmt: skip
+    with pytest.raises(UsageError, match=r"no results for method 'nomask'.*methods there: cutmix"):
+        build_report(frame, methods=["nomask"])
+    with pytest.raises(UsageError, match="--compare 'nomask'"):
+        build_report(frame, compare="nomask")
+
+
+def test_published_numbers_sit_beside_matching_columns(tmp_path):
+    root = tmp_path / "r"
+    for seed, top1 in enumerate([74.0, 75.0, 76.0]):
+        add(root, "cutmix", "resnet56_cifar", "standard", seed, top1, dataset="cifar100")
+        add(root, "mixup", "resnet56_cifar", "standard", seed, top1 - 1, dataset="cifar100")
+        add(root, "cutmix", "tiny_net", "large-crop", seed, top1 - 10, dataset="imagenet100")
+    frame, _ = load_results(root)
+    rep = build_report(frame, published=load_published())
+    cols = [(c.dataset, c.arch, c.scenario) for c in rep.leaderboard.columns]
+    assert cols == [
+        ("cifar100", "resnet56_cifar", "standard"),
+        ("imagenet100", "tiny_net", "large-crop"),
+    ]
+    pub = {p.method: p.values for p in rep.leaderboard.published}
+    assert pub["cutmix"] == [74.83, 64.4]  # an empty published arch matches any arch
+    assert pub["mixup"] == [73.12, 58.3]
+    assert pub["gmix"][0] == 75.75 and math.isnan(pub["gmix"][1])
+    assert "puzzlemix" not in pub  # no ResNet-56 number in the paper
+    # published numbers never win a column or enter a rank
+    assert rep.leaderboard.row("cutmix").cells[0].best
+    assert [r.method for r in rep.leaderboard.rows] == ["cutmix", "mixup"]
+    text = render(rep, "markdown")
+    assert "| cutmix (published)" in text and "*74.83*" in text
+    assert "Park et al. NeurIPS 2022: CIFAR-100" in text
+    data = json.loads(render(rep, "json"))
+    assert {p["source"] for p in data["published"]} == {"published"}
+    rows = list(csv.DictReader(io.StringIO(render(rep, "csv"))))
+    assert {(r["method"], r["mean"]) for r in rows if r["source"] == "published"} >= {
+        ("cutmix", "74.83"),
+        ("cutmix", "64.4"),
+        ("gmix", "75.75"),
+    }
+
+
+def test_plots_mark_published_and_missing_results(tmp_path):
+    from msda_arena.report.plots import accuracy_figure, scenario_figure
+
+    root = tmp_path / "r"
+    for seed in range(2):
+        for method, top1 in (("mixup", 73.0), ("cutmix", 75.0), ("mymask", 76.0)):
+            add(root, method, "wrn28_2_cifar", "standard", seed, top1 + seed, dataset="cifar100")
+        add(root, "cutmix", "wrn28_2_cifar", "large-crop", seed, 70.0, dataset="cifar100")
+    frame, _ = load_results(root)
+    rep = build_report(frame, published=load_published())
+    fig = accuracy_figure(rep)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == [
+        "wrn28_2_cifar / standard",
+        "wrn28_2_cifar / large-crop",
+    ]
+    labels = [t.get_text() for t in panels[1].get_yticklabels()]
+    assert "mixup (missing)" in labels and "puzzlemix (paper)" in labels
+    scen = scenario_figure(rep)
+    (ax,) = [a for a in scen.axes if a.get_visible()]
+    bars = {t.get_text() for t in ax.get_legend().get_texts()}
+    assert bars == {"cutmix − mixup", "mymask − mixup", "cutmix − mixup (paper)"}
+    heights = sorted(round(p.get_height(), 6) for p in ax.patches)
+    assert heights == [2.0, 3.0]  # cutmix - mixup = 75.5 - 73.5, mymask - mixup = 3
+
+
+def test_published_csv_holds_the_papers_numbers():
+    frame = load_published()
+    assert len(frame) == 34 + 6 + 4
+    cifar = frame[frame["dataset"] == "cifar100"].set_index(["method", "arch"])["top1"]
+    assert cifar[("gmix", "resnet56_cifar")] == 75.75
+    assert cifar[("puzzlemix", "preactresnet50_cifar")] == 82.46
+    assert cifar[("mixup-cutmix", "wrn28_2_cifar")] == 75.49
+    assert ("puzzlemix", "resnet56_cifar") not in cifar.index
+    inet = frame[frame["dataset"] == "imagenet1k"].set_index("method")["top1"]
+    assert inet["hmix"] == 78.38 and set(frame[frame["dataset"] == "imagenet1k"]["arch"]) == {
+        "resnet50"
+    }
+    crops = frame[frame["dataset"] == "imagenet100"]
+    assert set(crops["arch"]) == {""}
+    assert set(zip(crops["scenario"], crops["method"], crops["top1"], strict=False)) == {
+        ("large-crop", "mixup", 58.3), ("large-crop", "cutmix", 64.4),
+        ("small-crop", "mixup", 67.7), ("small-crop", "cutmix", 67.0),
+    }  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_cli_prints_the_table_to_stdout(pristine):
+    result = invoke("--results", pristine)
+    assert result.exit_code == 0, result.output
+    assert "76.00 ± 1.00 (n=3) ★" in result.stdout
+    assert "mymask is better than mixup (p < 0.05)" in result.stdout
+    assert "warning" not in result.stderr
+
+
+def test_cli_formats_to_stdout_and_out_file(pristine, rep, tmp_path):
+    result = invoke("--results", pristine, "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == render(rep, "markdown")
+    out = tmp_path / "out" / "report.tex"
+    result = invoke("--results", pristine, "-f", "latex", "--out", out)
+    assert result.exit_code == 0 and result.stdout == ""
+    assert out.read_text(encoding="utf-8") == render(rep, "latex")
+    assert f"wrote {out}" in result.stderr
+
+
+def test_cli_plots_are_real_images_of_the_right_shape(html_run):
+    import base64
+
+    from matplotlib.image import imread
+
+    page = (html_run / "page.html").read_text(encoding="utf-8")
+    for name in ("accuracy", "scenarios"):
+        data = (html_run / "plots" / f"{name}.png").read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n")
+        image = imread(io.BytesIO(data))
+        height, width = image.shape[:2]
+        assert width > 400 and height > 200
+        assert image[..., :3].std() > 0.05  # not a blank canvas
+        # the page embeds the same pictures
+        assert base64.b64encode(data).decode() in page
+    # one accuracy panel per column: 3 columns -> 3 panels side by side (wider than tall)
+    acc = imread(str(html_run / "plots" / "accuracy.png"))
+    assert acc.shape[1] > 2 * acc.shape[0]
+
+
+def test_cli_corrupt_file_warns_or_fails_with_strict(store):
+    bad = store / "cifar10" / "zz-broken.parquet"
+    bad.write_bytes(b"not parquet")
+    result = invoke("--results", store, "-f", "csv")
+    assert result.exit_code == 0
+    assert f"arena: warning: skipped {bad}: not a readable parquet file" in result.stderr
+    assert len(result.stdout.splitlines()) == 1 + 18
+    result = invoke("--results", store, "--strict")
+    assert isinstance(result.exception, StoreError)
+    assert str(bad) in str(result.exception) and "without --strict" in str(result.exception)
+
+
+def test_cli_method_and_compare_options(pristine):
+    store = pristine
+    result = invoke("--results", store, "--method", " mymask ", "-f", "json")
+    data = json.loads(result.stdout)
+    assert sorted(r["method"] for r in data["rows"]) == [
+        "cutmix",
+        "gmix",
+        "hmix",
+        "mixup",
+        "mymask",
+    ]
+    assert data["comparison"]["method"] == "mymask"
+    result = invoke("--results", store, "--compare", "cutmix", "-f", "json")
+    against = json.loads(result.stdout)["comparison"]["against"]
+    assert [a["baseline"] for a in against] == ["mixup", "hmix", "gmix"]
+    # cutmix - mixup: P -1, -1, -1; A +1, +1, +1; B +3, +4, +2
+    assert (against[0]["n"], against[0]["wins"], against[0]["losses"]) == (9, 6, 3)
+    assert against[0]["mean_diff"] == pytest.approx(9 / 9)
+
+
+def test_cli_published_uses_the_stores_own_csv_first(tmp_path):
+    root = tmp_path / "r"
+    for seed in range(3):
+        add(root, "cutmix", "resnet56_cifar", "standard", seed, 74.0 + seed, dataset="cifar100")
+    result = invoke("--results", root, "--published", "-f", "json")
+    published = json.loads(result.stdout)["published"]
+    assert {p["method"]: p["cells"][0]["top1"] for p in published}["cutmix"] == 74.83
+    (root / "published").mkdir()
+    (root / "published" / "mine.csv").write_text(
+        "dataset,arch,scenario,method,top1,source\n"
+        "cifar100,resnet56_cifar,standard,cutmix,77.7,my rerun\n"
+    )
+    result = invoke("--results", root, "--published", "-f", "markdown")
+    assert "| cutmix (published)" in result.stdout and "*77.70*" in result.stdout
+    assert "my rerun" in result.stdout and "74.83" not in result.stdout
+    (root / "published" / "mine.csv").write_text("dataset,arch\ncifar100,x\n")
+    result = invoke("--results", root, "--published")
+    assert isinstance(result.exception, StoreError)
+    assert "mine.csv: published numbers need a column 'scenario'" in str(result.exception)
+
+
+def test_cli_bad_input_errors_say_what_to_do(store, tmp_path):
+    cases = [
+        (("--results", store, "--format", "xlsx"), UsageError, "choose one of table"),
+        (("--results", store, "--profile", "paper"), UsageError, "profiles in the store: quick"),
+        (("--results", store, "--method", "nomask"), UsageError, "no results for method"),
+        (("--results", tmp_path / "none"), StoreError, "run `arena run` first"),
+        (("--results", tmp_path / "empty"), StoreError, "no results in"),
+    ]
+    (tmp_path / "empty").mkdir()
+    for args, error, message in cases:
+        result = invoke(*args)
+        assert isinstance(result.exception, error), (args, result.output)
+        assert message in str(result.exception) and "\n" not in str(result.exception)
+
+
+def test_cli_says_when_nothing_is_compared(tmp_path):
+    root = tmp_path / "r"
+    fill(root, {m: v for m, v in VALUES.items() if m != "mymask"})
+    result = invoke("--results", root)
+    assert result.exit_code == 0
+    assert "no paired comparison: name the method to test with --compare SPEC" in result.stderr
+    assert "Paired comparison" not in result.stdout
+
+
+def test_canonical_strips_spaces_and_keeps_known_specs():
+    assert _canonical(" hmix( r = 0.25 ) ", {"hmix(r=0.25)"}) == "hmix(r=0.25)"
+    assert _canonical("not-installed(x=1)") == "not-installed(x=1)"

@@ -1,0 +1,370 @@
+"""The parquet result store: validation, atomic writes, tolerant reading, the index cache."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from msda_arena import store
+from msda_arena.errors import StoreError
+from msda_arena.store import (
+    INDEX_NAME,
+    RESULT_COLUMNS,
+    SCHEMA_VERSION,
+    cell_path,
+    load_results,
+    read_result,
+    write_result,
+)
+
+
+def make_record(**overrides):
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "key": "resnet8_cifar-standard-mixup-s0-abc",
+        "status": "ok",
+        "error": "",
+        "profile": "quick",
+        "dataset": "cifar10",
+        "arch": "resnet8_cifar",
+        "scenario": "standard",
+        "method": "mixup",
+        "method_name": "mixup",
+        "seed": 0,
+        "recipe_hash": "abc",
+        "top1": 75.25,
+        "top5": 95.5,
+        "train_loss": 1.125,
+        "epochs": 2,
+        "wall_time_s": 12.5,
+        "images_per_s": 1000.0,
+        "peak_mem_mb": 256.0,
+        "method_package": "msda-arena",
+        "method_version": "0.1.0",
+        "torch_version": "2.14.1",
+        "timm_version": "1.0.31",
+        "cuda_version": "",
+        "device_name": "cpu",
+        "arena_version": "0.1.0",
+        "git_commit": "deadbeef",
+        "config_hash": "cfg",
+        "started_at": "2025-01-01T00:00:00+00:00",
+        "finished_at": "2025-01-01T00:01:00+00:00",
+    }
+    record.update(overrides)
+    return record
+
+
+def write_many(root, n, **overrides):
+    paths = []
+    for seed in range(n):
+        paths.append(
+            write_result(
+                root, make_record(key=f"cell-s{seed}", seed=seed, top1=70.0 + seed, **overrides)
+            )
+        )
+    return paths
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def test_result_columns_match_the_contract():
+    assert list(RESULT_COLUMNS) == list(make_record())
+    assert RESULT_COLUMNS["top1"] == "float64"
+    assert RESULT_COLUMNS["seed"] == "int64"
+    assert RESULT_COLUMNS["method"] == "str"
+    assert SCHEMA_VERSION == 1
+
+
+def test_cell_path_is_root_dataset_key(tmp_path):
+    assert cell_path(tmp_path, "cifar100", "k-1") == tmp_path / "cifar100" / "k-1.parquet"
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def test_write_then_read_round_trips_every_value_and_type(tmp_path):
+    record = make_record(top5=float("nan"), seed=7)
+    path = write_result(tmp_path, record)
+    assert path == tmp_path / "cifar10" / f"{record['key']}.parquet"
+    back = read_result(path)
+    assert back is not None
+    assert set(back) == set(RESULT_COLUMNS)
+    for column, value in record.items():
+        if isinstance(value, float) and math.isnan(value):
+            assert math.isnan(back[column])
+        else:
+            assert back[column] == value, column
+            assert type(back[column]) is type(value), column
+    # Written as real parquet: pandas reads it as one row.
+    assert len(pd.read_parquet(path)) == 1
+
+
+def test_write_replaces_an_existing_result_for_the_same_cell(tmp_path):
+    write_result(tmp_path, make_record(top1=60.0))
+    path = write_result(tmp_path, make_record(top1=61.5))
+    assert read_result(path)["top1"] == 61.5
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "column"),
+    [
+        ({"top1": "75.0"}, "top1"),
+        ({"seed": 1.0}, "seed"),
+        ({"seed": True}, "seed"),
+        ({"epochs": None}, "epochs"),
+        ({"method": 3}, "method"),
+        ({"schema_version": 2}, "schema_version"),
+        ({"status": "done"}, "status"),
+        ({"status": "ok", "top1": float("nan")}, "top1"),
+        ({"top1": 140.0}, "top1"),
+        ({"key": "../escape"}, "key"),
+        ({"dataset": ".hidden"}, "dataset"),
+        ({"dataset": "a/b"}, "dataset"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+def test_write_rejects_a_bad_value_naming_the_column(tmp_path, overrides, column):
+    with pytest.raises(ValueError, match=repr(column)):
+        write_result(tmp_path, make_record(**overrides))
+    assert not any(tmp_path.rglob("*.parquet"))
+
+
+def test_write_rejects_a_missing_column(tmp_path):
+    record = make_record()
+    del record["recipe_hash"]
+    with pytest.raises(ValueError, match="missing column 'recipe_hash'"):
+        write_result(tmp_path, record)
+
+
+def test_failed_result_may_have_nan_accuracy(tmp_path):
+    path = write_result(tmp_path, make_record(status="failed", error="OOM", top1=float("nan")))
+    assert math.isnan(read_result(path)["top1"])
+
+
+def test_a_crash_mid_write_leaves_the_old_file_and_no_partial_parquet(tmp_path, monkeypatch):
+    path = write_result(tmp_path, make_record(top1=60.0))
+
+    def crash(table, where, **kwargs):
+        where.write(b"PAR1 half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq, "write_table", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_result(tmp_path, make_record(top1=99.0))
+    with pytest.raises(OSError):
+        write_result(tmp_path, make_record(key="new-cell", top1=99.0))
+    monkeypatch.undo()
+    assert read_result(path)["top1"] == 60.0
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    frame, warnings = load_results(tmp_path)
+    assert frame["top1"].tolist() == [60.0] and warnings == []
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _foreign(path, frame):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path)
+    return path
+
+
+def test_read_result_returns_none_for_missing_corrupt_and_foreign_files(tmp_path):
+    good = write_result(tmp_path, make_record())
+    assert read_result(tmp_path / "nope.parquet") is None
+    corrupt = tmp_path / "corrupt.parquet"
+    corrupt.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    assert read_result(corrupt) is None
+    assert read_result(_foreign(tmp_path / "f.parquet", pd.DataFrame({"a": [1]}))) is None
+    two_rows = pd.DataFrame([make_record(), make_record(seed=1)])
+    assert read_result(_foreign(tmp_path / "two.parquet", two_rows)) is None
+    future = pd.DataFrame([make_record(schema_version=2)])
+    assert read_result(_foreign(tmp_path / "v2.parquet", future)) is None
+    assert read_result(good) is not None
+
+
+def test_a_pandas_written_record_with_compatible_types_is_read(tmp_path):
+    frame = pd.DataFrame([make_record()]).astype({"seed": "int32", "epochs": "int16"})
+    path = _foreign(tmp_path / "cifar10" / "by-pandas.parquet", frame)
+    assert read_result(path)["seed"] == 0
+    loaded, warnings = load_results(tmp_path)
+    assert len(loaded) == 1 and warnings == []
+
+
+def test_empty_or_missing_root_gives_an_empty_frame_with_the_columns(tmp_path):
+    for root in (tmp_path, tmp_path / "does-not-exist"):
+        frame, warnings = load_results(root)
+        assert len(frame) == 0 and warnings == []
+        assert list(frame.columns) == list(RESULT_COLUMNS)
+        assert str(frame["top1"].dtype) == "float64"
+        assert str(frame["seed"].dtype) == "int64"
+    assert not (tmp_path / "does-not-exist").exists()
+
+
+def test_load_returns_typed_rows_sorted_by_path(tmp_path):
+    write_many(tmp_path, 3)
+    write_result(tmp_path, make_record(dataset="cifar100", key="z", top1=50.0))
+    frame, warnings = load_results(tmp_path)
+    assert warnings == []
+    assert list(frame.columns) == list(RESULT_COLUMNS)
+    assert frame["top1"].tolist() == [70.0, 71.0, 72.0, 50.0]
+    assert frame["seed"].tolist() == [0, 1, 2, 0]
+    assert str(frame["seed"].dtype) == "int64"
+    assert frame["dataset"].tolist() == ["cifar10"] * 3 + ["cifar100"]
+
+
+def test_corrupt_and_foreign_files_are_named_and_skipped(tmp_path):
+    write_many(tmp_path, 2)
+    d = tmp_path / "cifar10"
+    (d / "garbage.parquet").write_bytes(b"this is not parquet at all")
+    _foreign(d / "other-tool.parquet", pd.DataFrame({"loss": [0.1, 0.2]}))
+    _foreign(d / "two.parquet", pd.DataFrame([make_record(), make_record(seed=1)]))
+    bad_type = pd.DataFrame([make_record()]).astype({"top1": "str"})
+    _foreign(d / "text-top1.parquet", bad_type)
+    _foreign(d / "v9.parquet", pd.DataFrame([make_record(schema_version=9)]))
+    _foreign(d / "weird-status.parquet", pd.DataFrame([make_record(status="running")]))
+    frame, warnings = load_results(tmp_path)
+    assert sorted(frame["top1"]) == [70.0, 71.0]
+    reasons = {w.split(": ", 1)[0]: w.split(": ", 1)[1] for w in warnings}
+    assert set(reasons) == {
+        str(d / n)
+        for n in (
+            "garbage.parquet",
+            "other-tool.parquet",
+            "two.parquet",
+            "text-top1.parquet",
+            "v9.parquet",
+            "weird-status.parquet",
+        )
+    }
+    assert "not a readable parquet file" in reasons[str(d / "garbage.parquet")]
+    assert "no column 'schema_version'" in reasons[str(d / "other-tool.parquet")]
+    assert "2 rows" in reasons[str(d / "two.parquet")]
+    assert "'top1'" in reasons[str(d / "text-top1.parquet")]
+    assert "schema_version" in reasons[str(d / "v9.parquet")]
+    assert "status" in reasons[str(d / "weird-status.parquet")]
+    # The same answer from the index on the next load.
+    frame2, warnings2 = load_results(tmp_path)
+    assert warnings2 == warnings and sorted(frame2["top1"]) == [70.0, 71.0]
+
+
+def test_strict_raises_naming_the_first_bad_file(tmp_path):
+    write_many(tmp_path, 2)
+    bad = tmp_path / "cifar10" / "garbage.parquet"
+    bad.write_bytes(b"nope")
+    with pytest.raises(StoreError, match=r"garbage\.parquet: not a readable parquet") as info:
+        load_results(tmp_path, strict=True)
+    assert "\n" not in str(info.value)
+    bad.unlink()
+    frame, _ = load_results(tmp_path, strict=True)
+    assert len(frame) == 2
+
+
+def test_published_dir_temp_and_dot_files_are_not_results(tmp_path):
+    write_many(tmp_path, 1)
+    (tmp_path / "published").mkdir()
+    _foreign(tmp_path / "published" / "paper.parquet", pd.DataFrame({"top1": [1.0]}))
+    (tmp_path / "cifar10" / ".cell.parquet.x1y2.tmp").write_bytes(b"half")
+    (tmp_path / "cifar10" / ".hidden.parquet").write_bytes(b"half")
+    (tmp_path / "cifar10" / "notes.txt").write_text("hello")
+    frame, warnings = load_results(tmp_path)
+    assert len(frame) == 1 and warnings == []
+
+
+def test_a_file_as_root_is_a_store_error(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(StoreError, match="not a directory"):
+        load_results(tmp_path / "f")
+
+
+def test_batched_reading_isolates_bad_files_among_many(tmp_path):
+    paths = write_many(tmp_path, 30)
+    paths[7].write_bytes(b"garbage")
+    paths[20].write_bytes(paths[3].read_bytes()[:100])
+    frame, warnings = load_results(tmp_path)
+    assert len(frame) == 28
+    assert sorted(frame["seed"]) == [s for s in range(30) if s not in (7, 20)]
+    assert [w.split(": ")[0] for w in warnings] == [str(paths[20]), str(paths[7])]
+
+
+# --------------------------------------------------------------------------- index cache
+
+
+def test_index_is_written_and_reused_without_reading_files(tmp_path, monkeypatch):
+    write_many(tmp_path, 5)
+    frame, _ = load_results(tmp_path)
+    assert (tmp_path / INDEX_NAME).is_file()
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a result file was read although the index is current")
+
+    monkeypatch.setattr(store, "_read_files", boom)
+    again, warnings = load_results(tmp_path)
+    pd.testing.assert_frame_equal(frame, again)
+    assert warnings == []
+
+
+def test_index_picks_up_changed_removed_and_added_files(tmp_path):
+    paths = write_many(tmp_path, 4)
+    load_results(tmp_path)
+    # changed through write_result, even with the old mtime restored (new inode)
+    st = paths[0].stat()
+    write_result(tmp_path, make_record(key="cell-s0", seed=0, top1=99.5))
+    os.utime(paths[0], ns=(st.st_atime_ns, st.st_mtime_ns))
+    # changed in place (same inode, new mtime)
+    table = pq.read_table(paths[1]).set_column(12, "top1", pa.array([11.25], type=pa.float64()))
+    with open(paths[1], "r+b") as handle:
+        handle.truncate(0)
+        pq.write_table(table, handle)
+    os.utime(paths[1], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    paths[2].unlink()
+    write_result(tmp_path, make_record(key="cell-new", seed=9, top1=42.0))
+    frame, warnings = load_results(tmp_path)
+    assert warnings == []
+    assert dict(zip(frame["seed"], frame["top1"], strict=False)) == {
+        0: 99.5,
+        1: 11.25,
+        3: 73.0,
+        9: 42.0,
+    }
+
+
+def test_a_file_corrupted_after_indexing_is_reported(tmp_path):
+    paths = write_many(tmp_path, 3)
+    load_results(tmp_path)
+    paths[1].write_bytes(b"scribbled over")
+    frame, warnings = load_results(tmp_path)
+    assert sorted(frame["seed"]) == [0, 2]
+    assert warnings == [f"{paths[1]}: not a readable parquet file (" + warnings[0].split("(", 1)[1]]
+
+
+def test_a_corrupt_or_foreign_index_is_silently_rebuilt(tmp_path):
+    write_many(tmp_path, 3)
+    expected, _ = load_results(tmp_path)
+    for junk in (b"garbage", None):
+        if junk is None:
+            pd.DataFrame({"x": [1]}).to_parquet(tmp_path / INDEX_NAME)
+        else:
+            (tmp_path / INDEX_NAME).write_bytes(junk)
+        frame, warnings = load_results(tmp_path)
+        pd.testing.assert_frame_equal(frame, expected)
+        assert warnings == []
+        assert pq.read_table(tmp_path / INDEX_NAME).num_rows == 3
+
+
+def test_deleting_everything_empties_the_index(tmp_path):
+    paths = write_many(tmp_path, 2)
+    load_results(tmp_path)
+    for p in paths:
+        p.unlink()
+    frame, warnings = load_results(tmp_path)
+    assert len(frame) == 0 and warnings == []
+    assert pq.read_table(tmp_path / INDEX_NAME).num_rows == 0
