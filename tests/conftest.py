@@ -77,3 +77,45 @@ def run_arena(
         cwd=cwd or REPO,
         timeout=600,
     )
+
+
+TINY_TOML = """
+[defaults]
+profile_gpu = "tiny"
+profile_cpu = "tiny"
+results = "results"
+
+[scenarios.large-crop]
+scale = [2.0, 4.0]
+ratio = [0.75, 1.3333333333333333]
+flip = true
+
+[scenarios.small-crop]
+scale = [0.25, 0.5]
+ratio = [0.75, 1.3333333333333333]
+flip = true
+
+[recipes.tiny]
+epochs = 2
+batch_size = 32
+lr = 0.05
+warmup_epochs = 1
+
+[profiles.tiny]
+dataset = "procedural"
+dataset_options = { train_size = 128, test_size = 64, num_classes = 4, image_size = 16, \
+object_scale = 0.6 }
+archs = ["resnet8_cifar"]
+scenarios = ["large-crop", "small-crop"]
+seeds = [0]
+recipe = "tiny"
+baselines = ["vanilla", "cutmix"]
+"""
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    """An arena.toml with a seconds-long 'tiny' profile; returns its path."""
+    path = tmp_path / "arena.toml"
+    path.write_text(TINY_TOML)
+    return path

@@ -13,6 +13,8 @@ import sys
 import typer
 
 from msda_arena.cli import methods as methods_cmd
+from msda_arena.cli import report as report_cmd
+from msda_arena.cli import run as run_cmd
 
 app = typer.Typer(
     name="arena",
@@ -25,6 +27,8 @@ app = typer.Typer(
 app.command("methods")(methods_cmd.methods)
 app.command("check")(methods_cmd.check)
 app.command("masks")(methods_cmd.masks)
+app.command("run")(run_cmd.run)
+app.command("report")(report_cmd.report)
 
 
 @app.callback()

@@ -1,0 +1,102 @@
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from msda_arena.config import load_config, parse_config
+from msda_arena.errors import ConfigError, UsageError
+
+
+def test_repo_arena_toml_is_the_embedded_default():
+    embedded = (REPO / "msda_arena" / "default_arena.toml").read_text()
+    assert (REPO / "arena.toml").read_text() == embedded, (
+        "copy arena.toml to msda_arena/default_arena.toml"
+    )
+
+
+def test_default_profiles_are_complete(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./arena.toml: the embedded default
+    cfg = load_config()
+    assert "embedded" in cfg.path
+    assert {"quick", "fashion", "cifar100", "imagenet100"} <= set(cfg.profiles)
+    assert cfg.profile(None, cuda=False).name == "quick"
+    assert cfg.profile(None, cuda=True).name == "cifar100"
+    cifar = cfg.profiles["cifar100"]
+    assert {"large-crop", "small-crop"} <= set(cifar.scenarios) and len(cifar.seeds) >= 3
+    assert set(cifar.archs) == {
+        "resnet56_cifar",
+        "wrn28_2_cifar",
+        "preactresnet18_cifar",
+        "preactresnet34_cifar",
+        "preactresnet50_cifar",
+    }
+    for prof in cfg.profiles.values():
+        assert set(prof.baselines) == {"vanilla", "mixup", "cutmix", "hmix", "gmix"}
+    with pytest.raises(UsageError, match=r"unknown profile 'nope'.*quick"):
+        cfg.profile("nope", cuda=False)
+
+
+def test_every_default_architecture_is_a_timm_name():
+    from msda_arena.grid import validate_archs
+
+    cfg = load_config(REPO / "arena.toml")
+    for prof in cfg.profiles.values():
+        validate_archs(prof.archs)
+
+
+BASE = (REPO / "arena.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t + "\n[profiles.x\n", "not valid TOML"),
+        (
+            lambda t: t.replace("epochs = 4 ", 'epochs = "four" '),
+            r"\[recipes.quick\]: 'epochs' must be a int",
+        ),
+        (
+            lambda t: t.replace('recipe = "quick"', 'recipe = "fast"'),
+            r"recipe 'fast' is not defined",
+        ),
+        (
+            lambda t: t.replace(
+                'scenarios = ["large-crop", "small-crop"]\nseeds = [0, 1]\nrecipe = "quick"',
+                'scenarios = ["tiny-crop"]\nseeds = [0, 1]\nrecipe = "quick"',
+            ),
+            "scenario 'tiny-crop' is not defined",
+        ),
+        (lambda t: t.replace("lr = 0.1 ", "lrate = 0.1 ", 1), "unknown key 'lrate'"),
+        (
+            lambda t: t.replace(
+                'seeds = [0, 1]\nrecipe = "quick"', 'seeds = [-1]\nrecipe = "quick"'
+            ),
+            "'seeds'",
+        ),
+        (lambda t: t.replace("scale = [0.25, 0.5]", "scale = [0.5, 0.25]"), "small-crop"),
+        (
+            lambda t: t.replace('profile_cpu = "quick"', 'profile_cpu = "laptop"'),
+            "undefined profile 'laptop'",
+        ),
+    ],
+)
+def test_malformed_config_names_file_table_and_key(edit, message):
+    text = edit(BASE)
+    assert text != BASE
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_config(text, "my/arena.toml")
+    assert str(info.value).startswith("my/arena.toml")
+    assert "\n" not in str(info.value)
+
+
+def test_missing_config_file_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        load_config(Path(tmp_path / "none.toml"))
+
+
+def test_local_arena_toml_wins_over_the_embedded_one(tmp_path, monkeypatch):
+    (tmp_path / "arena.toml").write_text(
+        BASE.replace('seeds = [0, 1]\nrecipe = "quick"', 'seeds = [7]\nrecipe = "quick"')
+    )
+    monkeypatch.chdir(tmp_path)
+    assert load_config().profiles["quick"].seeds == (7,)

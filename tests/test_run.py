@@ -1,0 +1,245 @@
+"""`arena run` end to end on the procedural data, with a seconds-long profile."""
+
+import os
+
+import pytest
+import torch
+from conftest import install_fake_plugin, run_arena
+
+from msda_arena import get_method
+from msda_arena.config import load_config
+from msda_arena.data import load_dataset
+from msda_arena.executors import LocalExecutor, Reporter
+from msda_arena.grid import build_cells
+from msda_arena.store import cell_path, load_results, read_result
+from msda_arena.train import train_cell
+
+
+@pytest.fixture
+def tiny(tiny_config):
+    cfg = load_config(tiny_config)
+    return cfg, cfg.profiles["tiny"]
+
+
+def data_of(prof):
+    return load_dataset(prof.dataset, **prof.dataset_options)
+
+
+def test_a_cell_trains_and_is_reproducible(tiny):
+    cfg, prof = tiny
+    data = data_of(prof)
+    events = []
+    run = lambda: train_cell(  # noqa: E731
+        "resnet8_cifar",
+        get_method("cutmix"),
+        data,
+        cfg.recipes["tiny"],
+        cfg.scenarios["small-crop"],
+        seed=3,
+        progress=events.append,
+    )
+    a, b = run(), run()
+    assert [e.epoch for e in events] == [1, 2, 1, 2]
+    assert 0.0 <= a.top1 <= a.top5 <= 100.0
+    assert a.top1 == b.top1 and a.train_loss == b.train_loss  # same seed, same result
+    assert a.images_per_s > 0 and a.epochs == 2
+    other = train_cell(
+        "resnet8_cifar",
+        get_method("cutmix"),
+        data,
+        cfg.recipes["tiny"],
+        cfg.scenarios["small-crop"],
+        seed=4,
+    )
+    assert other.train_loss != a.train_loss
+
+
+def test_run_stores_one_record_per_cell_and_resume_runs_nothing_twice(tiny, tmp_path):
+    cfg, prof = tiny
+    cells = build_cells(cfg, prof, ["hmix"], baselines=["vanilla"])
+    ex = LocalExecutor(cfg, prof, tmp_path / "res")
+    first = ex.run(cells)
+    assert len(first.done) == 4 and not first.failed
+    frame, warnings = load_results(tmp_path / "res")
+    assert warnings == [] and len(frame) == 4
+    row = frame[frame.method == "hmix"].iloc[0]
+    assert (
+        row.status == "ok"
+        and row.method_package == "msda-arena"
+        and row.torch_version == torch.__version__
+    )
+    assert row.profile == "tiny" and row.dataset == "procedural" and row.epochs == 2
+    mtimes = {
+        c.key: os.stat(cell_path(tmp_path / "res", c.dataset, c.key)).st_mtime_ns for c in cells
+    }
+
+    class Count(Reporter):
+        trained = 0
+
+        def cell_start(self, cell, epochs):
+            Count.trained += 1
+
+    second = LocalExecutor(cfg, prof, tmp_path / "res").run(cells, Count())
+    assert Count.trained == 0 and len(second.skipped) == 4
+    assert mtimes == {
+        c.key: os.stat(cell_path(tmp_path / "res", c.dataset, c.key)).st_mtime_ns for c in cells
+    }
+    forced = LocalExecutor(cfg, prof, tmp_path / "res", force=True).run(cells[:1])
+    assert len(forced.done) == 1
+
+
+RAISES_AT_EPOCH_TIME = """
+import torch
+from msda_arena import MaskMethod, hookimpl
+
+class Flaky(MaskMethod):
+    name = "flaky"
+
+    def masks(self, lam, height, width, generator):
+        raise RuntimeError("flaky mask exploded")
+
+@hookimpl
+def register_mask_methods(register):
+    register(Flaky)
+"""
+
+
+def test_a_failing_plugin_fails_only_its_cells(plugin_site, tiny_config, tmp_path):
+    install_fake_plugin(plugin_site, "arena-flaky", RAISES_AT_EPOCH_TIME)
+    result = run_arena(
+        "run",
+        "--method",
+        "flaky",
+        "--config",
+        str(tiny_config),
+        "--results",
+        str(tmp_path / "res"),
+        "--device",
+        "cpu",
+    )
+    assert result.returncode == 1
+    assert "2 cell(s) failed" in result.stderr.strip().splitlines()[-1]
+    frame, _ = load_results(tmp_path / "res")
+    by_method = frame.groupby("method").status.agg(set).to_dict()
+    assert by_method == {"flaky": {"failed"}, "vanilla": {"ok"}, "cutmix": {"ok"}}
+    assert frame[frame.method == "flaky"].error.str.contains("flaky mask exploded").all()
+    assert "Traceback" not in result.stderr
+
+
+def test_a_plugin_returning_bad_masks_fails_its_cells_with_the_rule(tiny, tmp_path):
+    from msda_arena.contract import MaskMethod
+
+    cfg, prof = tiny
+
+    class Overshoot(MaskMethod):
+        name = "overshoot"
+
+        def masks(self, lam, height, width, generator):
+            return torch.full((lam.shape[0], 1, height, width), 2.0)
+
+    ex = LocalExecutor(cfg, prof, tmp_path / "res")
+    cell = build_cells(cfg, prof, ["vanilla"])[0]
+    import msda_arena.executors as executors
+
+    original = executors.__dict__.get("get_method")
+    assert original is None  # the executor resolves methods through msda_arena.get_method
+    import msda_arena
+
+    real = msda_arena.get_method
+    msda_arena.get_method = lambda spec: Overshoot()
+    try:
+        record = ex.run_cell(cell)
+    finally:
+        msda_arena.get_method = real
+    assert record["status"] == "failed"
+    assert "rule 'range'" in record["error"]
+    assert read_result(cell_path(tmp_path / "res", cell.dataset, cell.key))["status"] == "failed"
+
+
+def test_ctrl_c_leaves_no_partial_file_and_keeps_finished_cells(tiny, tmp_path):
+    cfg, prof = tiny
+    cells = build_cells(cfg, prof, ["mixup"], baselines=["vanilla"])
+
+    class InterruptSecondCell(Reporter):
+        started = 0
+
+        def cell_start(self, cell, epochs):
+            InterruptSecondCell.started += 1
+
+        def epoch(self, cell, event):
+            if InterruptSecondCell.started == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        LocalExecutor(cfg, prof, tmp_path / "res").run(cells, InterruptSecondCell())
+    files = sorted(p.name for p in (tmp_path / "res").rglob("*") if p.is_file())
+    assert files == [f"{cells[0].key}.parquet"]  # no temp file, no partial second cell
+
+
+def test_cli_dry_run_lists_cells_and_what_is_stored(tiny_config, tmp_path):
+    res = tmp_path / "res"
+    args = [
+        "run",
+        "--method",
+        "mixup",
+        "--config",
+        str(tiny_config),
+        "--results",
+        str(res),
+        "--device",
+        "cpu",
+    ]
+    dry = run_arena(*args, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "6 of 6 cells would run" in dry.stdout
+    assert not res.exists()
+    first = run_arena(*args, "--scenario", "small-crop", "--no-baselines", "--save-checkpoints")
+    assert first.returncode == 0, first.stderr
+    ckpts = list(res.rglob("*.safetensors"))
+    assert len(ckpts) == 1
+    from safetensors.torch import load_file
+
+    assert any(k.endswith("weight") for k in load_file(ckpts[0]))
+    again = run_arena(*args, "--dry-run")
+    assert "5 of 6 cells would run" in again.stdout
+    assert again.stdout.count("skip") == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--arch", "resnet9000"], "unknown architecture 'resnet9000'"),
+        (["--profile", "huge"], "unknown profile 'huge'"),
+        (["--scenario", "standard"], "unknown scenario 'standard'"),
+        (["--seeds", "x"], "--seeds"),
+        (
+            ["--device", "cuda:0"] if not torch.cuda.is_available() else ["--device", "tpu"],
+            "--device",
+        ),
+    ],
+)
+def test_cli_bad_input_is_one_line(tiny_config, tmp_path, extra, fragment):
+    result = run_arena(
+        "run",
+        "--method",
+        "mixup",
+        "--config",
+        str(tiny_config),
+        "--results",
+        str(tmp_path / "r"),
+        *extra,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("arena: error:") and fragment in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_cli_unknown_method_and_malformed_config(tmp_path):
+    bad = tmp_path / "arena.toml"
+    bad.write_text(
+        '[profiles.x]\ndataset = 3\narchs = ["a"]\nscenarios = []\nseeds = [0]\nrecipe = "r"\n'
+    )
+    result = run_arena("run", "--method", "mixup", "--config", str(bad))
+    assert result.returncode == 2 and "'dataset' must be a str" in result.stderr
+    result = run_arena("run", "--method", "mixupp", "--dry-run")
+    assert result.returncode == 2 and "unknown method 'mixupp'" in result.stderr
