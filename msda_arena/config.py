@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import tomllib
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from msda_arena.errors import ConfigError, UsageError
 
 __all__ = ["ArenaConfig", "Profile", "Recipe", "load_config", "stable_hash"]
 
 CONFIG_NAME = "arena.toml"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
 
 def stable_hash(obj: Any, length: int = 12) -> str:
@@ -233,10 +234,16 @@ def parse_config(text: str, path: str = CONFIG_NAME) -> ArenaConfig:
     )
     scenarios = {}
     for name, table in doc.get("scenarios", {}).items():
+        if not _NAME.match(name):
+            _fail(f"{path} [scenarios.{name}]", "a name may hold only a-z, 0-9, '-' and '_'")
         try:
             scenarios[name] = Scenario.from_dict(name, table)
         except ConfigError as exc:
             raise ConfigError(f"{path} [scenarios.{name}]: {exc}") from None
+    for kind in ("recipes", "profiles"):
+        for name in doc.get(kind, {}):
+            if not _NAME.match(name):
+                _fail(f"{path} [{kind}.{name}]", "a name may hold only a-z, 0-9, '-' and '_'")
     recipes = {name: _recipe(path, name, t) for name, t in doc.get("recipes", {}).items()}
     profiles = {
         name: _profile(path, name, t, recipes, scenarios)

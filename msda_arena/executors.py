@@ -2,7 +2,8 @@
 
 A cell whose result file holds ``status = ok`` is skipped (resume) unless forced; a
 failed or missing one runs. A cell that raises (a plugin's bug, a bad mask, a
-diverged loss) gets a ``failed`` record with its error and the run goes on. A
+diverged loss) gets a ``failed`` record with its error and the run goes on; a forced
+retrain that fails keeps the stored ``ok`` result instead. A
 Ctrl-C stops at once: the interrupted cell writes nothing (results are written
 atomically, whole or not at all), every finished cell is kept.
 """
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from msda_arena.config import ArenaConfig, Profile
-from msda_arena.errors import UsageError
 from msda_arena.grid import Cell
 
 __all__ = ["LocalExecutor", "Reporter", "RunSummary", "cached_status"]
@@ -178,8 +178,6 @@ class LocalExecutor:
                 progress=lambda event: reporter.epoch(cell, event),
                 keep_weights=self.save_checkpoints,
             )
-        except UsageError:
-            raise  # a bad command line concerns every cell: stop the run
         except Exception as exc:
             text = str(exc).strip().splitlines()
             record.update(status="failed", error=f"{type(exc).__name__}: {text[0] if text else ''}")
@@ -197,7 +195,10 @@ class LocalExecutor:
             if self.save_checkpoints and result.state_dict is not None:
                 self._save_checkpoint(cell, result.state_dict)
         record["finished_at"] = utc_now()
-        write_result(self.results, record)
+        if record["status"] == "ok" or cached_status(self.results, cell) != "ok":
+            write_result(self.results, record)
+        else:  # a forced retrain failed: the finished result stays, the failure is reported
+            record["error"] += " (the stored ok result was kept)"
         reporter.cell_end(cell, record)
         return record
 

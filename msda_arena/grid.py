@@ -33,9 +33,14 @@ class Cell:
 
     @property
     def key(self) -> str:
-        """A file-name-safe unique key: arch, scenario, method, seed and recipe hash."""
+        """A file-name-safe unique key: profile, arch, scenario, method, seed, recipe hash.
+
+        The profile is part of it so that two profiles sharing a dataset never share
+        (and overwrite) each other's files, and a report per profile sees all of its own.
+        """
         return (
-            f"{self.arch}__{self.scenario}__{slug(self.method)}__s{self.seed}__{self.recipe_hash}"
+            f"{self.profile}__{self.arch}__{self.scenario}__{slug(self.method)}"
+            f"__s{self.seed}__{self.recipe_hash}"
         )
 
     def label(self) -> str:
@@ -83,7 +88,9 @@ def recipe_hash(config: ArenaConfig, profile: Profile, scenario: str) -> str:
             "recipe": config.recipes[profile.recipe].to_dict(),
             "dataset": profile.dataset,
             "dataset_options": profile.dataset_options,
-            "scenario": config.scenarios[scenario].to_dict(),
+            "scenario": {
+                k: v for k, v in config.scenarios[scenario].to_dict().items() if k != "description"
+            },
         },
         length=10,
     )

@@ -23,7 +23,7 @@ import pluggy
 from msda_arena import hookspecs
 from msda_arena.contract import MaskMethod
 from msda_arena.errors import PluginError
-from msda_arena.spec import SpecError
+from msda_arena.spec import NAME_PATTERN, SpecError
 
 __all__ = ["BrokenPlugin", "MethodInfo", "Registry", "registry", "reset"]
 
@@ -160,8 +160,11 @@ def _load() -> Registry:
         def register(cls: Any, _package=package, _version=version, _staged=staged) -> None:
             if not (isinstance(cls, type) and issubclass(cls, MaskMethod)):
                 raise TypeError(f"register() takes a MaskMethod subclass, got {cls!r}")
-            if not cls.name:
-                raise TypeError(f"{cls.__name__} has no name")
+            if not isinstance(cls.name, str) or not NAME_PATTERN.match(cls.name):
+                raise TypeError(
+                    f"{cls.__name__}.name must be lower-case letters, digits, '-' and '_' "
+                    f"starting with a letter, got {cls.name!r}"
+                )
             _staged.append(MethodInfo(cls.name, cls, _package, _version))
 
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 __all__ = ["environment", "git_commit", "utc_now"]
@@ -12,7 +12,7 @@ __all__ = ["environment", "git_commit", "utc_now"]
 
 def utc_now() -> str:
     """The current time, ISO-8601 in UTC, to the second."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @functools.lru_cache(maxsize=1)

@@ -19,7 +19,7 @@ from msda_arena.errors import UsageError
 
 __all__ = ["ParsedSpec", "SpecError", "canonical", "format_value", "parse_spec", "slug"]
 
-_NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_\-]*$")
 _KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -43,7 +43,7 @@ def _literal(text: str, spec: str, key: str) -> Any:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
         # Bare words are strings: cutmix(mode=batch)
-        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", text):
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
             lowered = text.lower()
             if lowered in ("true", "false"):
                 return lowered == "true"
@@ -52,6 +52,11 @@ def _literal(text: str, spec: str, key: str) -> Any:
             f"method spec {spec!r}: cannot read the value {text!r} of {key!r}; "
             "use a number, true/false or a word"
         ) from None
+    if isinstance(value, str) and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise SpecError(
+            f"method spec {spec!r}: the word {value!r} of {key!r} may hold only letters, "
+            "digits and '_'"
+        )
     if not isinstance(value, (int, float, str, bool)):
         raise SpecError(
             f"method spec {spec!r}: parameter {key!r} must be a number, true/false or a word"
@@ -72,7 +77,7 @@ def parse_spec(spec: str) -> ParsedSpec:
     if not match:
         raise SpecError(f"method spec {spec!r} is malformed; write NAME or NAME(key=value, ...)")
     name = match.group(1).lower()
-    if not _NAME.match(name):
+    if not NAME_PATTERN.match(name):
         raise SpecError(
             f"method spec {spec!r}: {name!r} is not a method name "
             "(lower-case letters, digits, '-' and '_')"

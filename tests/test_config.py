@@ -100,3 +100,8 @@ def test_local_arena_toml_wins_over_the_embedded_one(tmp_path, monkeypatch):
     )
     monkeypatch.chdir(tmp_path)
     assert load_config().profiles["quick"].seeds == (7,)
+
+
+def test_names_that_cannot_be_file_names_are_refused():
+    with pytest.raises(ConfigError, match=r"\[scenarios.large crop\]: a name may hold only"):
+        parse_config(BASE.replace("[scenarios.large-crop]", '[scenarios."large crop"]'))

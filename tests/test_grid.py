@@ -27,7 +27,7 @@ def test_keys_are_stable_file_names_and_track_the_recipe():
     key = build_cells(c, prof, ["hmix(r=0.25)"])[0].key
     assert key == build_cells(cfg(), prof, ["hmix(r=0.25)"])[0].key
     assert all(ch.isalnum() or ch in "_.=-" for ch in key)
-    assert key.startswith("resnet8_cifar__large-crop__hmix_r=0.25__s0__")
+    assert key.startswith("tiny__resnet8_cifar__large-crop__hmix_r=0.25__s0__")
     changed = cfg(TINY_TOML.replace("lr = 0.05", "lr = 0.02"))
     assert build_cells(changed, changed.profiles["tiny"], ["hmix(r=0.25)"])[0].key != key
     extra = cfg(
@@ -53,3 +53,18 @@ def test_unknown_architecture_suggests_timm_names():
     with pytest.raises(UsageError, match=r"unknown architecture 'resnet8_cfar'.*resnet8_cifar"):
         validate_archs(("resnet8_cfar",))
     validate_archs(("resnet8_cifar", "resnet50"))
+
+
+def test_a_scenario_description_edit_keeps_every_key():
+    c = cfg()
+    edited = cfg(
+        TINY_TOML.replace("scale = [2.0, 4.0]", 'scale = [2.0, 4.0]\ndescription = "zoom out"')
+    )
+    assert [x.key for x in build_cells(c, c.profiles["tiny"], ["mixup"])] == [
+        x.key for x in build_cells(edited, edited.profiles["tiny"], ["mixup"])
+    ]
+    moved = cfg(TINY_TOML.replace("scale = [2.0, 4.0]", "scale = [2.0, 3.0]"))
+    assert (
+        build_cells(moved, moved.profiles["tiny"], ["mixup"])[0].key
+        != build_cells(c, c.profiles["tiny"], ["mixup"])[0].key
+    )

@@ -192,3 +192,13 @@ def test_the_example_plugin_package_installs_with_pip_and_passes(tmp_path):
         cwd=tmp_path,
     )
     assert own_tests.returncode == 0, own_tests.stdout + own_tests.stderr
+
+
+CAPITAL_NAME = GOOD.replace('name = "halves"', 'name = "Halves"')
+
+
+def test_a_method_name_that_specs_cannot_reach_is_a_broken_plugin(plugin_site):
+    install_fake_plugin(plugin_site, "arena-capital", CAPITAL_NAME)
+    reg = registry()
+    assert reg.broken[0].package == "arena-capital" and "lower-case" in reg.broken[0].error
+    assert "Halves" not in reg.methods and "cutmix" in reg.methods

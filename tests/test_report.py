@@ -460,8 +460,18 @@ def test_several_profiles_need_a_choice_and_are_never_mixed(tmp_path):
 
 def test_a_newer_result_for_the_same_cell_replaces_the_older(tmp_path):
     root = tmp_path / "r"
-    add(root, "mixup", *A, 0, 70.0, recipe_hash="old", finished_at="2025-01-01T00:00:00+00:00")
-    add(root, "mixup", *A, 0, 72.0, recipe_hash="new", finished_at="2025-02-01T00:00:00+00:00")
+    # one cell stored twice under two file names (e.g. copied in from another store)
+    add(root, "mixup", *A, 0, 70.0, recipe_hash="r1", finished_at="2025-01-01T00:00:00+00:00")
+    add(
+        root,
+        "mixup",
+        *A,
+        0,
+        72.0,
+        recipe_hash="r1",
+        finished_at="2025-02-01T00:00:00+00:00",
+        key="copied-in",
+    )
     add(root, "mixup", *A, 1, 74.0)
     frame, _ = load_results(root)
     rep = build_report(frame)
@@ -687,3 +697,43 @@ def test_cli_says_when_nothing_is_compared(tmp_path):
 def test_canonical_strips_spaces_and_keeps_known_specs():
     assert _canonical(" hmix( r = 0.25 ) ", {"hmix(r=0.25)"}) == "hmix(r=0.25)"
     assert _canonical("not-installed(x=1)") == "not-installed(x=1)"
+
+
+def test_one_seed_is_too_few_to_conclude_however_many_pairs():
+    from msda_arena.report import paired_test
+
+    new = [75.0, 76.1, 74.2, 77.0, 75.5]
+    base = [74.0, 75.0, 73.9, 75.2, 74.1]
+    assert paired_test("new", "cutmix", new, base, seeds=2).conclusive
+    one = paired_test("new", "cutmix", new, base, seeds=1)
+    assert not one.conclusive and one.verdict.startswith("too few seeds")
+
+
+def test_results_of_an_older_recipe_are_left_out_with_a_warning():
+    import pandas as pd
+
+    from msda_arena.report.selection import select_results
+
+    rows = []
+    for recipe, finished, top1 in (
+        ("old", "2026-01-01T00:00:00", 50.0),
+        ("new", "2026-02-01T00:00:00", 70.0),
+    ):
+        for method in ("mixup", "cutmix"):
+            rows.append(
+                dict(
+                    status="ok",
+                    profile="p",
+                    dataset="d",
+                    arch="a",
+                    scenario="s",
+                    method=method,
+                    seed=0,
+                    top1=top1,
+                    finished_at=finished,
+                    recipe_hash=recipe,
+                )
+            )
+    sel = select_results(pd.DataFrame(rows), profile="p")
+    assert set(sel.frame.recipe_hash) == {"new"} and set(sel.frame.top1) == {70.0}
+    assert any("older recipe" in w for w in sel.warnings)

@@ -139,11 +139,7 @@ def test_a_plugin_returning_bad_masks_fails_its_cells_with_the_rule(tiny, tmp_pa
 
     ex = LocalExecutor(cfg, prof, tmp_path / "res")
     cell = build_cells(cfg, prof, ["vanilla"])[0]
-    import msda_arena.executors as executors
-
-    original = executors.__dict__.get("get_method")
-    assert original is None  # the executor resolves methods through msda_arena.get_method
-    import msda_arena
+    import msda_arena  # the executor resolves methods through msda_arena.get_method
 
     real = msda_arena.get_method
     msda_arena.get_method = lambda spec: Overshoot()
@@ -243,3 +239,38 @@ def test_cli_unknown_method_and_malformed_config(tmp_path):
     assert result.returncode == 2 and "'dataset' must be a str" in result.stderr
     result = run_arena("run", "--method", "mixupp", "--dry-run")
     assert result.returncode == 2 and "unknown method 'mixupp'" in result.stderr
+
+
+def test_a_failed_forced_retrain_keeps_the_stored_result(tiny, tmp_path):
+    import msda_arena
+
+    cfg, prof = tiny
+    cell = build_cells(cfg, prof, ["vanilla"])[0]
+    ex = LocalExecutor(cfg, prof, tmp_path / "res", force=True)
+    assert ex.run_cell(cell)["status"] == "ok"
+    before = read_result(cell_path(tmp_path / "res", cell.dataset, cell.key))
+
+    def broken(spec):
+        raise RuntimeError("transient failure")
+
+    real, msda_arena.get_method = msda_arena.get_method, broken
+    try:
+        record = ex.run_cell(cell)
+    finally:
+        msda_arena.get_method = real
+    assert record["status"] == "failed" and "kept" in record["error"]
+    assert read_result(cell_path(tmp_path / "res", cell.dataset, cell.key)) == before
+
+
+def test_profiles_sharing_a_dataset_never_share_files(tiny):
+    from conftest import TINY_TOML
+
+    from msda_arena.config import parse_config
+
+    copy = TINY_TOML[TINY_TOML.index("[profiles.tiny]") :].replace(
+        "[profiles.tiny]", "[profiles.copy]"
+    )
+    cfg = parse_config(TINY_TOML + copy)
+    a = build_cells(cfg, cfg.profiles["tiny"], ["mixup"])[0]
+    b = build_cells(cfg, cfg.profiles["copy"], ["mixup"])[0]
+    assert a.recipe_hash == b.recipe_hash and a.key != b.key

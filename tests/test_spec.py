@@ -63,3 +63,10 @@ def test_slug_is_file_name_safe():
         s = slug(spec)
         assert all(c.isalnum() or c in "_.=-" for c in s), s
     assert slug("hmix(r=0.25)") != slug("hmix(r=0.5)")
+
+
+def test_word_values_are_bare_words_so_the_canonical_form_parses_back():
+    assert parse_spec("m(mode=batch)").params == {"mode": "batch"}
+    for bad in ("m(mode='a b')", "m(mode=a-b)"):
+        with pytest.raises(SpecError):
+            parse_spec(bad)

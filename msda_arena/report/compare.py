@@ -51,6 +51,7 @@ def compare_to_baselines(
                 baseline,
                 pairs["method_top1"].tolist(),
                 pairs["baseline_top1"].tolist(),
+                seeds=pairs["seed"].nunique() if "seed" in pairs else None,
             )
         )
     return results

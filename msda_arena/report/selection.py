@@ -35,7 +35,7 @@ CELL_IDENTITY: tuple[str, ...] = ("dataset", "arch", "scenario", "method", "seed
 #: The result columns a report reads (``load_results(columns=REPORT_COLUMNS)`` is faster).
 REPORT_COLUMNS: tuple[str, ...] = (
     "status", "profile", "dataset", "arch", "scenario", "method", "seed", "top1",
-    "finished_at",
+    "finished_at", "recipe_hash",
 )  # fmt: skip
 
 
@@ -97,6 +97,7 @@ def select_results(
         keep = wanted + [b for b in BASELINES if b in present and b not in wanted]
         frame = frame[frame["method"].isin(keep)]
     warnings: list[str] = []
+    frame = _current_recipe(frame, warnings)
     duplicated = frame.duplicated(list(CELL_IDENTITY), keep=False)
     if duplicated.any():
         dup = frame[duplicated].sort_values("finished_at", kind="stable")
@@ -117,3 +118,31 @@ def _concat(a: pandas.DataFrame, b: pandas.DataFrame) -> pandas.DataFrame:
     import pandas as pd
 
     return pd.concat([a, b], ignore_index=True)
+
+
+def _current_recipe(frame: pandas.DataFrame, warnings: list[str]) -> pandas.DataFrame:
+    """Keep, per (dataset, scenario), the results of the recipe that finished last.
+
+    Editing arena.toml changes the recipe hash of new results; older results stay in
+    the store but must not be averaged, ranked or paired with the new ones.
+    """
+    if "recipe_hash" not in frame.columns or frame["recipe_hash"].nunique() <= 1:
+        return frame
+    place = ["dataset", "scenario"]
+    last = (
+        frame.groupby([*place, "recipe_hash"], sort=False)["finished_at"]
+        .max()
+        .reset_index()
+        .sort_values("finished_at", kind="stable")
+        .drop_duplicates(place, keep="last")[[*place, "recipe_hash"]]
+    )
+    keep = frame.set_index([*place, "recipe_hash"]).index.isin(
+        last.set_index([*place, "recipe_hash"]).index
+    )
+    dropped = int((~keep).sum())
+    if dropped:
+        warnings.append(
+            f"{dropped} result(s) from an older recipe (arena.toml changed since) were left out; "
+            "rerun `arena run` to measure them under the current recipe"
+        )
+    return frame[keep]

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 __all__ = [
     "ALPHA",
     "MIN_PAIRS",
+    "MIN_SEEDS",
     "TIE_TOLERANCE",
     "PairedResult",
     "paired_p_value",
@@ -40,6 +41,8 @@ __all__ = [
 ALPHA = 0.05
 #: Fewest matched pairs from which a comparison draws a conclusion.
 MIN_PAIRS = 3
+#: Fewest distinct seeds among the pairs: with one seed, seed-to-seed noise is unmeasured.
+MIN_SEEDS = 2
 #: Paired differences (percentage points) at most this large count as ties.
 TIE_TOLERANCE = 0.005
 
@@ -73,8 +76,8 @@ class PairedResult:
 
     @property
     def conclusive(self) -> bool:
-        """Whether there are enough pairs to draw a conclusion at all."""
-        return self.n >= MIN_PAIRS
+        """Whether there are enough pairs (and seeds) to draw a conclusion at all."""
+        return self.n >= MIN_PAIRS and not self.verdict.startswith("too few")
 
 
 def t_interval(diffs: Sequence[float], level: float = 1 - ALPHA) -> tuple[float, float]:
@@ -111,9 +114,17 @@ def paired_p_value(diffs: Sequence[float]) -> float:
 
 
 def paired_test(
-    method: str, baseline: str, method_values: Sequence[float], baseline_values: Sequence[float]
+    method: str,
+    baseline: str,
+    method_values: Sequence[float],
+    baseline_values: Sequence[float],
+    seeds: int | None = None,
 ) -> PairedResult:
-    """Compare two equally long sequences of matched accuracies (see the module rules)."""
+    """Compare two equally long sequences of matched accuracies (see the module rules).
+
+    ``seeds`` is the number of distinct seeds among the pairs, when known: fewer than
+    :data:`MIN_SEEDS` is too few to conclude, however many pairs there are.
+    """
     if len(method_values) != len(baseline_values):
         raise ValueError("paired_test needs two sequences of equal length")
     diffs = [float(a) - float(b) for a, b in zip(method_values, baseline_values, strict=True)]
@@ -126,6 +137,11 @@ def paired_test(
     low, high = t_interval(diffs)
     p = paired_p_value(diffs) if not constant else math.nan
     verdict = _verdict(method, baseline, n, mean, p, constant)
+    if n >= MIN_PAIRS and seeds is not None and seeds < MIN_SEEDS:
+        verdict = (
+            f"too few seeds to conclude ({seeds} seed; need at least {MIN_SEEDS} to measure "
+            "seed-to-seed noise)"
+        )
     return PairedResult(method, baseline, n, wins, ties, losses, mean, low, high, p, verdict)
 
 
