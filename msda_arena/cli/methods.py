@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from msda_arena.cli._options import resolve_device
 from msda_arena.errors import ArenaError, UsageError
 
 
@@ -14,21 +15,6 @@ def _console(stderr: bool = False):
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False)
-
-
-def _device(name: str) -> str:
-    if name == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {name}: CUDA is not available here; use --device cpu")
-    elif name != "cpu":
-        raise UsageError(f"--device {name!r} is not a device; use auto, cpu or cuda[:N]")
-    return name
 
 
 def methods(
@@ -69,7 +55,7 @@ def check(
     from msda_arena import get_method
     from msda_arena.testing import run_checks
 
-    dev = _device(device)
+    dev = resolve_device(device)
     instance = get_method(method)
     results = run_checks(instance, dev)
     table = Table(title=f"Contract check of {instance.spec} on {dev}", title_justify="left")

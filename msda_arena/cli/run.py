@@ -8,21 +8,8 @@ from typing import Any
 
 import typer
 
-from msda_arena.errors import ArenaError, UsageError
-
-
-def _resolve_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {name}: CUDA is not available here; use --device cpu")
-        return name
-    if name != "cpu":
-        raise UsageError(f"--device {name!r} is not a device; use auto, cpu or cuda[:N]")
-    return name
+from msda_arena.cli._options import resolve_device
+from msda_arena.errors import ArenaError
 
 
 class _RichReporter:
@@ -138,7 +125,7 @@ def run(
     from msda_arena.executors import LocalExecutor
     from msda_arena.grid import build_cells, parse_seeds, validate_archs
 
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     cfg = load_config(config)
     prof = cfg.profile(profile, cuda=dev.startswith("cuda"))
     specs = [get_method(m).spec for m in method]
