@@ -274,3 +274,74 @@ def test_profiles_sharing_a_dataset_never_share_files(tiny):
     a = build_cells(cfg, cfg.profiles["tiny"], ["mixup"])[0]
     b = build_cells(cfg, cfg.profiles["copy"], ["mixup"])[0]
     assert a.recipe_hash == b.recipe_hash and a.key != b.key
+
+
+def test_a_cell_trains_on_an_imagefolder_tree_through_the_dataloader(tmp_path):
+    from PIL import Image
+
+    from msda_arena.config import Recipe
+    from msda_arena.data.crops import DEFAULT_SCENARIOS
+
+    for split in ("train", "val"):
+        for k, colour in enumerate(((200, 30, 30), (30, 30, 200))):
+            folder = tmp_path / "tree" / split / f"class{k}"
+            folder.mkdir(parents=True)
+            for i in range(8):
+                Image.new("RGB", (20 + i, 18), colour).save(folder / f"{i}.png")
+    data = load_dataset("imagenet100", tmp_path / "tree", image_size=16)
+    recipe = Recipe(name="t", epochs=2, batch_size=4, lr=0.05, eval_batch_size=8)
+    events = []
+    result = train_cell(
+        "resnet8_tiny_cifar",
+        get_method("cutmix"),
+        data,
+        recipe,
+        DEFAULT_SCENARIOS["small-crop"],
+        seed=0,
+        progress=events.append,
+    )
+    assert [e.images for e in events] == [16, 32]  # 16 training images, full batches
+    assert 0.0 <= result.top1 <= 100.0 and result.epochs == 2
+
+
+@pytest.mark.gpu
+def test_a_cell_trains_on_cuda_with_bf16_and_channels_last(tiny):
+    cfg, prof = tiny
+    data = data_of(prof).to("cuda")
+    result = train_cell(
+        "resnet8_cifar",
+        get_method("gmix"),
+        data,
+        cfg.recipes["tiny"],
+        cfg.scenarios["large-crop"],
+        seed=0,
+        device="cuda",
+    )
+    assert 0.0 <= result.top1 <= 100.0 and result.peak_mem_mb > 0
+    assert "cpu" not in result.device_name
+
+
+def test_ctrl_c_on_the_command_stops_cleanly_and_resume_finishes(tiny_config, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    res = tmp_path / "res"
+    args = [sys.executable, "-m", "msda_arena.cli.main", "run", "--method", "mixup",
+            "--config", str(tiny_config), "--results", str(res), "--device", "cpu"]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(res.glob("procedural/*.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted; every finished cell is stored" in err and "Traceback" not in err
+    stored = list(res.glob("procedural/*.parquet"))
+    assert 1 <= len(stored) < 6
+    assert not [p for p in res.rglob("*") if p.name.startswith(".") and p.suffix == ".tmp"]
+    resumed = run_arena(*args[3:])
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(stored)} of 6 cells already stored: skipped" in resumed.stderr
+    assert len(list(res.glob("procedural/*.parquet"))) == 6
