@@ -345,3 +345,16 @@ def test_ctrl_c_on_the_command_stops_cleanly_and_resume_finishes(tiny_config, tm
     assert resumed.returncode == 0, resumed.stderr
     assert f"{len(stored)} of 6 cells already stored: skipped" in resumed.stderr
     assert len(list(res.glob("procedural/*.parquet"))) == 6
+
+
+def test_missing_data_stops_before_training_with_one_line(tmp_path):
+    where = ["--data-root", str(tmp_path / "nowhere"), "--results", str(tmp_path / "r")]
+    result = run_arena(
+        "run", "--method", "mixup", "--profile", "imagenet100", "--device", "cpu", *where
+    )
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert (
+        last.startswith("arena: error: imagenet100: no train/ folder") and "--profile quick" in last
+    )
+    assert "eta" not in result.stderr and not (tmp_path / "r").exists()  # no progress display
