@@ -262,6 +262,24 @@ def parse_config(text: str, path: str = CONFIG_NAME) -> ArenaConfig:
     return config
 
 
+def default_results() -> str:
+    """``[defaults] results`` of ./arena.toml (else ``"results"``), read without torch.
+
+    For commands that need only the store's location, not the whole validated config.
+    """
+    local = Path.cwd() / CONFIG_NAME
+    if local.is_file():
+        try:
+            value = (
+                tomllib.loads(local.read_text(encoding="utf-8")).get("defaults", {}).get("results")
+            )
+        except (tomllib.TOMLDecodeError, AttributeError):
+            value = None  # arena run reports a malformed file; the report just needs a folder
+        if isinstance(value, str) and value:
+            return value
+    return "results"
+
+
 def load_config(path: str | Path | None = None) -> ArenaConfig:
     """Load ``path``, else ``./arena.toml``, else the embedded default."""
     if path is not None:

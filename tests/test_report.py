@@ -737,3 +737,16 @@ def test_results_of_an_older_recipe_are_left_out_with_a_warning():
     sel = select_results(pd.DataFrame(rows), profile="p")
     assert set(sel.frame.recipe_hash) == {"new"} and set(sel.frame.top1) == {70.0}
     assert any("older recipe" in w for w in sel.warnings)
+
+
+def test_the_store_defaults_to_the_results_folder_of_the_local_arena_toml(tmp_path, monkeypatch):
+    add(tmp_path / "mystore", "mixup", *A, 0, 70.0)
+    add(tmp_path / "mystore", "cutmix", *A, 0, 72.0)
+    (tmp_path / "arena.toml").write_text('[defaults]\nresults = "mystore"\n')
+    monkeypatch.chdir(tmp_path)
+    result = invoke("--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert "cutmix" in result.stdout and "72" in result.stdout
+    (tmp_path / "arena.toml").unlink()
+    missing = invoke("--format", "csv")
+    assert missing.exit_code == 1 and "no result store at results" in str(missing.exception)

@@ -48,8 +48,11 @@ def report(
     profile: str | None = typer.Option(
         None, "--profile", "-p", help="Report this profile (needed when the store holds several)."
     ),
-    results: Path = typer.Option(
-        Path("results"), "--results", help="The result store directory.", show_default=True
+    results: Path | None = typer.Option(
+        None,
+        "--results",
+        help="The result store directory (default: [defaults] results of ./arena.toml, "
+        "else ./results).",
     ),
     method: list[str] | None = typer.Option(
         None,
@@ -84,6 +87,10 @@ def report(
     from msda_arena.report.published import default_published_files
     from msda_arena.store import load_results
 
+    if results is None:
+        from msda_arena.config import default_results
+
+        results = Path(default_results())
     if not results.exists():
         raise StoreError(
             f"no result store at {results}; run `arena run` first or point --results at one"
