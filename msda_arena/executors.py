@@ -105,13 +105,13 @@ class LocalExecutor:
         summary = RunSummary()
         plan = self.pending(cells)
         to_run = [c for c, s in plan if self.force or s != "ok"]
+        if to_run:  # a missing dataset stops the run before any cell or progress, with its error
+            self.data()
         reporter.start(len(cells), len(to_run))
         for cell, status in plan:
             if not self.force and status == "ok":
                 summary.skipped.append(cell)
                 reporter.skip(cell, status)
-        if to_run:
-            self.data()  # a missing dataset stops the run before any cell, with its own error
         for cell in to_run:
             record = self.run_cell(cell, reporter)
             if record["status"] == "ok":

@@ -142,10 +142,6 @@ class Mixer:
             validate_masks(masks, n, h, w, x.device)
             self._validate = False
         idx = pair_indices(b, self.pairing, generator, x.device)
-        weight = (
-            masks.mean(dim=(1, 2, 3), dtype=torch.float32).expand(b)
-            if n == 1
-            else masks.mean(dim=(1, 2, 3), dtype=torch.float32)
-        )
+        weight = masks.mean(dim=(1, 2, 3), dtype=torch.float32).expand(b)  # [1] -> [B] per batch
         mixed = torch.lerp(x[idx], x, masks.to(x.dtype))
         return MixedBatch(mixed, y, y[idx], weight, lam, masks)

@@ -107,9 +107,7 @@ def _train_batches(
     """uint8 image batches and labels on ``device``, full batches only."""
     bs = recipe.batch_size
     if hasattr(data, "train_x"):
-        n = len(data.train_x)
-        if recipe.train_subset:
-            n = min(n, recipe.train_subset)
+        n = _n_train(data, recipe)
         perm = torch.randperm(n, generator=gen, device=device)
         for i in range(n // bs):
             idx = perm[i * bs : (i + 1) * bs]

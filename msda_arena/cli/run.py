@@ -162,8 +162,6 @@ def run(
         _print_plan(executor.pending(cells), force)
         return
 
-    if any(force or status != "ok" for _, status in executor.pending(cells)):
-        executor.data()  # a missing dataset fails here, before any progress display
     with _RichReporter() as reporter:
         try:
             summary = executor.run(cells, reporter)
