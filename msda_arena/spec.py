@@ -17,9 +17,19 @@ from typing import Any
 
 from msda_arena.errors import UsageError
 
-__all__ = ["ParsedSpec", "SpecError", "canonical", "format_value", "parse_spec", "slug"]
+__all__ = [
+    "MAX_SPEC_LENGTH",
+    "ParsedSpec",
+    "SpecError",
+    "canonical",
+    "format_value",
+    "parse_spec",
+    "slug",
+]
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_\-]*$")
+#: The longest method spec :func:`parse_spec` reads (specs become parts of file names).
+MAX_SPEC_LENGTH = 200
 _KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -72,6 +82,17 @@ def parse_spec(spec: str) -> ParsedSpec:
     """
     if not isinstance(spec, str) or not spec.strip():
         raise SpecError("empty method spec; write a method name such as 'cutmix' or 'hmix(r=0.25)'")
+    if len(spec) > MAX_SPEC_LENGTH:
+        raise SpecError(
+            f"method spec {spec[:40]!r}... is {len(spec)} characters long; "
+            f"a spec may have at most {MAX_SPEC_LENGTH}"
+        )
+    bad = next((ch for ch in spec if not ch.isprintable() and ch not in " \t\r\n"), None)
+    if bad is not None:
+        raise SpecError(
+            f"method spec {spec!r} holds the control character {bad!r} "
+            f"(U+{ord(bad):04X}); remove it"
+        )
     text = spec.strip()
     match = re.fullmatch(r"([^()\s]+)\s*(?:\((.*)\))?", text, flags=re.S)
     if not match:

@@ -51,8 +51,14 @@ def report(
     results: Path | None = typer.Option(
         None,
         "--results",
-        help="The result store directory (default: [defaults] results of ./arena.toml, "
-        "else ./results).",
+        help="The result store directory (default: [defaults] results of the --config "
+        "file, else of ./arena.toml, else ./results).",
+    ),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="arena.toml whose [defaults] results is the default store, as for arena run "
+        "(--results wins).",
     ),
     method: list[str] | None = typer.Option(
         None,
@@ -87,10 +93,11 @@ def report(
     from msda_arena.report.published import default_published_files
     from msda_arena.store import load_results
 
-    if results is None:
+    if results is None or config is not None:  # a --config file is checked even then
         from msda_arena.config import default_results
 
-        results = Path(default_results())
+        configured = Path(default_results(config))
+        results = results if results is not None else configured
     if not results.exists():
         raise StoreError(
             f"no result store at {results}; run `arena run` first or point --results at one"
@@ -112,8 +119,8 @@ def report(
         files = default_published_files(results)
         if not files:
             raise StoreError(
-                f"no published numbers in {results / 'published'}; "
-                "restore results/published/park2022.csv from the repository"
+                f"no published numbers in {results / 'published'} nor in the package's "
+                "msda_arena/published/; reinstall msda-arena"
             )
         pub = load_published(files)
     rep = build_report(

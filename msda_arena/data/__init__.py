@@ -18,8 +18,10 @@ names the path to fill or the profile to use.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,9 @@ __all__ = [
     "DATASET_NAMES",
     "DATA_ROOT_ENV",
     "FolderData",
+    "OptionRule",
     "TensorData",
+    "check_dataset_options",
     "default_data_root",
     "load_dataset",
     "normalize",
@@ -187,15 +191,102 @@ class FolderData:
         return normalize(x, self.mean, self.std)
 
 
-_OPTIONS: dict[str, frozenset[str]] = {
-    "procedural": frozenset(
-        {"train_size", "test_size", "num_classes", "image_size", "object_scale", "seed"}
-    ),
-    "cifar10": frozenset({"download"}),
-    "cifar100": frozenset({"download"}),
-    "fashion_mnist": frozenset(),
-    "imagenet100": frozenset({"image_size"}),
+_LOADERS: dict[str, str] = {
+    "procedural": "msda_arena.data.procedural",
+    "cifar10": "msda_arena.data.cifar",
+    "cifar100": "msda_arena.data.cifar",
+    "fashion_mnist": "msda_arena.data.fashion",
+    "imagenet100": "msda_arena.data.imagefolder",
 }
+_PUBLISHED_ONLY = (
+    "imagenet1k is published-only in the arena (its numbers ship in msda_arena/published/); "
+    "for measured runs use --profile imagenet100 with an ImageFolder tree"
+)
+
+
+def _bound(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class OptionRule:
+    """What one dataset option accepts: a type and, for numbers, an inclusive range.
+
+    Each loader module declares its rules as ``OPTIONS: dict[str, OptionRule]`` beside its
+    loader; :func:`check_dataset_options` applies them.
+
+    Attributes:
+        kind: ``int``, ``float`` (any finite number) or ``bool``.
+        lo: smallest allowed value (``None``: no bound).
+        hi: largest allowed value (``None``: no bound).
+        lo_exclusive: ``lo`` itself is not allowed.
+        why: why the range, shown in the error (e.g. ``"5 shapes x 4 textures"``).
+    """
+
+    kind: type
+    lo: float | None = None
+    hi: float | None = None
+    lo_exclusive: bool = False
+    why: str = ""
+
+    def check(self, dataset: str, key: str, value: Any) -> None:
+        """Raise :class:`UsageError` unless ``value`` has the right type and range."""
+        what = f"dataset_options.{key} of dataset {dataset!r}"
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise UsageError(f"{what} must be true or false, got {value!r}")
+            return
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if self.kind is int and not (isinstance(value, int) and is_number):
+            raise UsageError(f"{what} must be a whole number, got {value!r}")
+        if not is_number:
+            raise UsageError(f"{what} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise UsageError(f"{what} must be a finite number, got {value!r}")
+        low_ok = self.lo is None or (value > self.lo if self.lo_exclusive else value >= self.lo)
+        if not low_ok or (self.hi is not None and value > self.hi):
+            lo = (
+                ""
+                if self.lo is None
+                else f"{_bound(self.lo)} {'<' if self.lo_exclusive else '<='} "
+            )
+            hi = "" if self.hi is None else f" <= {_bound(self.hi)}"
+            why = f" ({self.why})" if self.why else ""
+            raise UsageError(f"{what} is {value!r}; it must be {lo}{key}{hi}{why}")
+
+
+def check_dataset_options(name: str, options: Mapping[str, Any]) -> int | None:
+    """Check a dataset name and its options before anything is loaded.
+
+    The rules live beside each loader (its module's ``OPTIONS`` and, where options
+    interact, its ``check_options``); ``arena.toml`` is checked with them at load time and
+    :func:`load_dataset` checks its arguments with them again.
+
+    Returns:
+        The number of training images when the options alone fix it (``procedural``),
+        else ``None``.
+
+    Raises:
+        UsageError: an unknown dataset or option, or a value of the wrong type or range
+        (one line naming the option, the allowed range and why).
+    """
+    if name not in _LOADERS:
+        if name == "imagenet1k":
+            raise UsageError(_PUBLISHED_ONLY)
+        raise UsageError(f"unknown dataset {name!r}; choose one of {', '.join(_LOADERS)}")
+    module = importlib.import_module(_LOADERS[name])
+    rules: dict[str, OptionRule] = module.OPTIONS
+    unknown = sorted(set(options) - set(rules), key=str)
+    if unknown:
+        allowed = ", ".join(sorted(rules)) or "none"
+        raise UsageError(
+            f"unknown option(s) {', '.join(map(repr, unknown))} for dataset {name!r} "
+            f"(allowed: {allowed})"
+        )
+    for key, value in options.items():
+        rules[key].check(name, key, value)
+    check = getattr(module, "check_options", None)
+    return check(options) if check is not None else None
 
 
 def load_dataset(
@@ -219,19 +310,7 @@ def load_dataset(
     Raises:
         UsageError: unknown name or option, or data missing / unreadable.
     """
-    if name not in _OPTIONS:
-        if name == "imagenet1k":
-            raise UsageError(
-                "imagenet1k is published-only in the arena (results/published/); for measured "
-                "runs use --profile imagenet100 with an ImageFolder tree"
-            )
-        raise UsageError(f"unknown dataset {name!r}; choose one of {', '.join(_OPTIONS)}")
-    unknown = sorted(set(options) - _OPTIONS[name])
-    if unknown:
-        allowed = ", ".join(sorted(_OPTIONS[name])) or "none"
-        raise UsageError(
-            f"unknown option(s) {', '.join(unknown)} for dataset {name!r} (allowed: {allowed})"
-        )
+    check_dataset_options(name, options)
     path = Path(root).expanduser() if root is not None else None
 
     if name == "procedural":

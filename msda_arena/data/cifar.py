@@ -25,10 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from msda_arena.data import TensorData, default_data_root
+from msda_arena.data import OptionRule, TensorData, default_data_root
 from msda_arena.errors import UsageError
 
-__all__ = ["CIFAR_LAYOUT", "load_cifar", "read_cifar_batch"]
+__all__ = ["CIFAR_LAYOUT", "OPTIONS", "load_cifar", "read_cifar_batch"]
+
+#: ``dataset_options`` of ``cifar10`` and ``cifar100`` in arena.toml.
+OPTIONS: dict[str, OptionRule] = {"download": OptionRule(bool)}
 
 # name -> (folder, train files, test files, label key, classes, label, mean, std)
 CIFAR_LAYOUT: dict[str, dict[str, Any]] = {

@@ -55,15 +55,37 @@ __all__ = [
 OutSize = int | tuple[int, int] | None
 
 
-def _pair(value: Any, what: str) -> tuple[float, float]:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = (value, value)
+#: Allowed ranges of a scenario's numbers: crop area / image area, and aspect ratio.
+SCALE_RANGE = (0.01, 100.0)
+RATIO_RANGE = (0.1, 10.0)
+
+
+def _real(value: Any) -> float | None:
+    """``value`` as a float if it is a real number (not a bool or a string), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
     try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number or a pair (lo, hi), got {value!r}") from None
-    if not (0 < lo <= hi and math.isfinite(hi)):
+        return float(value)
+    except OverflowError:  # a Python int beyond float range
+        return math.inf
+
+
+def _pair(value: Any, what: str, bounds: tuple[float, float]) -> tuple[float, float]:
+    if _real(value) is not None:
+        value = (value, value)
+    pair = [_real(v) for v in value] if isinstance(value, (list, tuple)) else []
+    if len(pair) != 2 or pair[0] is None or pair[1] is None:
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise ValueError(f"{what} must be a number or a pair [lo, hi] of numbers, got {shown}")
+    lo, hi = pair[0], pair[1]
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{what} must hold finite numbers, got ({lo}, {hi})")
+    if not 0 < lo <= hi:
         raise ValueError(f"{what} must satisfy 0 < lo <= hi, got ({lo}, {hi})")
+    if lo < bounds[0] or hi > bounds[1]:
+        raise ValueError(
+            f"{what} must lie within {bounds[0]:g} .. {bounds[1]:g}, got ({lo:g}, {hi:g})"
+        )
     return lo, hi
 
 
@@ -88,17 +110,20 @@ class Scenario:
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "scale", _pair(self.scale, f"scenario {self.name!r}: scale"))
-        object.__setattr__(self, "ratio", _pair(self.ratio, f"scenario {self.name!r}: ratio"))
-        if not 0 <= float(self.translate) < 1:
+        where = f"scenario {self.name!r}"
+        scale = _pair(self.scale, f"{where}: scale (crop area / image area)", SCALE_RANGE)
+        object.__setattr__(self, "scale", scale)
+        object.__setattr__(self, "ratio", _pair(self.ratio, f"{where}: ratio", RATIO_RANGE))
+        translate = _real(self.translate)
+        if translate is None or not 0 <= translate < 1:  # also refuses nan
             raise ValueError(
-                f"scenario {self.name!r}: translate must be in [0, 1), got {self.translate}"
+                f"{where}: translate must be a number in [0, 1), got {self.translate!r}"
             )
-        object.__setattr__(self, "translate", float(self.translate))
+        object.__setattr__(self, "translate", translate)
         if not isinstance(self.flip, bool):
-            raise ValueError(
-                f"scenario {self.name!r}: flip must be true or false, got {self.flip!r}"
-            )
+            raise ValueError(f"{where}: flip must be true or false, got {self.flip!r}")
+        if not isinstance(self.description, str):
+            raise ValueError(f"{where}: description must be a string, got {self.description!r}")
 
     @classmethod
     def from_dict(cls, name: str, values: Mapping[str, Any]) -> Scenario:
@@ -111,7 +136,7 @@ class Scenario:
         unknown = sorted(set(values) - allowed)
         if unknown:
             raise ConfigError(
-                f"scenario {name!r}: unknown key(s) {', '.join(unknown)} "
+                f"scenario {name!r}: unknown key(s) {', '.join(map(repr, unknown))} "
                 f"(allowed: {', '.join(sorted(allowed))})"
             )
         try:

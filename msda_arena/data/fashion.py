@@ -20,10 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from msda_arena.data import TensorData
+from msda_arena.data import OptionRule, TensorData
 from msda_arena.errors import UsageError
 
-__all__ = ["DEFAULT_FASHION_ROOT", "load_fashion_mnist", "read_idx"]
+__all__ = ["DEFAULT_FASHION_ROOT", "OPTIONS", "load_fashion_mnist", "read_idx"]
+
+#: ``dataset_options`` of ``fashion_mnist`` in arena.toml: none.
+OPTIONS: dict[str, OptionRule] = {}
 
 DEFAULT_FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MEAN = (0.2860,)

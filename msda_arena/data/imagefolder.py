@@ -21,10 +21,17 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from msda_arena.data import FolderData
+from msda_arena.data import FolderData, OptionRule
 from msda_arena.errors import UsageError
 
-__all__ = ["load_imagefolder", "make_loader"]
+__all__ = ["OPTIONS", "load_imagefolder", "make_loader"]
+
+#: ``dataset_options`` of ``imagenet100`` in arena.toml.
+OPTIONS: dict[str, OptionRule] = {
+    "image_size": OptionRule(
+        int, 8, 512, why="pixels a side the loader resizes to; what the crops and models handle"
+    ),
+}
 
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")

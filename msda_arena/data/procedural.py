@@ -32,16 +32,48 @@ images take about half a second on one core.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
-from msda_arena.data import TensorData
+from msda_arena.data import OptionRule, TensorData
+from msda_arena.errors import UsageError
 
-__all__ = ["MAX_CLASSES", "SHAPES", "TEXTURES", "class_names", "generate", "procedural_dataset"]
+__all__ = [
+    "MAX_CLASSES",
+    "OPTIONS",
+    "SHAPES",
+    "TEXTURES",
+    "check_options",
+    "class_names",
+    "generate",
+    "procedural_dataset",
+]
 
 SHAPES: tuple[str, ...] = ("disc", "square", "triangle", "ring", "cross")
 TEXTURES: tuple[str, ...] = ("solid", "stripes", "checker", "dots")
 MAX_CLASSES = len(SHAPES) * len(TEXTURES)
+
+#: Defaults of :func:`procedural_dataset` that the option checks need.
+TRAIN_SIZE, TEST_SIZE, IMAGE_SIZE = 10_000, 2_000, 32
+MAX_IMAGES = 1_000_000  # per split
+MAX_IMAGE_SIZE = 512
+MAX_BYTES = 4 * 2**30  # train + test as uint8; the whole set is also moved to the device
+
+#: ``dataset_options`` of ``procedural`` in arena.toml (see :func:`check_options`).
+OPTIONS: dict[str, OptionRule] = {
+    "train_size": OptionRule(int, 1, MAX_IMAGES, why="images; the set is held in memory"),
+    "test_size": OptionRule(int, 1, MAX_IMAGES, why="images; the set is held in memory"),
+    "num_classes": OptionRule(
+        int, 2, MAX_CLASSES, why=f"{len(SHAPES)} shapes x {len(TEXTURES)} textures"
+    ),
+    "image_size": OptionRule(
+        int, 8, MAX_IMAGE_SIZE, why="pixels a side; what the crops and the models handle"
+    ),
+    "object_scale": OptionRule(float, 0, 1, lo_exclusive=True, why="object side / image side"),
+    "seed": OptionRule(int, 0, 2**31 - 1),
+}
 
 _CHUNK_PIXELS = 512 * 32 * 32  # pixels generated at once: small tensors stay in cache
 _SIZE_JITTER = 0.15
@@ -241,11 +273,33 @@ def generate(
     return images, labels
 
 
+def check_options(options: Mapping[str, Any]) -> int:
+    """Checks across options (each value is already in its :data:`OPTIONS` range).
+
+    Returns:
+        The number of training images.
+
+    Raises:
+        UsageError: the dataset would not fit in :data:`MAX_BYTES` of memory.
+    """
+    train = int(options.get("train_size", TRAIN_SIZE))
+    test = int(options.get("test_size", TEST_SIZE))
+    size = int(options.get("image_size", IMAGE_SIZE))
+    need = (train + test) * 3 * size * size
+    if need > MAX_BYTES:
+        raise UsageError(
+            f"dataset 'procedural': train_size + test_size = {train + test} images of "
+            f"3x{size}x{size} pixels need {need / 2**30:.1f} GiB, over the "
+            f"{MAX_BYTES / 2**30:.0f} GiB limit; use fewer images or a smaller image_size"
+        )
+    return train
+
+
 def procedural_dataset(
-    train_size: int = 10_000,
-    test_size: int = 2_000,
+    train_size: int = TRAIN_SIZE,
+    test_size: int = TEST_SIZE,
     num_classes: int = 10,
-    image_size: int = 32,
+    image_size: int = IMAGE_SIZE,
     object_scale: float = 0.5,
     seed: int = 0,
 ) -> TensorData:

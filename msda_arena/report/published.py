@@ -1,8 +1,10 @@
 """Published numbers (the paper's tables) as data, to show beside measured rows.
 
-The numbers ship as CSV under ``results/published/`` (``park2022.csv``: Park, Yun,
-Chun, NeurIPS 2022). Columns: ``dataset, arch, scenario, method, top1, source``. An
-empty ``arch`` means the paper does not state the architecture, and matches any.
+The numbers ship as package data, ``msda_arena/published/park2022.csv`` (Park, Yun,
+Chun, NeurIPS 2022), read through :mod:`importlib.resources`, so they are there in a wheel
+install too. CSV files in a store's own ``<results>/published/`` take precedence. Columns:
+``dataset, arch, scenario, method, top1, source``. An empty ``arch`` means the paper does
+not state the architecture, and matches any.
 
 A published number is shown in a leaderboard column when its dataset and scenario
 equal the column's and its architecture equals the column's (or is empty); an exact
@@ -12,8 +14,11 @@ best and never enter averages or paired tests: they are not measurements of this
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,42 +40,69 @@ PUBLISHED_ORDER: tuple[str, ...] = (
     "hmix",
     "gmix",
 )
-_REPO_PUBLISHED = Path(__file__).resolve().parents[2] / "results" / "published"
+_PACKAGE_PUBLISHED = "msda_arena/published/"  # where the shipped CSV files live, for messages
 
 
-def default_published_files(results_root: str | os.PathLike[str] | None = None) -> list[Path]:
+def _shipped() -> Traversable:
+    return resources.files("msda_arena").joinpath("published")
+
+
+def default_published_files(
+    results_root: str | os.PathLike[str] | None = None,
+) -> list[Traversable]:
     """The published CSV files to use: ``<results_root>/published/*.csv`` when there are
-    any, else the copy in this source tree's ``results/published/``."""
-    for directory in ([Path(results_root) / "published"] if results_root else []) + [
-        _REPO_PUBLISHED
-    ]:
+    any, else the ones shipped in the package (``msda_arena/published/*.csv``).
+
+    The shipped files are :class:`importlib.resources.abc.Traversable` (a :class:`Path`
+    in an ordinary install); :func:`load_published` reads either.
+    """
+    if results_root:
+        directory = Path(results_root) / "published"
         if directory.is_dir():
             files = sorted(p for p in directory.glob("*.csv") if not p.name.startswith("."))
             if files:
-                return files
-    return []
+                return list(files)
+    shipped = _shipped()
+    if not shipped.is_dir():
+        return []
+    return sorted(
+        (f for f in shipped.iterdir() if f.name.endswith(".csv") and not f.name.startswith(".")),
+        key=lambda f: f.name,
+    )
 
 
-def load_published(files: Iterable[str | os.PathLike[str]] | None = None) -> pandas.DataFrame:
+def load_published(
+    files: Iterable[str | os.PathLike[str] | Traversable] | None = None,
+) -> pandas.DataFrame:
     """Read published numbers into one frame with :data:`PUBLISHED_COLUMNS`.
 
     Args:
-        files: CSV files; by default :func:`default_published_files`.
+        files: CSV files (paths or package resources); by default
+            :func:`default_published_files`.
 
     Raises:
         StoreError: no file found, or a file lacks a column or has a non-numeric ``top1``.
     """
     import pandas as pd
 
-    paths = [Path(f) for f in files] if files is not None else default_published_files()
+    paths: list[Path | Traversable] = (
+        [f if isinstance(f, Traversable) else Path(f) for f in files]
+        if files is not None
+        else list(default_published_files())
+    )
     if not paths:
-        raise StoreError("no published numbers found; expected CSV files in results/published/")
+        raise StoreError(
+            f"no published numbers found; expected CSV files in {_PACKAGE_PUBLISHED} "
+            "(reinstall msda-arena) or <results>/published/"
+        )
     frames = []
     for path in paths:
         try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"{path}: cannot read published numbers ({exc})") from None
+            text = path.read_text(encoding="utf-8")
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+            reason = " ".join(str(exc).split())
+            raise StoreError(f"{path}: cannot read published numbers ({reason})") from None
         missing = [c for c in PUBLISHED_COLUMNS if c not in frame.columns]
         if missing:
             raise StoreError(f"{path}: published numbers need a column {missing[0]!r}")
