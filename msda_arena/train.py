@@ -10,6 +10,13 @@ Seeding: model initialisation, data order and crops depend on the seed alone, an
 mixing draws from its own generator, so two methods at one seed see the same model
 init and the same batches (paired comparisons compare like with like). On CUDA the
 step runs in bf16 autocast with channels_last; ``recipe.compile`` adds torch.compile.
+
+Guards, all without a host sync per step: every batch's lambdas and masks are checked
+against the contract (:class:`msda_arena.mixing.Mixer`), a method whose code raises
+fails the cell (:class:`msda_arena.mixing.MethodError`) instead of ending the grid,
+and the loss is watched for NaN/inf and for finite explosions (see
+:data:`EXPLODED_FACTOR`). At the end of each epoch, in that order, the masks are
+judged before the loss, so a NaN that came from the masks names the mask rule.
 """
 
 from __future__ import annotations
@@ -23,18 +30,27 @@ from typing import Any
 
 import torch
 
+from msda_arena import interrupts
 from msda_arena.config import Recipe
 from msda_arena.contract import MaskMethod
 from msda_arena.errors import ArenaError
 from msda_arena.mixing import Mixer
 
-__all__ = ["EpochEvent", "TrainResult", "TrainingDiverged", "train_cell"]
+__all__ = ["EXPLODED_FACTOR", "EpochEvent", "TrainResult", "TrainingDiverged", "train_cell"]
 
 _MIX_SEED_OFFSET = 1_000_003
 
+#: A cell diverged when any step's loss exceeds this many times ``ln(num_classes)``,
+#: the cross-entropy of a uniform guess (where training starts). Soft-target
+#: cross-entropy of a training model stays within a few times that, transient spikes
+#: included; 100x (139 for 4 classes, 461 for 100, 691 for 1000) means logits apart by
+#: hundreds, which only a blown-up model produces, so no healthy run trips it.
+EXPLODED_FACTOR = 100.0
+
 
 class TrainingDiverged(ArenaError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN or infinite, or exploded past
+    :data:`EXPLODED_FACTOR` times the loss of a uniform guess."""
 
 
 @dataclass(frozen=True)
@@ -158,10 +174,31 @@ def train_cell(
     under ``recipe`` and crop ``scenario``, then evaluate top-1/top-5 on the test views.
 
     Raises:
-        TrainingDiverged: the loss became NaN/inf.
-        MaskContractError: the method's first masks break the contract.
+        MaskContractError: some batch's lambdas or masks break the contract (the
+            message names the rule and the batch).
+        MethodError: the method's code raised, ``SystemExit`` and a ``KeyboardInterrupt``
+            that was not the user's Ctrl-C included.
+        TrainingDiverged: the loss became NaN/inf or exploded (:data:`EXPLODED_FACTOR`).
         ValueError: the batch size exceeds the training set.
+        KeyboardInterrupt: the user pressed Ctrl-C.
     """
+    with interrupts.watching():
+        return _train_cell(
+            arch, method, data, recipe, scenario, seed, device, progress, keep_weights
+        )
+
+
+def _train_cell(
+    arch: str,
+    method: MaskMethod,
+    data: Any,
+    recipe: Recipe,
+    scenario: Any,
+    seed: int,
+    device: torch.device | str,
+    progress: Callable[[EpochEvent], None] | None,
+    keep_weights: bool,
+) -> TrainResult:
     import timm
 
     import msda_arena.models  # noqa: F401  (registers the CIFAR-stem models into timm)
@@ -205,10 +242,13 @@ def train_cell(
     train_seconds = 0.0
     images = 0
     train_loss = float("nan")
+    uniform_loss = math.log(data.num_classes)
     for epoch in range(recipe.epochs):
         model.train()
+        mixer.start_epoch(epoch + 1)
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
+        loss_max = torch.zeros((), device=device)
         n_steps = 0
         for xb, yb in _train_batches(data, recipe, device, data_gen, seed, epoch):
             x = train_views(data.normalize(xb), scenario, data_gen)
@@ -221,14 +261,21 @@ def train_cell(
             opt.step()
             sched.step()
             loss_sum += loss.detach()
+            loss_max = torch.maximum(loss_max, loss.detach())  # NaN propagates
             n_steps += 1
-        train_loss = float(loss_sum / max(n_steps, 1))  # the one sync of the epoch
+        mixer.raise_if_violated()  # the epoch's sync; masks are judged before the loss
+        train_loss, worst = torch.stack([loss_sum / max(n_steps, 1), loss_max]).tolist()
         epoch_seconds = time.perf_counter() - t0
         train_seconds += epoch_seconds
         images += n_steps * recipe.batch_size
-        if not math.isfinite(train_loss):
+        if not (math.isfinite(train_loss) and math.isfinite(worst)):
+            bad = train_loss if not math.isfinite(train_loss) else worst
+            raise TrainingDiverged(f"training loss became {bad} in epoch {epoch + 1}; lower lr")
+        if worst > EXPLODED_FACTOR * uniform_loss:
             raise TrainingDiverged(
-                f"training loss became {train_loss} in epoch {epoch + 1}; lower lr"
+                f"training loss exploded to {worst:.3g} in epoch {epoch + 1} (over "
+                f"{EXPLODED_FACTOR:g} x the loss of a uniform guess, {uniform_loss:.3g}); "
+                "lower lr or check the method"
             )
         if progress is not None:
             progress(EpochEvent(epoch + 1, recipe.epochs, train_loss, images, epoch_seconds))
