@@ -1,62 +1,94 @@
 """Run grid cells and store one result per cell. The local executor is the default.
 
-A cell whose result file holds ``status = ok`` is skipped (resume) unless forced; a
-failed or missing one runs. A cell that raises (a plugin's bug, a bad mask, a
-diverged loss) gets a ``failed`` record with its error and the run goes on; a forced
-retrain that fails keeps the stored ``ok`` result instead. A
-Ctrl-C stops at once: the interrupted cell writes nothing (results are written
-atomically, whole or not at all), every finished cell is kept.
+An executor decides where and when cells run; what running one means belongs to
+:func:`msda_arena.worker.run_cell` (claim, train, store). Before the first cell, every
+executor proves the store is writable, removes temporary files left by dead writers,
+and runs the cheap conformance rules (:func:`msda_arena.testing.preflight`) on every
+method it is about to train: a method that fails gets failed records naming the rule
+(``skip_check`` turns this off). A cell another run is training is waited for, then
+taken over only if that run died, so concurrent runs never train one cell twice and
+never lose one. A Ctrl-C stops at once: the interrupted cell writes nothing, every
+finished cell is kept.
 """
 
 from __future__ import annotations
 
-import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from msda_arena.config import ArenaConfig, Profile
-from msda_arena.grid import Cell
+from msda_arena.grid import GridCell
+from msda_arena.record import ResultRecord
+from msda_arena.worker import (
+    CellOutcome,
+    RunSettings,
+    describe_exception,
+    failed_record,
+    run_cell,
+    store_failure,
+    stored_status,
+)
 
-__all__ = ["LocalExecutor", "Reporter", "RunSummary", "cached_status"]
+__all__ = ["LocalExecutor", "Reporter", "RunSummary", "preflight_methods"]
 
-
-def cached_status(root: str | Path, cell: Cell) -> str | None:
-    """``"ok"`` or ``"failed"`` for a cell with a readable result file, else None."""
-    from msda_arena.store import cell_path, read_result
-
-    record = read_result(cell_path(root, cell.dataset, cell.key))
-    if record is None or record.get("key") != cell.key:
-        return None
-    return record.get("status")
+#: Seconds between looks at a cell that another run is training.
+WAIT_POLL_S = 1.0
 
 
 class Reporter:
-    """Receives progress; the CLI's rich display subclasses it. Default: silent."""
+    """Receives progress; the CLI's display subclasses it. Default: silent."""
 
     def start(self, total: int, to_run: int) -> None:
         """The run starts: ``total`` cells, of which ``to_run`` will train."""
 
-    def cell_start(self, cell: Cell, epochs: int) -> None:
+    def cell_start(self, cell: GridCell, epochs: int) -> None:
         """A cell starts training."""
 
-    def epoch(self, cell: Cell, event: Any) -> None:
+    def epoch(self, cell: GridCell, event: Any) -> None:
         """A cell finished an epoch (:class:`msda_arena.train.EpochEvent`)."""
 
-    def cell_end(self, cell: Cell, record: dict[str, Any]) -> None:
+    def cell_end(self, cell: GridCell, record: ResultRecord) -> None:
         """A cell finished (ok or failed) and its record is stored."""
 
-    def skip(self, cell: Cell, status: str) -> None:
+    def skip(self, cell: GridCell, status: str) -> None:
         """A cell is skipped because its result is already stored."""
+
+    def note(self, message: str) -> None:
+        """Something the user should know that is not a cell's end (waiting, cleaning)."""
 
 
 @dataclass
 class RunSummary:
     """What a run did."""
 
-    done: list[Cell] = field(default_factory=list)
-    skipped: list[Cell] = field(default_factory=list)
-    failed: list[tuple[Cell, str]] = field(default_factory=list)
+    done: list[GridCell] = field(default_factory=list)
+    skipped: list[GridCell] = field(default_factory=list)
+    failed: list[tuple[GridCell, str]] = field(default_factory=list)
+
+
+def preflight_methods(methods: list[str], device: str = "cpu") -> dict[str, str]:
+    """The cheap conformance rules for each method spec; spec -> one-line failure for
+    those that fail (``"conformance rule 'vectorised' failed: ..."``)."""
+    from msda_arena import get_method, interrupts
+    from msda_arena.testing import preflight
+
+    failures: dict[str, str] = {}
+    for spec in dict.fromkeys(methods):
+        try:
+            result = preflight(get_method(spec), device)
+        except BaseException as exc:
+            if interrupts.from_user(exc):
+                raise
+            failures[spec] = f"conformance check could not run: {describe_exception(exc)}"
+            continue
+        if result is not None:
+            failures[spec] = (
+                f"conformance rule '{result.rule}' failed before training: {result.detail} "
+                "(see `arena check`; --skip-check trains anyway)"
+            )
+    return failures
 
 
 class LocalExecutor:
@@ -74,150 +106,125 @@ class LocalExecutor:
         data_root: str | None = None,
         save_checkpoints: bool = False,
         force: bool = False,
+        skip_check: bool = False,
+        claim_ttl_s: float | None = None,
     ) -> None:
-        self.config = config
-        self.profile = profile
-        self.results = Path(results)
-        self.device = device
-        self.data_root = data_root or profile.data_root
-        self.save_checkpoints = save_checkpoints
-        self.force = force
+        self.settings = RunSettings(
+            config=config,
+            profile=profile,
+            results=Path(results),
+            device=device,
+            data_root=data_root or profile.data_root,
+            save_checkpoints=save_checkpoints,
+            force=force,
+            claim_ttl_s=claim_ttl_s,
+        )
+        self.skip_check = skip_check
         self._data: Any = None
+
+    @property
+    def results(self) -> Path:
+        """The result store."""
+        return self.settings.results
 
     def data(self) -> Any:
         """The profile's dataset, loaded on first use and moved to the device."""
         if self._data is None:
             from msda_arena.data import load_dataset
 
-            data = load_dataset(
-                self.profile.dataset, self.data_root, **self.profile.dataset_options
-            )
-            self._data = data.to(self.device) if hasattr(data, "to") else data
+            s = self.settings
+            data = load_dataset(s.profile.dataset, s.data_root, **s.profile.dataset_options)
+            self._data = data.to(s.device) if hasattr(data, "to") else data
         return self._data
 
-    def pending(self, cells: list[Cell]) -> list[tuple[Cell, str | None]]:
-        """Each cell with its stored status (None: nothing stored)."""
-        return [(c, cached_status(self.results, c)) for c in cells]
+    def pending(self, cells: list[GridCell]) -> list[tuple[GridCell, str | None]]:
+        """Each cell with its stored status: ok, stale, failed or None (nothing)."""
+        return [(c, stored_status(self.results, c)) for c in cells]
 
-    def run(self, cells: list[Cell], reporter: Reporter | None = None) -> RunSummary:
-        """Train every cell that has no ``ok`` result (all of them with ``force``)."""
+    def run(self, cells: list[GridCell], reporter: Reporter | None = None) -> RunSummary:
+        """Train every cell that has no current ``ok`` result (all of them with ``force``)."""
+        from msda_arena.store import check_writable, clean_temporaries
+
         reporter = reporter or Reporter()
         summary = RunSummary()
         plan = self.pending(cells)
-        to_run = [c for c, s in plan if self.force or s != "ok"]
-        if to_run:  # a missing dataset stops the run before any cell or progress, with its error
+        to_run = [c for c, s in plan if self.settings.force or s != "ok"]
+        rejected: dict[str, str] = {}
+        if to_run:  # problems with the store, the data or a method stop before any cell
             self.data()
+            check_writable(self.results)
+            removed = clean_temporaries(self.results)
+            if removed:
+                reporter.note(f"removed {len(removed)} temporary file(s) left by dead runs")
+            if not self.skip_check:
+                rejected = preflight_methods([c.method for c in to_run])
         reporter.start(len(cells), len(to_run))
         for cell, status in plan:
-            if not self.force and status == "ok":
+            if cell not in to_run:
                 summary.skipped.append(cell)
-                reporter.skip(cell, status)
+                reporter.skip(cell, status or "")
+        waiting: list[GridCell] = []
         for cell in to_run:
-            record = self.run_cell(cell, reporter)
-            if record["status"] == "ok":
-                summary.done.append(cell)
+            if cell.method in rejected:
+                self._reject(cell, rejected[cell.method], summary, reporter)
+                continue
+            outcome = self._run_one(cell, reporter)
+            if outcome.action == "busy":
+                waiting.append(cell)
             else:
-                summary.failed.append((cell, record["error"]))
+                self._count(outcome, summary, reporter)
+        self._wait_for(waiting, summary, reporter)
         return summary
 
-    def run_cell(self, cell: Cell, reporter: Reporter | None = None) -> dict[str, Any]:
-        """Train one cell and store its record (ok or failed); return the record."""
-        from msda_arena import get_method, method_info
-        from msda_arena.provenance import environment, utc_now
-        from msda_arena.store import write_result
-        from msda_arena.train import device_name, train_cell
+    def run_cell(self, cell: GridCell, reporter: Reporter | None = None) -> ResultRecord | None:
+        """Claim, train and store one cell now, whatever is stored; return its record
+        (``None`` when another run holds the cell's claim or stored it meanwhile)."""
+        return self._run_one(cell, reporter or Reporter()).record
 
-        reporter = reporter or Reporter()
-        recipe = self.config.recipes[self.profile.recipe]
-        started = utc_now()
-        record: dict[str, Any] = {
-            "schema_version": 1,
-            "key": cell.key,
-            "status": "ok",
-            "error": "",
-            "profile": cell.profile,
-            "dataset": cell.dataset,
-            "arch": cell.arch,
-            "scenario": cell.scenario,
-            "method": cell.method,
-            "seed": cell.seed,
-            "recipe_hash": cell.recipe_hash,
-            "epochs": recipe.epochs,
-            "top1": math.nan,
-            "top5": math.nan,
-            "train_loss": math.nan,
-            "wall_time_s": 0.0,
-            "images_per_s": 0.0,
-            "peak_mem_mb": 0.0,
-            "config_hash": self.config.config_hash(self.profile),
-            "started_at": started,
-            **environment(),
-        }
-        try:
-            info = method_info(cell.method)
-            record.update(
-                method_name=info.name, method_package=info.package, method_version=info.version
-            )
-        except Exception:
-            record.update(
-                method_name=cell.method.split("(")[0], method_package="", method_version=""
-            )
-        import torch
+    def _run_one(self, cell: GridCell, reporter: Reporter) -> CellOutcome:
+        return run_cell(
+            cell,
+            self.settings,
+            self.data(),
+            on_start=reporter.cell_start,
+            on_epoch=reporter.epoch,
+        )
 
-        record["device_name"] = device_name(torch.device(self.device))
-        reporter.cell_start(cell, recipe.epochs)
-        try:
-            result = train_cell(
-                cell.arch,
-                get_method(cell.method),
-                self.data(),
-                recipe,
-                self.config.scenarios[cell.scenario],
-                cell.seed,
-                device=self.device,
-                progress=lambda event: reporter.epoch(cell, event),
-                keep_weights=self.save_checkpoints,
-            )
-        except Exception as exc:
-            text = str(exc).strip().splitlines()
-            record.update(status="failed", error=f"{type(exc).__name__}: {text[0] if text else ''}")
+    def _wait_for(self, cells: list[GridCell], summary: RunSummary, reporter: Reporter) -> None:
+        """Cells another run was training: wait until each is stored (skip it) or its
+        claim is released or stale (train it here)."""
+        announced = False
+        while cells:
+            if not announced:
+                reporter.note(f"waiting for {len(cells)} cell(s) that another run is training")
+                announced = True
+            still: list[GridCell] = []
+            for cell in cells:
+                outcome = self._run_one(cell, reporter)
+                if outcome.action == "busy":
+                    still.append(cell)
+                else:
+                    self._count(outcome, summary, reporter)
+            cells = still
+            if cells:
+                time.sleep(WAIT_POLL_S)
+
+    def _count(self, outcome: CellOutcome, summary: RunSummary, reporter: Reporter) -> None:
+        if outcome.action == "skipped":
+            summary.skipped.append(outcome.cell)
+            reporter.skip(outcome.cell, "ok")
+            return
+        record = outcome.record
+        assert record is not None
+        if record.status == "ok":
+            summary.done.append(outcome.cell)
         else:
-            record.update(
-                top1=result.top1,
-                top5=result.top5,
-                train_loss=result.train_loss,
-                epochs=result.epochs,
-                wall_time_s=result.wall_time_s,
-                images_per_s=result.images_per_s,
-                peak_mem_mb=result.peak_mem_mb,
-                device_name=result.device_name,
-            )
-            if self.save_checkpoints and result.state_dict is not None:
-                self._save_checkpoint(cell, result.state_dict)
-        record["finished_at"] = utc_now()
-        if record["status"] == "ok" or cached_status(self.results, cell) != "ok":
-            write_result(self.results, record)
-        else:  # a forced retrain failed: the finished result stays, the failure is reported
-            record["error"] += " (the stored ok result was kept)"
+            summary.failed.append((outcome.cell, record.error))
+        reporter.cell_end(outcome.cell, record)
+
+    def _reject(self, cell: GridCell, error: str, summary: RunSummary, reporter: Reporter) -> None:
+        record = failed_record(cell, self.settings, error)
+        if not store_failure(self.settings, record):
+            record = record.replace(error=record.error + " (the stored ok result was kept)")
+        summary.failed.append((cell, record.error))
         reporter.cell_end(cell, record)
-        return record
-
-    def _save_checkpoint(self, cell: Cell, state: dict[str, Any]) -> Path:
-        import os
-        import tempfile
-
-        from safetensors.torch import save_file
-
-        target = self.results / cell.dataset / "checkpoints" / f"{cell.key}.safetensors"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        try:
-            save_file(
-                state, tmp, metadata={"arch": cell.arch, "method": cell.method, "key": cell.key}
-            )
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target

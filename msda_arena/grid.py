@@ -14,14 +14,20 @@ from dataclasses import dataclass
 
 from msda_arena.config import ArenaConfig, Profile, stable_hash
 from msda_arena.errors import UsageError
-from msda_arena.spec import slug
+from msda_arena.record import RecordError, cell_key
 
-__all__ = ["Cell", "build_cells", "parse_seeds", "validate_archs"]
+__all__ = ["GridCell", "build_cells", "parse_seeds", "validate_archs"]
 
 
 @dataclass(frozen=True)
-class Cell:
-    """One training run of the grid."""
+class GridCell:
+    """One training run of the grid.
+
+    ``method_code`` is the identity of the method's implementation the cell trains
+    with (:attr:`msda_arena.plugins.MethodInfo.code`: package version and source hash).
+    It is not part of the key: a stored result whose ``method_code`` differs is *stale*
+    and retrained in place, so one cell always has one file.
+    """
 
     profile: str
     dataset: str
@@ -30,17 +36,17 @@ class Cell:
     method: str  # canonical spec
     seed: int
     recipe_hash: str
+    method_code: str = ""
 
     @property
     def key(self) -> str:
-        """A file-name-safe unique key: profile, arch, scenario, method, seed, recipe hash.
+        """The file-name-safe unique key (:func:`msda_arena.record.cell_key`).
 
         The profile is part of it so that two profiles sharing a dataset never share
         (and overwrite) each other's files, and a report per profile sees all of its own.
         """
-        return (
-            f"{self.profile}__{self.arch}__{self.scenario}__{slug(self.method)}"
-            f"__s{self.seed}__{self.recipe_hash}"
+        return cell_key(
+            self.profile, self.arch, self.scenario, self.method, self.seed, self.recipe_hash
         )
 
     def label(self) -> str:
@@ -49,22 +55,59 @@ class Cell:
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"0,1,2"``, ``"0-4"`` or ``"3"`` -> a tuple of seeds."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+    """``"0,1,2"``, ``"0-4"`` or ``"3"`` -> a tuple of seeds.
+
+    Only ASCII digits; each seed in ``0 .. MAX_SEED`` (2**31 - 1); at most ``MAX_SEEDS``
+    seeds, counted before any range is expanded.
+    """
+    from msda_arena.config import MAX_SEED, MAX_SEEDS
+
+    shown = repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
+    bounds: list[tuple[int, int]] = []
+    count = 0
+    for raw in text.split(","):
+        part = raw.strip()
+        m = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", part)
         if not m:
-            raise UsageError(f"--seeds {text!r}: write seeds like 0,1,2 or a range 0-4")
+            raise UsageError(
+                f"--seeds {shown}: write seeds like 0,1,2 or a range 0-4 "
+                f"(ASCII digits, each seed 0 to {MAX_SEED})"
+            )
+        for digits in m.groups(default="0"):
+            if len(digits) > 10 or int(digits) > MAX_SEED:  # int() only of a few digits
+                big = digits if len(digits) <= 20 else digits[:17] + "..."
+                raise UsageError(
+                    f"--seeds {shown}: {big} is too large; each seed is 0 to {MAX_SEED}"
+                )
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo:
-            raise UsageError(f"--seeds {text!r}: the range {part} is empty")
-        seeds.extend(range(lo, hi + 1))
+            raise UsageError(f"--seeds {shown}: the range {part} is empty")
+        count += hi - lo + 1
+        if count > MAX_SEEDS:
+            raise UsageError(
+                f"--seeds {shown}: more than {MAX_SEEDS} seeds in one run; "
+                "name fewer (or run in several commands)"
+            )
+        bounds.append((lo, hi))
+    seeds = (seed for lo, hi in bounds for seed in range(lo, hi + 1))
     return tuple(dict.fromkeys(seeds))
 
 
 def validate_archs(archs: tuple[str, ...]) -> None:
-    """Raise :class:`UsageError` for a name that is not in timm's registry."""
+    """Raise :class:`UsageError` for a name that is malformed, named twice, or not in
+    timm's registry. The name's form is checked before any lookup, since it becomes part
+    of result file names."""
+    from msda_arena.config import ARCH_PATTERN, ARCH_RULE
+
+    seen: set[str] = set()
+    for arch in archs:
+        if not isinstance(arch, str) or not ARCH_PATTERN.fullmatch(arch):
+            shown = repr(arch) if len(repr(arch)) <= 60 else repr(arch)[:57] + "..."
+            raise UsageError(f"architecture name {shown} is not allowed: use {ARCH_RULE}")
+        if arch in seen:
+            raise UsageError(f"architecture {arch!r} is named twice; name each once")
+        seen.add(arch)
+
     import timm
 
     import msda_arena.models  # noqa: F401  (registers the CIFAR-stem models)
@@ -96,6 +139,12 @@ def recipe_hash(config: ArenaConfig, profile: Profile, scenario: str) -> str:
     )
 
 
+def _method_code(spec: str) -> str:
+    from msda_arena import method_info
+
+    return method_info(spec).code
+
+
 def build_cells(
     config: ArenaConfig,
     profile: Profile,
@@ -104,7 +153,7 @@ def build_cells(
     scenarios: tuple[str, ...] | None = None,
     seeds: tuple[int, ...] | None = None,
     baselines: Sequence[str] = (),
-) -> list[Cell]:
+) -> list[GridCell]:
     """Every cell for ``methods`` then ``baselines`` (canonical specs, duplicates once).
 
     ``archs``, ``scenarios`` and ``seeds`` narrow or replace the profile's; a scenario
@@ -121,10 +170,22 @@ def build_cells(
             )
     all_methods = list(dict.fromkeys([*methods, *baselines]))
     hashes = {s: recipe_hash(config, profile, s) for s in scenarios}
-    return [
-        Cell(profile.name, profile.dataset, arch, scen, method, seed, hashes[scen])
+    codes = {m: _method_code(m) for m in all_methods}
+    cells = [
+        GridCell(
+            profile.name, profile.dataset, arch, scen, method, seed, hashes[scen], codes[method]
+        )
         for method in all_methods
         for arch in archs
         for scen in scenarios
-        for seed in seeds
+        for seed in dict.fromkeys(seeds)
     ]
+    cells = list(dict.fromkeys(cells))  # a scenario or arch named twice gives one cell
+    if not cells:
+        raise UsageError("the grid is empty: name at least one method, architecture and seed")
+    try:
+        for cell in cells:
+            cell.key  # noqa: B018  (builds and checks the key: file-name safe, short enough)
+    except RecordError as exc:
+        raise UsageError(str(exc)) from None
+    return cells

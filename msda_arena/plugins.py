@@ -12,6 +12,7 @@ entry-point packages (the built-ins always load).
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import sys
 from dataclasses import dataclass, field
@@ -25,7 +26,15 @@ from msda_arena.contract import MaskMethod
 from msda_arena.errors import PluginError
 from msda_arena.spec import NAME_PATTERN, SpecError
 
-__all__ = ["BrokenPlugin", "MethodInfo", "Registry", "registry", "reset"]
+__all__ = [
+    "BrokenPlugin",
+    "MethodInfo",
+    "Registry",
+    "implementation_hash",
+    "loaded_packages",
+    "registry",
+    "reset",
+]
 
 ENTRY_POINT_GROUP = "msda_arena"
 BUILTIN_PACKAGE = "msda-arena"
@@ -44,6 +53,17 @@ class MethodInfo:
     def defaults(self) -> dict[str, Any]:
         """Parameter name -> default value."""
         return {p.name: p.default for p in self.cls.params}
+
+    @property
+    def code(self) -> str:
+        """The identity of this method's implementation: ``VERSION:HASH``.
+
+        HASH covers the source of every module in the class's MRO and every ``.py`` file
+        of the package directory that defines the class (the built-ins: all of
+        ``msda_arena/methods/``), so editing a method's code, or bumping its package's
+        version, makes its stored results stale.
+        """
+        return f"{self.version}:{implementation_hash(self.cls)}"
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,8 @@ class Registry:
 
     methods: dict[str, MethodInfo] = field(default_factory=dict)
     broken: list[BrokenPlugin] = field(default_factory=list)
+    #: Every package whose entry point loaded (name -> version), methods or not.
+    packages: dict[str, str] = field(default_factory=dict)
 
     def get(self, name: str) -> MethodInfo:
         """The method called ``name``, or a :class:`SpecError` suggesting close names."""
@@ -92,6 +114,55 @@ class Registry:
         if pattern:
             names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
         return [self.methods[n] for n in names]
+
+
+@functools.cache
+def implementation_hash(cls: type) -> str:
+    """12 hex digits of the SHA-256 of the source files behind ``cls`` (see
+    :attr:`MethodInfo.code`); ``"unknown"`` when no source file can be found."""
+    import hashlib
+    import inspect
+    from pathlib import Path
+
+    files: set[Path] = set()
+    for klass in cls.__mro__:
+        if klass is object:
+            continue
+        try:
+            source = inspect.getsourcefile(klass)
+        except (TypeError, OSError):
+            source = None
+        if source is None:
+            continue
+        path = Path(source).resolve()
+        files.add(path)
+        if klass is cls and (path.parent / "__init__.py").is_file():
+            # The whole package that defines the method (never a bare site-packages).
+            files.update(p.resolve() for p in path.parent.rglob("*.py"))
+    if not files:
+        return "unknown"
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        try:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        except OSError:
+            digest.update(path.name.encode() + b"\0unreadable\0")
+    return digest.hexdigest()[:12]
+
+
+def loaded_packages() -> str:
+    """Every package whose plugin loaded in this process, ``"name==version; ..."``
+    (msda-arena itself first): plugins can patch the harness in-process, so a result
+    records all of them, not only its method's."""
+    from msda_arena import __version__
+
+    reg = registry()
+    seen = {BUILTIN_PACKAGE: __version__}
+    for info in reg.methods.values():
+        seen.setdefault(info.package, info.version)
+    for name, version in reg.packages.items():
+        seen.setdefault(name, version)
+    return "; ".join(f"{name}=={version}" for name, version in seen.items())
 
 
 def _strict() -> bool:
@@ -152,6 +223,7 @@ def _load() -> Registry:
             _broken(reg, BrokenPlugin(package, f"{ep.name} = {ep.value}", _describe(exc)))
             continue
         origin[plugin_name] = (package, version, ep.name)
+        reg.packages[package] = version
 
     for impl in pm.hook.register_mask_methods.get_hookimpls():
         package, version, ep_name = origin.get(impl.plugin_name, (impl.plugin_name, "unknown", "?"))

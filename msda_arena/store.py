@@ -1,13 +1,18 @@
 """The result store: one small parquet file per grid cell, written atomically.
 
-Layout: ``<root>/<dataset>/<key>.parquet``, each file holding exactly one row with the
-columns of :data:`RESULT_COLUMNS` (see ``/work/notes/contract.md``). Files are written
-to a temporary file in the same directory, flushed to disk and moved into place with
-:func:`os.replace`, so a crash never leaves a partial ``.parquet`` where a reader looks.
+Layout: ``<root>/<dataset>/<key>.parquet``, each file holding exactly one
+:class:`~msda_arena.record.ResultRecord` (the record module owns the columns, the key
+and the rules). Files are written to a temporary file in the same directory
+(``.<host>.<pid>.<random>.tmp``, so a left-over one names its dead writer), flushed to
+disk and moved into place with :func:`os.replace`, so a crash never leaves a partial
+``.parquet`` where a reader looks.
 
 Reading tolerates damage: a file that cannot be read, lacks a column, has a column of
-the wrong type or holds anything but one valid row is reported as ``"PATH: reason"``
-and left out (``strict=True`` turns that into a :class:`~msda_arena.errors.StoreError`).
+the wrong type, holds anything but one row, breaks a rule of the record (a top-1 of
+1e9, NaN in an ok result) or sits where its key does not say is reported as
+``"PATH: reason"`` and left out (``strict=True`` turns that into a
+:class:`~msda_arena.errors.StoreError`). The same rules run on write, on read and
+when the index is built.
 
 The index cache
 ---------------
@@ -28,78 +33,52 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
-import numbers
 import os
 import re
+import socket
 import stat
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from msda_arena.errors import StoreError
+from msda_arena.record import (
+    COLUMNS,
+    KEY_PATTERN,
+    SCHEMA_VERSION,
+    ResultRecord,
+    arrow_schema,
+    problems,
+)
 
 if TYPE_CHECKING:
     import pandas
     import pyarrow
 
 __all__ = [
+    "CHECKPOINT_DIR",
     "INDEX_NAME",
-    "RESULT_COLUMNS",
-    "SCHEMA_VERSION",
     "WRITE_OPTIONS",
-    "arrow_schema",
     "cell_path",
+    "check_writable",
+    "checkpoint_path",
+    "clean_temporaries",
+    "indexed",
+    "inspect_file",
     "load_results",
     "read_result",
-    "validate_record",
+    "result_files",
+    "temporaries",
+    "write_checkpoint",
     "write_result",
 ]
 
-#: Version of the record layout; bumped when :data:`RESULT_COLUMNS` changes.
-SCHEMA_VERSION = 1
-
-#: Every column of a result record and its pandas dtype, in file order.
-RESULT_COLUMNS: dict[str, str] = {
-    "schema_version": "int64",
-    "key": "str",
-    "status": "str",
-    "error": "str",
-    "profile": "str",
-    "dataset": "str",
-    "arch": "str",
-    "scenario": "str",
-    "method": "str",
-    "method_name": "str",
-    "seed": "int64",
-    "recipe_hash": "str",
-    "top1": "float64",
-    "top5": "float64",
-    "train_loss": "float64",
-    "epochs": "int64",
-    "wall_time_s": "float64",
-    "images_per_s": "float64",
-    "peak_mem_mb": "float64",
-    "method_package": "str",
-    "method_version": "str",
-    "torch_version": "str",
-    "timm_version": "str",
-    "cuda_version": "str",
-    "device_name": "str",
-    "arena_version": "str",
-    "git_commit": "str",
-    "config_hash": "str",
-    "started_at": "str",
-    "finished_at": "str",
-}
-
 #: File name of the index cache inside the store root (a dot-file: never a result).
 INDEX_NAME = ".index.parquet"
-_INDEX_VERSION = b"1"
+_INDEX_VERSION = b"2"
 _INDEX_META_KEY = b"msda_arena.index_version"
-_STATUSES = ("ok", "failed")
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_=\-][A-Za-z0-9_.=\-]*$")
 # Directories under the root that are not part of the measured store.
 _SKIP_DIRS = frozenset({"published"})
 #: Parquet writer options of result files (one row: statistics and dictionaries only
@@ -110,22 +89,13 @@ WRITE_OPTIONS: dict[str, Any] = {
     "write_statistics": False,
     "store_schema": False,
 }
+#: A temporary file older than this is left over by a writer that died (a write takes
+#: milliseconds); one of a dead process on this host is left over at once.
+TEMP_MAX_AGE_S = 600.0
 
 
 class _BadFile(Exception):
     """A file that is not a valid result record; the message is the reason."""
-
-
-# --------------------------------------------------------------------------- schema
-
-
-@functools.lru_cache(maxsize=1)
-def arrow_schema() -> pyarrow.Schema:
-    """The pyarrow schema of a result file (the columns of :data:`RESULT_COLUMNS`)."""
-    import pyarrow as pa
-
-    kinds = {"int64": pa.int64(), "float64": pa.float64(), "str": pa.string()}
-    return pa.schema([pa.field(c, kinds[t], nullable=False) for c, t in RESULT_COLUMNS.items()])
 
 
 @functools.lru_cache(maxsize=1)
@@ -146,76 +116,72 @@ def _index_schema() -> pyarrow.Schema:
 def _empty_frame() -> pandas.DataFrame:
     import pandas as pd
 
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in RESULT_COLUMNS.items()})
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in COLUMNS.items()})
 
 
 # --------------------------------------------------------------------------- writing
 
 
 def cell_path(root: str | os.PathLike[str], dataset: str, key: str) -> Path:
-    """The file of one grid cell: ``root/dataset/key.parquet``."""
+    """The file of one grid cell: ``root/dataset/key.parquet``.
+
+    Raises :class:`StoreError` unless ``dataset`` and ``key`` are file-name safe
+    (:data:`msda_arena.record.KEY_PATTERN`), so no name can reach outside the store.
+    """
+    for what, name in (("dataset", dataset), ("key", key)):
+        if not isinstance(name, str) or not KEY_PATTERN.match(name):
+            raise StoreError(f"{what} {str(name)[:80]!r} is not a file-name-safe store name")
     return Path(root) / dataset / f"{key}.parquet"
 
 
-def _check_value(column: str, kind: str, value: Any) -> None:
-    if kind == "str":
-        ok = isinstance(value, str)
-        want = "a string"
-    elif kind == "int64":
-        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-        want = "an integer"
-    else:
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        want = "a number (NaN allowed)"
-    if not ok:
-        raise ValueError(
-            f"result column {column!r} must be {want}, got {type(value).__name__} {value!r}"
-        )
+#: Folder of a dataset's checkpoints inside the store (``--save-checkpoints``).
+CHECKPOINT_DIR = "checkpoints"
 
 
-def validate_record(record: Mapping[str, Any]) -> None:
-    """Raise :class:`ValueError`, naming the column, unless ``record`` is a valid result.
-
-    A valid record has exactly the columns of :data:`RESULT_COLUMNS`, each with a value of
-    the right kind; ``schema_version`` equals :data:`SCHEMA_VERSION`; ``status`` is
-    ``"ok"`` or ``"failed"``; an ``"ok"`` record has a finite ``top1`` in [0, 100];
-    ``dataset`` and ``key`` are file-name safe (they become the path).
-    """
-    if not isinstance(record, Mapping):
-        raise ValueError(f"a result record must be a mapping, got {type(record).__name__}")
-    for column, kind in RESULT_COLUMNS.items():
-        if column not in record:
-            raise ValueError(f"result record is missing column {column!r}")
-        _check_value(column, kind, record[column])
-    extra = sorted(set(record) - set(RESULT_COLUMNS))
-    if extra:
-        raise ValueError(f"result record has unknown column {extra[0]!r}")
-    if record["schema_version"] != SCHEMA_VERSION:
-        raise ValueError(
-            f"result column 'schema_version' must be {SCHEMA_VERSION}, "
-            f"got {record['schema_version']!r}"
-        )
-    if record["status"] not in _STATUSES:
-        raise ValueError(
-            f"result column 'status' must be 'ok' or 'failed', got {record['status']!r}"
-        )
-    if record["status"] == "ok":
-        top1 = float(record["top1"])
-        if not (math.isfinite(top1) and 0.0 <= top1 <= 100.0):
-            raise ValueError(
-                f"result column 'top1' must be a percentage in [0, 100] when status is 'ok', "
-                f"got {record['top1']!r}"
-            )
-    for column in ("dataset", "key"):
-        if not _SAFE_NAME.match(record[column]):
-            raise ValueError(
-                f"result column {column!r} must be file-name safe "
-                f"(letters, digits, '_', '-', '=', '.'; not starting with '.'), "
-                f"got {record[column]!r}"
-            )
+def checkpoint_path(root: str | os.PathLike[str], dataset: str, key: str) -> Path:
+    """The safetensors weights of one cell: ``root/dataset/checkpoints/key.safetensors``."""
+    return cell_path(root, dataset, key).parent / CHECKPOINT_DIR / f"{key}.safetensors"
 
 
-def write_result(root: str | os.PathLike[str], record: Mapping[str, Any]) -> Path:
+def write_checkpoint(
+    root: str | os.PathLike[str],
+    dataset: str,
+    key: str,
+    state: Mapping[str, Any],
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """Write a cell's weights to :func:`checkpoint_path` as safetensors (never a pickle),
+    atomically like a result; raise :class:`StoreError` naming the path on failure."""
+    from safetensors.torch import save_file
+
+    target = checkpoint_path(root, dataset, key)
+    tmp = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        save_file(dict(state), tmp, metadata=dict(metadata or {}))
+        os.replace(tmp, target)
+        tmp = None
+    except OSError as exc:
+        raise StoreError(f"could not write {target}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    return target
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
+
+
+def _temp_prefix() -> str:
+    """Temporary files are ``.<host>.<pid>.<random>.tmp``: whose they are is in the name."""
+    return f".{_host_tag()}.{os.getpid()}."
+
+
+def write_result(root: str | os.PathLike[str], record: ResultRecord | Mapping[str, Any]) -> Path:
     """Validate ``record`` and write it as a one-row parquet file, atomically.
 
     The file goes to :func:`cell_path` (directories are created). It is written to a
@@ -225,40 +191,128 @@ def write_result(root: str | os.PathLike[str], record: Mapping[str, Any]) -> Pat
     untouched.
 
     Raises:
-        ValueError: the record lacks a column or has a value of the wrong kind
-            (the message names the column).
+        RecordError: the record breaks a rule of :mod:`msda_arena.record` (the message
+            names the column).
+        StoreError: the file cannot be written (one line naming the path and the cause).
 
     Returns:
         The path of the written file.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    validate_record(record)
-    schema = arrow_schema()
-    row = {}
-    for column, kind in RESULT_COLUMNS.items():
-        value = record[column]
-        row[column] = [
-            int(value) if kind == "int64" else float(value) if kind == "float64" else value
-        ]
-    table = pa.Table.from_pydict(row, schema=schema)
-
-    target = cell_path(root, record["dataset"], record["key"])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if not isinstance(record, ResultRecord):
+        record = ResultRecord.from_dict(record)
+    table = record.to_table()
+    target = cell_path(root, record.dataset, record.key)
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".tmp", dir=target.parent)
         with os.fdopen(fd, "wb") as handle:
             pq.write_table(table, handle, **WRITE_OPTIONS)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        tmp = None
+    except OSError as exc:
+        raise StoreError(
+            f"could not write {target}: {exc.strerror or exc}; every result stored before is "
+            "kept: fix the cause (space, permissions) and rerun the same command to resume"
+        ) from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     _fsync_dir(target.parent)
     return target
+
+
+def check_writable(root: str | os.PathLike[str], create: bool = True) -> Path:
+    """Create ``root`` if needed and prove a result can be written there (a probe file
+    is written, fsynced and removed); raise :class:`StoreError` in one line otherwise.
+
+    With ``create=False`` nothing is created or written: only the path is checked
+    (not a file, its nearest existing folder writable), for a check before any work.
+    """
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"--results {root} is a file, not a directory; point it at a folder")
+    if not create:
+        parent = root
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise StoreError(f"--results {root}: {parent} is a file, not a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise StoreError(
+                f"cannot write results to {root}: {parent} is not writable; "
+                "choose a writable folder with --results"
+            )
+        return root
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".tmp", dir=root)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(b"msda-arena write probe")
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            os.unlink(probe)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot write results to {root}: {exc.strerror or exc}; "
+            "choose a writable folder with --results"
+        ) from None
+    return root
+
+
+def temporaries(root: str | os.PathLike[str], now: float | None = None) -> list[tuple[Path, bool]]:
+    """Every temporary file under ``root`` (results' and the index's) and whether it is
+    left over: its writer, on this host, is gone, or it is older than
+    :data:`TEMP_MAX_AGE_S`."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    from msda_arena.claims import pid_alive
+
+    now = time.time() if now is None else now
+    host = _host_tag()
+    found: list[tuple[Path, bool]] = []
+    for directory, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if not (name.startswith(".") and name.endswith(".tmp")):
+                continue
+            path = Path(directory) / name
+            try:
+                age = now - path.stat().st_mtime
+            except OSError:
+                continue
+            parts = name.split(".")
+            dead = (
+                len(parts) >= 5
+                and parts[1] == host
+                and parts[2].isdigit()
+                and not pid_alive(int(parts[2]))
+            )
+            found.append((path, dead or age > TEMP_MAX_AGE_S))
+    return found
+
+
+def clean_temporaries(root: str | os.PathLike[str]) -> list[Path]:
+    """Remove the left-over temporary files of :func:`temporaries`; return their paths.
+
+    Only ever removes files whose name says they are temporaries (``.*.tmp``) and whose
+    writer is gone: a temporary file is never a result.
+    """
+    removed = []
+    for path, leftover in temporaries(root):
+        if leftover:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def _fsync_dir(path: Path) -> None:
@@ -293,13 +347,23 @@ def _read_table(path: str | os.PathLike[str]) -> pyarrow.Table:
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise _BadFile(f"not a readable parquet file ({_short(exc)})") from None
     names = set(file_schema.names)
-    missing = [c for c in RESULT_COLUMNS if c not in names]
+    missing = [c for c in COLUMNS if c not in names]
     if missing:
+        if "schema_version" in names and rows == 1:
+            try:
+                version = pf.read(columns=["schema_version"]).column(0)[0].as_py()
+            except (OSError, pa.ArrowException, ValueError):
+                version = None
+            if version != SCHEMA_VERSION:
+                raise _BadFile(
+                    f"old record layout (schema_version {version}, this msda-arena writes "
+                    f"{SCHEMA_VERSION}); rerun `arena run` to retrain the cell"
+                )
         extra = "" if len(missing) == 1 else f" (and {len(missing) - 1} more)"
         raise _BadFile(f"foreign file: no column {missing[0]!r}{extra}")
     if rows != 1:
         raise _BadFile(f"foreign file: {rows} rows, a result file holds exactly one")
-    for column, kind in RESULT_COLUMNS.items():
+    for column, kind in COLUMNS.items():
         t = file_schema.field(column).type
         ok = (
             pa.types.is_string(t) or pa.types.is_large_string(t)
@@ -314,12 +378,13 @@ def _read_table(path: str | os.PathLike[str]) -> pyarrow.Table:
         if file_schema.names == schema.names:
             table = pf.read(use_threads=False)
         else:
-            table = pf.read(columns=list(RESULT_COLUMNS), use_threads=False)
+            table = pf.read(columns=list(COLUMNS), use_threads=False)
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise _BadFile(f"not a readable parquet file ({_short(exc)})") from None
-    if not table.schema.equals(schema, check_metadata=False):
-        try:
-            table = table.cast(schema)
+    loose = _loose(schema)
+    if not table.schema.equals(loose, check_metadata=False):
+        try:  # nulls survive the cast; the record's rules then name the column
+            table = table.cast(loose)
         except (pa.ArrowException, ValueError) as exc:
             raise _BadFile(
                 f"foreign file: columns do not fit the result schema ({_short(exc)})"
@@ -327,53 +392,57 @@ def _read_table(path: str | os.PathLike[str]) -> pyarrow.Table:
     return table
 
 
+def _loose(schema: pyarrow.Schema) -> pyarrow.Schema:
+    """``schema`` with every field nullable (nulls are judged by the record's rules)."""
+    import pyarrow as pa
+
+    return pa.schema([pa.field(f.name, f.type) for f in schema])
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:160]
 
 
-def _row_problems(table: pyarrow.Table) -> list[str | None]:
-    """Per row, the reason it is not a valid record (None when it is), vectorised."""
-    import numpy as np
-    import pyarrow.compute as pc
+def _placement(rel: str, dataset: str, key: str) -> str | None:
+    """Why a valid record at ``rel`` (relative to the root) is misplaced, or None."""
+    expected = f"{dataset}/{key}.parquet"
+    if rel == expected:
+        return None
+    return f"misplaced: its record belongs at {expected} (a copy or a renamed file)"
 
-    n = table.num_rows
-    reasons: list[str | None] = [None] * n
-    if n == 0:
-        return reasons
-    bad = np.zeros(n, dtype=bool)
 
-    def flag(mask: Any, reason: str) -> None:
-        mask = np.asarray(mask, dtype=bool) & ~bad
-        for i in np.flatnonzero(mask):
-            reasons[i] = reason
-        bad[mask] = True
-
-    for column in RESULT_COLUMNS:
-        col = table.column(column)
-        if col.null_count:
-            flag(
-                pc.is_null(col).to_numpy(zero_copy_only=False), f"foreign file: {column!r} is null"
-            )
-    version = table.column("schema_version").fill_null(SCHEMA_VERSION)
-    flag(
-        pc.not_equal(version, SCHEMA_VERSION).to_numpy(zero_copy_only=False),
-        f"foreign file: schema_version is not {SCHEMA_VERSION}",
-    )
-    status = table.column("status").fill_null("ok")
-    flag(
-        pc.invert(pc.is_in(status, value_set=_pa_strings(_STATUSES))).to_numpy(
-            zero_copy_only=False
-        ),
-        "foreign file: status is neither 'ok' nor 'failed'",
-    )
+def _problems(table: pyarrow.Table, rels: Sequence[str]) -> list[str | None]:
+    """The record rules of :func:`msda_arena.record.problems`, then the file's place."""
+    reasons = problems(table)
+    datasets = table.column("dataset").to_pylist()
+    keys = table.column("key").to_pylist()
+    for i, rel in enumerate(rels):
+        if reasons[i] is None:
+            reasons[i] = _placement(rel, datasets[i], keys[i])
     return reasons
 
 
-def _pa_strings(values: tuple[str, ...]) -> pyarrow.Array:
-    import pyarrow as pa
+def inspect_file(
+    path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """``(record, None)`` for a valid result file, ``(None, reason)`` otherwise.
 
-    return pa.array(list(values), type=pa.string())
+    With ``root``, a valid record must also sit where its key says
+    (``root/dataset/key.parquet``); a copy elsewhere is *misplaced*.
+    """
+    try:
+        table = _read_table(path)
+    except _BadFile as exc:
+        return None, str(exc)
+    problem = problems(table)[0]
+    record = table.to_pylist()[0]
+    if problem is None and root is not None:
+        rel = Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+        problem = _placement(rel, record["dataset"], record["key"])
+    if problem is not None:
+        return None, problem
+    return record, None
 
 
 def read_result(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -381,13 +450,7 @@ def read_result(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
     Never raises for a bad file; use :func:`load_results` to learn why a file was refused.
     """
-    try:
-        table = _read_table(path)
-    except _BadFile:
-        return None
-    if _row_problems(table)[0] is not None:
-        return None
-    return table.to_pylist()[0]
+    return inspect_file(path)[0]
 
 
 # --------------------------------------------------------------------------- loading
@@ -433,6 +496,31 @@ def _scan(root: Path) -> tuple[list[str], list[int], list[int], list[int]]:
 _INDEX_META_COLUMNS = ("_path", "_size", "_mtime_ns", "_ino", "_error")
 
 
+def result_files(root: str | os.PathLike[str]) -> dict[str, tuple[int, int, int]]:
+    """Every candidate result file under ``root`` (relative posix path) with its
+    (size, mtime_ns, inode): what :func:`load_results` reads."""
+    paths, sizes, mtimes, inos = _scan(Path(root))
+    return {p: (s, m, i) for p, s, m, i in zip(paths, sizes, mtimes, inos, strict=True)}
+
+
+def indexed(
+    root: str | os.PathLike[str],
+) -> dict[str, tuple[tuple[int, int, int], dict[str, Any] | None, str]] | None:
+    """The index cache as it is on disk, without refreshing it: relative path ->
+    ((size, mtime_ns, inode), record or None, reason the file was refused or "").
+    None when there is no usable index."""
+    index = _read_index(Path(root))
+    if index is None:
+        return None
+    rows = index.to_pylist()
+    out = {}
+    for row in rows:
+        meta = (row.pop("_size"), row.pop("_mtime_ns"), row.pop("_ino"))
+        rel, error = row.pop("_path"), row.pop("_error")
+        out[rel] = (meta, None if error else row, error)
+    return out
+
+
 def _read_index(root: Path, columns: Sequence[str] | None = None) -> pyarrow.Table | None:
     """The index on disk (only ``columns`` of the records, plus the file columns), or
     ``None`` when there is none or it is unreadable or of another layout."""
@@ -462,7 +550,7 @@ def _write_index(root: Path, table: pyarrow.Table) -> None:
 
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f"{INDEX_NAME}.", suffix=".tmp", dir=root)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".tmp", dir=root)
         with os.fdopen(fd, "wb") as handle:
             pq.write_table(table.replace_schema_metadata(_index_schema().metadata), handle)
         os.replace(tmp, root / INDEX_NAME)
@@ -492,7 +580,7 @@ def _scan_batch(root: Path, rels: list[str]) -> tuple[pyarrow.Table, list[str]]:
     import pyarrow.fs as pafs
 
     schema = arrow_schema()
-    loose = pa.schema([pa.field(f.name, f.type) for f in schema])
+    loose = _loose(schema)
     by_path = {str(root / rel): rel for rel in rels}
     dataset = ds.FileSystemDataset.from_paths(
         list(by_path),
@@ -505,13 +593,14 @@ def _scan_batch(root: Path, rels: list[str]) -> tuple[pyarrow.Table, list[str]]:
     counts: dict[str, int] = {}
     for name in names:
         counts[name] = counts.get(name, 0) + 1
-    problems = _row_problems(table.drop_columns(["__filename"]))
+    rows = table.drop_columns(["__filename"])
+    reasons = _problems(rows, [by_path[n] for n in names])
     keep = [
-        counts[name] == 1 and problem is None for name, problem in zip(names, problems, strict=True)
+        counts[name] == 1 and reason is None for name, reason in zip(names, reasons, strict=True)
     ]
     table = table.filter(pa.array(keep)).drop_columns(["__filename"])
     good = [by_path[n] for n, k in zip(names, keep, strict=True) if k]
-    return table.cast(schema), good
+    return table.cast(loose), good
 
 
 def _read_files(
@@ -549,7 +638,7 @@ def _read_files(
             bad.append(rel)
             reasons.append(str(exc))
             continue
-        problem = _row_problems(table)[0]
+        problem = _problems(table, [rel])[0]
         if problem is None:
             tables.append(table)
             good.append(rel)
@@ -649,23 +738,23 @@ def load_results(
     Files are ``*.parquet`` anywhere under ``root`` except ``root/published`` and
     dot-files or dot-directories (temporary files and the index cache). A warning reads
     ``"PATH: reason"``. An empty or nonexistent root gives an empty frame with the
-    columns of :data:`RESULT_COLUMNS`. See the module docstring for the index cache.
+    columns of :data:`COLUMNS`. See the module docstring for the index cache.
 
     Args:
         root: the store directory.
         strict: raise :class:`~msda_arena.errors.StoreError` for the first bad file
             instead of warning.
         columns: only these columns in the frame (faster for 100,000s of rows);
-            default all of :data:`RESULT_COLUMNS`.
+            default all of :data:`COLUMNS`.
 
     Returns:
         ``(frame, warnings)``: one row per valid file, columns and dtypes of
-        :data:`RESULT_COLUMNS`; rows sorted by file path.
+        :data:`COLUMNS`; rows sorted by file path.
     """
     import pyarrow.compute as pc
 
-    wanted = list(RESULT_COLUMNS) if columns is None else list(columns)
-    unknown = [c for c in wanted if c not in RESULT_COLUMNS]
+    wanted = list(COLUMNS) if columns is None else list(columns)
+    unknown = [c for c in wanted if c not in COLUMNS]
     if unknown:
         raise ValueError(f"unknown result column {unknown[0]!r}")
     root = Path(root)
@@ -693,7 +782,7 @@ def load_results(
     records = index.select(wanted).cast(_schema_subset(schema, wanted))
     frame = records.to_pandas()
     for column in wanted:
-        dtype = RESULT_COLUMNS[column]
+        dtype = COLUMNS[column]
         if str(frame[column].dtype) != dtype and not (
             dtype == "str" and frame[column].dtype == object
         ):

@@ -27,7 +27,7 @@ def test_keys_are_stable_file_names_and_track_the_recipe():
     key = build_cells(c, prof, ["hmix(r=0.25)"])[0].key
     assert key == build_cells(cfg(), prof, ["hmix(r=0.25)"])[0].key
     assert all(ch.isalnum() or ch in "_.=-" for ch in key)
-    assert key.startswith("tiny__resnet8_cifar__large-crop__hmix_r=0.25__s0__")
+    assert key.startswith("tiny__resnet8_cifar__large-crop__hmix_r=0.25-fb03e79f__s0__")
     changed = cfg(TINY_TOML.replace("lr = 0.05", "lr = 0.02"))
     assert build_cells(changed, changed.profiles["tiny"], ["hmix(r=0.25)"])[0].key != key
     extra = cfg(
@@ -68,3 +68,17 @@ def test_a_scenario_description_edit_keeps_every_key():
         build_cells(moved, moved.profiles["tiny"], ["mixup"])[0].key
         != build_cells(c, c.profiles["tiny"], ["mixup"])[0].key
     )
+
+
+def test_two_specs_with_one_slug_never_share_a_file(tiny_config):
+    """Before the spec hash in the key, `coll(a_b=2)` and `coll_a(b=2)` both became
+    `coll_a_b=2` and `--force` on one destroyed the other's result."""
+    from msda_arena.record import cell_key
+
+    one = cell_key("p", "resnet8_cifar", "standard", "coll(a_b=2)", 0, "r")
+    two = cell_key("p", "resnet8_cifar", "standard", "coll_a(b=2)", 0, "r")
+    assert one != two
+    assert one.lower() != two.lower()  # case-insensitive file systems too
+    upper = cell_key("p", "resnet8_cifar", "standard", "m(mode=Batch)", 0, "r")
+    lower = cell_key("p", "resnet8_cifar", "standard", "m(mode=batch)", 0, "r")
+    assert upper.lower() != lower.lower()

@@ -22,14 +22,16 @@ import math
 import shutil
 from html.parser import HTMLParser
 
+import pandas as pd
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from msda_arena.cli.report import _canonical, report
 from msda_arena.errors import StoreError, UsageError
+from msda_arena.record import SCHEMA_VERSION, cell_key
 from msda_arena.report import build_report, load_published, paired_test, render
-from msda_arena.store import SCHEMA_VERSION, load_results, write_result
+from msda_arena.store import load_results, write_result
 
 NAN = float("nan")
 P = ("preactresnet10_cifar", "standard")
@@ -52,19 +54,24 @@ def make_record(**overrides):
         "scenario": "standard", "method": "mixup", "method_name": "mixup", "seed": 0,
         "recipe_hash": "r1", "top1": 70.0, "top5": 90.0, "train_loss": 1.0, "epochs": 2,
         "wall_time_s": 1.0, "images_per_s": 10.0, "peak_mem_mb": 1.0,
-        "method_package": "msda-arena", "method_version": "0.1.0", "torch_version": "2",
-        "timm_version": "1", "cuda_version": "", "device_name": "cpu",
-        "arena_version": "0.1.0", "git_commit": "", "config_hash": "c",
+        "method_package": "msda-arena", "method_version": "0.1.0",
+        "method_code": "0.1.0:abc", "plugins": "msda-arena==0.1.0", "torch_version": "2",
+        "timm_version": "1", "cuda_version": "", "device_name": "cpu", "host": "box",
+        "arena_version": "0.1.0", "git_commit": "", "config_hash": "c", "notes": "",
         "started_at": "2025-01-01T00:00:00+00:00", "finished_at": "2025-01-01T00:01:00+00:00",
     }  # fmt: skip
     record.update(overrides)
+    if "key" not in overrides:  # the key of the record's own cell
+        record["key"] = cell_key(
+            *(record[c] for c in ("profile", "arch", "scenario", "method", "seed")),
+            record["recipe_hash"],
+        )
     return record
 
 
 def add(root, method, arch, scenario, seed, top1, **extra):
     failed = isinstance(top1, float) and math.isnan(top1)
     fields = {
-        "key": f"{arch}-{scenario}-{method}-s{seed}-{extra.get('recipe_hash', 'r1')}",
         "method": method,
         "method_name": method.split("(")[0],
         "arch": arch,
@@ -459,27 +466,28 @@ def test_several_profiles_need_a_choice_and_are_never_mixed(tmp_path):
 
 
 def test_a_newer_result_for_the_same_cell_replaces_the_older(tmp_path):
-    root = tmp_path / "r"
-    # one cell stored twice under two file names (e.g. copied in from another store)
-    add(root, "mixup", *A, 0, 70.0, recipe_hash="r1", finished_at="2025-01-01T00:00:00+00:00")
-    add(
-        root,
-        "mixup",
-        *A,
-        0,
-        72.0,
-        recipe_hash="r1",
-        finished_at="2025-02-01T00:00:00+00:00",
-        key="copied-in",
-    )
-    add(root, "mixup", *A, 1, 74.0)
-    frame, _ = load_results(root)
+    # one cell in two stores, merged in Python (frames of two load_results calls)
+    add(tmp_path / "a", "mixup", *A, 0, 70.0, finished_at="2025-01-01T00:00:00+00:00")
+    add(tmp_path / "b", "mixup", *A, 0, 72.0, finished_at="2025-02-01T00:00:00+00:00")
+    add(tmp_path / "b", "mixup", *A, 1, 74.0)
+    frame = pd.concat([load_results(tmp_path / n)[0] for n in "ab"], ignore_index=True)
     rep = build_report(frame)
     cell = rep.leaderboard.row("mixup").cells[0]
     assert (cell.n, cell.mean) == (2, 73.0)
     assert rep.warnings == [
         "1 older result(s) for cells that have a newer one (same dataset, arch, scenario, "
         "method and seed) were left out"
+    ]
+
+
+def test_a_copy_under_another_file_name_is_refused_as_misplaced(tmp_path):
+    path = add(tmp_path, "mixup", *A, 0, 70.0)
+    shutil.copy(path, path.parent / "copied-in.parquet")
+    frame, warnings = load_results(tmp_path)
+    assert len(frame) == 1
+    assert warnings == [
+        f"{path.parent / 'copied-in.parquet'}: misplaced: its record belongs at "
+        f"{path.relative_to(tmp_path).as_posix()} (a copy or a renamed file)"
     ]
 
 
@@ -573,6 +581,45 @@ def test_published_csv_holds_the_papers_numbers():
         ("large-crop", "mixup", 58.3), ("large-crop", "cutmix", 64.4),
         ("small-crop", "mixup", 67.7), ("small-crop", "cutmix", 67.0),
     }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_built_wheel_ships_the_published_numbers(tmp_path):
+    """The CSV is package data: in the wheel, and found with no repository checkout."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    from conftest import REPO
+
+    assert not (REPO / "results" / "published").exists()  # one copy: the package's
+    src = tmp_path / "src"  # build from a copy: nothing is written into the checkout
+    shutil.copytree(
+        REPO / "msda_arena", src / "msda_arena", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    build = [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation"]
+    subprocess.run([*build, "-q", "-w", str(tmp_path / "dist")], check=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("msda_arena-*.whl")
+    assert "msda_arena/published/park2022.csv" in zipfile.ZipFile(wheel).namelist()
+    # Import the package from the wheel itself (zipimport), from a folder with no checkout.
+    script = (
+        "import msda_arena.report.published as p; "
+        "files = p.default_published_files(); "
+        f"print(p.__file__.startswith({str(wheel)!r}), [f.name for f in files], "
+        "len(p.load_published()))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(wheel)},
+        timeout=120,
+    )
+    assert result.stdout.split(maxsplit=1) == ["True", "['park2022.csv'] 44\n"], result
 
 
 # --------------------------------------------------------------------------- the command

@@ -1,12 +1,13 @@
 """`arena run` end to end on the procedural data, with a seconds-long profile."""
 
 import os
+import signal
 
 import pytest
 import torch
 from conftest import install_fake_plugin, run_arena
 
-from msda_arena import get_method
+from msda_arena import get_method, interrupts
 from msda_arena.config import load_config
 from msda_arena.data import load_dataset
 from msda_arena.executors import LocalExecutor, Reporter
@@ -147,8 +148,8 @@ def test_a_plugin_returning_bad_masks_fails_its_cells_with_the_rule(tiny, tmp_pa
         record = ex.run_cell(cell)
     finally:
         msda_arena.get_method = real
-    assert record["status"] == "failed"
-    assert "rule 'range'" in record["error"]
+    assert record.status == "failed"
+    assert "rule 'range'" in record.error
     assert read_result(cell_path(tmp_path / "res", cell.dataset, cell.key))["status"] == "failed"
 
 
@@ -164,9 +165,9 @@ def test_ctrl_c_leaves_no_partial_file_and_keeps_finished_cells(tiny, tmp_path):
 
         def epoch(self, cell, event):
             if InterruptSecondCell.started == 2:
-                raise KeyboardInterrupt
+                os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), interrupts.watching():
         LocalExecutor(cfg, prof, tmp_path / "res").run(cells, InterruptSecondCell())
     files = sorted(p.name for p in (tmp_path / "res").rglob("*") if p.is_file())
     assert files == [f"{cells[0].key}.parquet"]  # no temp file, no partial second cell
@@ -247,7 +248,7 @@ def test_a_failed_forced_retrain_keeps_the_stored_result(tiny, tmp_path):
     cfg, prof = tiny
     cell = build_cells(cfg, prof, ["vanilla"])[0]
     ex = LocalExecutor(cfg, prof, tmp_path / "res", force=True)
-    assert ex.run_cell(cell)["status"] == "ok"
+    assert ex.run_cell(cell).status == "ok"
     before = read_result(cell_path(tmp_path / "res", cell.dataset, cell.key))
 
     def broken(spec):
@@ -258,7 +259,7 @@ def test_a_failed_forced_retrain_keeps_the_stored_result(tiny, tmp_path):
         record = ex.run_cell(cell)
     finally:
         msda_arena.get_method = real
-    assert record["status"] == "failed" and "kept" in record["error"]
+    assert record.status == "failed" and "kept" in record.error
     assert read_result(cell_path(tmp_path / "res", cell.dataset, cell.key)) == before
 
 

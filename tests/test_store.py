@@ -12,10 +12,10 @@ import pytest
 
 from msda_arena import store
 from msda_arena.errors import StoreError
+from msda_arena.record import COLUMNS as RESULT_COLUMNS
+from msda_arena.record import SCHEMA_VERSION, cell_key
 from msda_arena.store import (
     INDEX_NAME,
-    RESULT_COLUMNS,
-    SCHEMA_VERSION,
     cell_path,
     load_results,
     read_result,
@@ -38,7 +38,7 @@ def make_record(**overrides):
         "seed": 0,
         "recipe_hash": "abc",
         "top1": 75.25,
-        "top5": 95.5,
+        "top5": 99.875,
         "train_loss": 1.125,
         "epochs": 2,
         "wall_time_s": 12.5,
@@ -46,17 +46,29 @@ def make_record(**overrides):
         "peak_mem_mb": 256.0,
         "method_package": "msda-arena",
         "method_version": "0.1.0",
+        "method_code": "0.1.0:abcdef012345",
+        "plugins": "msda-arena==0.1.0",
         "torch_version": "2.14.1",
         "timm_version": "1.0.31",
         "cuda_version": "",
         "device_name": "cpu",
+        "host": "box",
         "arena_version": "0.1.0",
         "git_commit": "deadbeef",
         "config_hash": "cfg",
+        "notes": "",
         "started_at": "2025-01-01T00:00:00+00:00",
         "finished_at": "2025-01-01T00:01:00+00:00",
     }
     record.update(overrides)
+    if "key" not in overrides:  # the key of the record's own cell
+        try:
+            record["key"] = cell_key(
+                *(record[c] for c in ("profile", "arch", "scenario", "method", "seed")),
+                record["recipe_hash"],
+            )
+        except Exception:
+            pass  # a test of a malformed value
     return record
 
 
@@ -65,7 +77,7 @@ def write_many(root, n, **overrides):
     for seed in range(n):
         paths.append(
             write_result(
-                root, make_record(key=f"cell-s{seed}", seed=seed, top1=70.0 + seed, **overrides)
+                root, make_record(seed=seed, top1=70.0 + seed, **overrides)
             )
         )
     return paths
@@ -79,7 +91,7 @@ def test_result_columns_match_the_contract():
     assert RESULT_COLUMNS["top1"] == "float64"
     assert RESULT_COLUMNS["seed"] == "int64"
     assert RESULT_COLUMNS["method"] == "str"
-    assert SCHEMA_VERSION == 1
+    assert SCHEMA_VERSION == 2
 
 
 def test_cell_path_is_root_dataset_key(tmp_path):
@@ -90,7 +102,7 @@ def test_cell_path_is_root_dataset_key(tmp_path):
 
 
 def test_write_then_read_round_trips_every_value_and_type(tmp_path):
-    record = make_record(top5=float("nan"), seed=7)
+    record = make_record(status="failed", error="boom", top5=float("nan"), seed=7)
     path = write_result(tmp_path, record)
     assert path == tmp_path / "cifar10" / f"{record['key']}.parquet"
     back = read_result(path)
@@ -121,7 +133,7 @@ def test_write_replaces_an_existing_result_for_the_same_cell(tmp_path):
         ({"seed": True}, "seed"),
         ({"epochs": None}, "epochs"),
         ({"method": 3}, "method"),
-        ({"schema_version": 2}, "schema_version"),
+        ({"schema_version": 3}, "schema_version"),
         ({"status": "done"}, "status"),
         ({"status": "ok", "top1": float("nan")}, "top1"),
         ({"top1": 140.0}, "top1"),
@@ -157,10 +169,11 @@ def test_a_crash_mid_write_leaves_the_old_file_and_no_partial_parquet(tmp_path, 
         raise OSError("disk full")
 
     monkeypatch.setattr(pq, "write_table", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StoreError, match=r"could not write .*\.parquet: disk full") as info:
         write_result(tmp_path, make_record(top1=99.0))
-    with pytest.raises(OSError):
-        write_result(tmp_path, make_record(key="new-cell", top1=99.0))
+    assert "\n" not in str(info.value)
+    with pytest.raises(StoreError):
+        write_result(tmp_path, make_record(seed=5, top1=99.0))
     monkeypatch.undo()
     assert read_result(path)["top1"] == 60.0
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
@@ -186,14 +199,15 @@ def test_read_result_returns_none_for_missing_corrupt_and_foreign_files(tmp_path
     assert read_result(_foreign(tmp_path / "f.parquet", pd.DataFrame({"a": [1]}))) is None
     two_rows = pd.DataFrame([make_record(), make_record(seed=1)])
     assert read_result(_foreign(tmp_path / "two.parquet", two_rows)) is None
-    future = pd.DataFrame([make_record(schema_version=2)])
+    future = pd.DataFrame([make_record(schema_version=3)])
     assert read_result(_foreign(tmp_path / "v2.parquet", future)) is None
     assert read_result(good) is not None
 
 
 def test_a_pandas_written_record_with_compatible_types_is_read(tmp_path):
     frame = pd.DataFrame([make_record()]).astype({"seed": "int32", "epochs": "int16"})
-    path = _foreign(tmp_path / "cifar10" / "by-pandas.parquet", frame)
+    record = make_record()
+    path = _foreign(tmp_path / "cifar10" / f"{record['key']}.parquet", frame)
     assert read_result(path)["seed"] == 0
     loaded, warnings = load_results(tmp_path)
     assert len(loaded) == 1 and warnings == []
@@ -211,7 +225,7 @@ def test_empty_or_missing_root_gives_an_empty_frame_with_the_columns(tmp_path):
 
 def test_load_returns_typed_rows_sorted_by_path(tmp_path):
     write_many(tmp_path, 3)
-    write_result(tmp_path, make_record(dataset="cifar100", key="z", top1=50.0))
+    write_result(tmp_path, make_record(dataset="cifar100", top1=50.0))
     frame, warnings = load_results(tmp_path)
     assert warnings == []
     assert list(frame.columns) == list(RESULT_COLUMNS)
@@ -317,7 +331,7 @@ def test_index_picks_up_changed_removed_and_added_files(tmp_path):
     load_results(tmp_path)
     # changed through write_result, even with the old mtime restored (new inode)
     st = paths[0].stat()
-    write_result(tmp_path, make_record(key="cell-s0", seed=0, top1=99.5))
+    write_result(tmp_path, make_record(seed=0, top1=99.5, top5=99.75))
     os.utime(paths[0], ns=(st.st_atime_ns, st.st_mtime_ns))
     # changed in place (same inode, new mtime)
     table = pq.read_table(paths[1]).set_column(12, "top1", pa.array([11.25], type=pa.float64()))
@@ -326,7 +340,7 @@ def test_index_picks_up_changed_removed_and_added_files(tmp_path):
         pq.write_table(table, handle)
     os.utime(paths[1], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     paths[2].unlink()
-    write_result(tmp_path, make_record(key="cell-new", seed=9, top1=42.0))
+    write_result(tmp_path, make_record(seed=9, top1=42.0))
     frame, warnings = load_results(tmp_path)
     assert warnings == []
     assert dict(zip(frame["seed"], frame["top1"], strict=False)) == {

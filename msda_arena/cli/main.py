@@ -15,6 +15,7 @@ import typer
 from msda_arena.cli import methods as methods_cmd
 from msda_arena.cli import report as report_cmd
 from msda_arena.cli import run as run_cmd
+from msda_arena.cli import verify as verify_cmd
 
 app = typer.Typer(
     name="arena",
@@ -29,6 +30,7 @@ app.command("check")(methods_cmd.check)
 app.command("masks")(methods_cmd.masks)
 app.command("run")(run_cmd.run)
 app.command("report")(report_cmd.report)
+app.command("verify")(verify_cmd.verify)
 
 
 @app.callback()

@@ -65,18 +65,21 @@ class _RichReporter:
             description=f"  {cell.label()} | loss {event.train_loss:.3f}",
         )
 
-    def cell_end(self, cell: Any, record: dict[str, Any]) -> None:
+    def cell_end(self, cell: Any, record: Any) -> None:
         self.progress.advance(self.cells_task)
-        if record["status"] == "ok":
+        if record.status == "ok":
             self.console.print(
-                f"[green]done[/]   {cell.label()}: top-1 {record['top1']:.2f}% "
-                f"({record['wall_time_s']:.1f} s, {record['images_per_s']:.0f} img/s)"
+                f"[green]done[/]   {cell.label()}: top-1 {record.top1:.2f}% "
+                f"({record.wall_time_s:.1f} s, {record.images_per_s:.0f} img/s)"
             )
         else:
-            self.console.print(f"[red]FAILED[/] {cell.label()}: {record['error']}")
+            self.console.print(f"[red]FAILED[/] {cell.label()}: {record.error}")
 
     def skip(self, cell: Any, status: str) -> None:
         pass
+
+    def note(self, message: str) -> None:
+        self.console.print(message)
 
 
 def run(
@@ -118,6 +121,11 @@ def run(
     save_checkpoints: bool = typer.Option(
         False, "--save-checkpoints", help="Keep trained weights (safetensors) beside the results."
     ),
+    skip_check: bool = typer.Option(
+        False,
+        "--skip-check",
+        help="Train methods that fail the cheap conformance rules (default: failed records).",
+    ),
 ) -> None:
     """Train a mask method (and missing baselines) across the grid; one parquet file per cell."""
     from msda_arena import get_method
@@ -142,6 +150,10 @@ def run(
         baselines=baselines,
     )
     root = Path(results) if results else Path(cfg.results)
+    if not dry_run:
+        from msda_arena.store import check_writable
+
+        check_writable(root, create=False)
     executor = LocalExecutor(
         cfg,
         prof,
@@ -150,6 +162,7 @@ def run(
         data_root=data_root,
         save_checkpoints=save_checkpoints,
         force=force,
+        skip_check=skip_check,
     )
     err = sys.stderr
     print(
@@ -162,7 +175,9 @@ def run(
         _print_plan(executor.pending(cells), force)
         return
 
-    with _RichReporter() as reporter:
+    from msda_arena import interrupts
+
+    with _RichReporter() as reporter, interrupts.watching():
         try:
             summary = executor.run(cells, reporter)
         except KeyboardInterrupt:
@@ -202,6 +217,8 @@ def _print_plan(plan: list, force: bool) -> None:
         table.add_row(cell.method, cell.arch, cell.scenario, str(cell.seed), status or "-", action)
     console = Console(highlight=False)
     console.print(table)
+    if any(status == "stale" for _, status in plan):
+        console.print("stale: the method's code or version changed since that result; it reruns")
     console.print(f"{runs} of {len(plan)} cells would run")
 
 

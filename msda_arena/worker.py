@@ -1,0 +1,268 @@
+"""One grid cell, wherever it runs: claim it, train it, store its record.
+
+Every executor (local, and the cluster ones) ends in :func:`run_cell`, so a cell means
+the same everywhere:
+
+* **Done means stored.** A cell whose result file holds an ``ok`` record with the
+  current method code is done (:func:`stored_status`); ``stale`` (the method's code or
+  version changed since), ``failed`` or missing cells run.
+* **Claimed before trained.** A cell is trained only under its claim
+  (:mod:`msda_arena.claims`), and its stored status is read again under the claim, so
+  two runs on one store never train one cell twice; a crashed run's claim is taken
+  over.
+* **Failures are records.** Anything the cell's own code raises (a plugin's exception,
+  ``sys.exit`` or ``KeyboardInterrupt`` from plugin code, a broken mask, a diverged
+  loss) becomes a ``failed`` record naming the cause; a failure never replaces a stored
+  ``ok`` result. Only the user's Ctrl-C (:mod:`msda_arena.interrupts`) and a store that
+  cannot be written (:class:`~msda_arena.errors.StoreError`) stop the grid.
+
+Nothing here knows which executor called it.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from msda_arena.config import ArenaConfig, Profile
+from msda_arena.errors import StoreError
+from msda_arena.grid import GridCell
+from msda_arena.record import ResultRecord
+
+if TYPE_CHECKING:
+    from msda_arena.train import EpochEvent
+
+__all__ = [
+    "CellOutcome",
+    "RunSettings",
+    "describe_exception",
+    "failed_record",
+    "provenance",
+    "run_cell",
+    "store_failure",
+    "stored_record",
+    "stored_status",
+]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What every cell of one run shares (picklable, so it travels to workers)."""
+
+    config: ArenaConfig
+    profile: Profile
+    results: Path
+    device: str = "cpu"
+    data_root: str | None = None
+    save_checkpoints: bool = False
+    force: bool = False
+    claim_ttl_s: float | None = None
+
+    @property
+    def recipe(self) -> Any:
+        """The profile's :class:`~msda_arena.config.Recipe`."""
+        return self.config.recipes[self.profile.recipe]
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    """What :func:`run_cell` did with a cell.
+
+    ``action``: ``"trained"`` (``record`` holds the ok or failed record, stored unless
+    ``kept_ok``), ``"skipped"`` (an ok result was stored meanwhile) or ``"busy"``
+    (another run holds the cell's claim; ``detail`` says who).
+    """
+
+    cell: GridCell
+    action: str
+    record: ResultRecord | None = None
+    detail: str = ""
+    kept_ok: bool = False
+
+
+def stored_record(root: str | Path, cell: GridCell) -> dict[str, Any] | None:
+    """The valid record stored for ``cell``, or None (missing, damaged, old layout)."""
+    from msda_arena.store import cell_path, read_result
+
+    record = read_result(cell_path(root, cell.dataset, cell.key))
+    if record is None or record["key"] != cell.key:
+        return None
+    return record
+
+
+def stored_status(root: str | Path, cell: GridCell) -> str | None:
+    """``"ok"``, ``"stale"`` (ok, but the method's code or version changed since),
+    ``"failed"``, or None when nothing valid is stored."""
+    record = stored_record(root, cell)
+    if record is None:
+        return None
+    if record["status"] == "ok" and cell.method_code and record["method_code"] != cell.method_code:
+        return "stale"
+    return record["status"]
+
+
+def provenance(cell: GridCell, settings: RunSettings, started_at: str) -> dict[str, Any]:
+    """The record columns that say where a result came from: the method's package,
+    version and code, every loaded plugin package, versions, device, host, config."""
+    from msda_arena import method_info
+    from msda_arena.plugins import loaded_packages
+    from msda_arena.provenance import environment
+
+    info: dict[str, Any] = {
+        "method_code": cell.method_code,
+        "config_hash": settings.config.config_hash(settings.profile),
+        "host": socket.gethostname(),
+        "started_at": started_at,
+        **environment(),
+    }
+    try:
+        method = method_info(cell.method)
+        info.update(
+            method_name=method.name,
+            method_package=method.package,
+            method_version=method.version,
+            method_code=cell.method_code or method.code,
+            plugins=loaded_packages(),
+        )
+    except Exception:  # an unknown method still gets a failed record
+        pass
+    return info
+
+
+def failed_record(
+    cell: GridCell, settings: RunSettings, error: str, started_at: str | None = None
+) -> ResultRecord:
+    """The failed record of ``cell`` with ``error``, stamped now."""
+    from msda_arena.provenance import utc_now
+
+    started = started_at or utc_now()
+    info = provenance(cell, settings, started)
+    info.update(finished_at=utc_now(), device_name=info.get("device_name") or settings.device)
+    return ResultRecord.failed(cell, error, info, epochs=settings.recipe.epochs)
+
+
+def store_failure(settings: RunSettings, record: ResultRecord) -> bool:
+    """Store a failed ``record`` unless an ok result is stored for its cell (a failure
+    never costs a finished result); return whether it was stored."""
+    from msda_arena.store import cell_path, read_result, write_result
+
+    current = read_result(cell_path(settings.results, record.dataset, record.key))
+    if current is not None and current["status"] == "ok":
+        return False
+    write_result(settings.results, record)
+    return True
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for an exception from cell or plugin code, ``sys.exit`` included."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: method code called sys.exit({exc.code!r})"
+    if isinstance(exc, KeyboardInterrupt):
+        return "KeyboardInterrupt: raised by method code, not by Ctrl-C"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def run_cell(
+    cell: GridCell,
+    settings: RunSettings,
+    data: Any,
+    on_start: Callable[[GridCell, int], None] | None = None,
+    on_epoch: Callable[[GridCell, EpochEvent], None] | None = None,
+) -> CellOutcome:
+    """Claim, train and store one cell (see the module docstring).
+
+    Raises:
+        KeyboardInterrupt: the user pressed Ctrl-C; nothing is written for this cell.
+        StoreError: its record cannot be written (one line naming the path and cause).
+    """
+    from msda_arena import claims, get_method, interrupts
+    from msda_arena.provenance import utc_now
+    from msda_arena.store import write_checkpoint, write_result
+
+    try:
+        claim = claims.try_claim(settings.results, cell.dataset, cell.key, settings.claim_ttl_s)
+    except OSError as exc:
+        path = claims.claim_path(settings.results, cell.dataset, cell.key)
+        raise StoreError(
+            f"could not claim {path}: {exc.strerror or exc}; the store must be a writable "
+            "folder on a file system with hard links (local disk or NFS)"
+        ) from None
+    if claim is None:
+        owner = claims.read_claim(claims.claim_path(settings.results, cell.dataset, cell.key))
+        who = f"pid {owner.pid} on {owner.host}" if owner else "another run"
+        return CellOutcome(cell, "busy", detail=f"being trained by {who}")
+    with claim:
+        status = stored_status(settings.results, cell)
+        if status == "ok" and not settings.force:
+            return CellOutcome(cell, "skipped", detail="stored by another run")
+        started = utc_now()
+        if on_start is not None:
+            on_start(cell, settings.recipe.epochs)
+        try:
+            result = _train(cell, settings, data, get_method, on_epoch)
+        except KeyboardInterrupt as exc:
+            if interrupts.from_user(exc):
+                raise
+            error = describe_exception(exc)
+        except StoreError:
+            raise
+        except BaseException as exc:
+            error = describe_exception(exc)
+        else:
+            info = provenance(cell, settings, started)
+            info["finished_at"] = utc_now()
+            record = ResultRecord.finished(cell, result, info)
+            if settings.save_checkpoints and result.get("state_dict") is not None:
+                write_checkpoint(
+                    settings.results,
+                    cell.dataset,
+                    cell.key,
+                    result["state_dict"],
+                    {"arch": cell.arch, "method": cell.method, "key": cell.key},
+                )
+            if claim.lost():
+                return CellOutcome(cell, "busy", detail="claim taken over by another run")
+            write_result(settings.results, record)
+            return CellOutcome(cell, "trained", record)
+        record = failed_record(cell, settings, error, started)
+        stored = store_failure(settings, record)
+        if not stored:
+            record = record.replace(error=record.error + " (the stored ok result was kept)")
+        return CellOutcome(cell, "trained", record, kept_ok=not stored)
+
+
+def _train(
+    cell: GridCell,
+    settings: RunSettings,
+    data: Any,
+    get_method: Callable[[str], Any],
+    on_epoch: Callable[[GridCell, EpochEvent], None] | None,
+) -> dict[str, Any]:
+    from msda_arena.train import train_cell
+
+    result = train_cell(
+        cell.arch,
+        get_method(cell.method),
+        data,
+        settings.recipe,
+        settings.config.scenarios[cell.scenario],
+        cell.seed,
+        device=settings.device,
+        progress=None if on_epoch is None else (lambda event: on_epoch(cell, event)),
+        keep_weights=settings.save_checkpoints,
+    )
+    return {
+        "top1": result.top1,
+        "top5": result.top5,
+        "train_loss": result.train_loss,
+        "epochs": result.epochs,
+        "wall_time_s": result.wall_time_s,
+        "images_per_s": result.images_per_s,
+        "peak_mem_mb": result.peak_mem_mb,
+        "device_name": result.device_name,
+        "state_dict": result.state_dict,
+    }

@@ -1,0 +1,148 @@
+"""Method code in the cell identity, provenance of every plugin, temporaries, and the
+index cross-check of `arena verify`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import install_fake_plugin, run_arena
+
+from msda_arena.record import ResultRecord, arrow_schema
+from msda_arena.store import cell_path, clean_temporaries, load_results, read_result, write_result
+
+PLUGIN = """
+import torch
+from msda_arena import MaskMethod, hookimpl
+
+class Halves(MaskMethod):
+    name = "halves"
+    params = ()
+
+    def masks(self, lam, height, width, generator):
+        m = torch.ones(lam.shape[0], 1, height, width, device=lam.device)
+        m[:, :, :, : width // 2] = 0.0
+        return m
+
+@hookimpl
+def register_mask_methods(register):
+    register(Halves)
+"""
+
+
+@pytest.mark.slow
+def test_editing_a_plugin_or_bumping_its_version_makes_its_results_stale(
+    tiny_config, tmp_path, plugin_site
+):
+    """Seen failing with the guard removed: without `method_code` in the comparison the
+    edited plugin's old result was reused (`0 trained, 2 already stored`)."""
+    install_fake_plugin(plugin_site, "arena-halves", PLUGIN)
+    res = tmp_path / "res"
+    args = ["run", "--method", "halves", "--method", "vanilla", "--no-baselines"]
+    args += ["--config", str(tiny_config), "--results", str(res), "--scenario", "small-crop"]
+    first = run_arena(*args)
+    assert first.returncode == 0, first.stderr
+    frame, _ = load_results(res)
+    plugins = frame.set_index("method").loc["vanilla", "plugins"]
+    # a built-in's result names every plugin loaded beside it, with versions
+    assert "msda-arena==" in plugins and "arena-halves==0.3.0" in plugins
+    code = frame.set_index("method").loc["halves", "method_code"]
+    assert code.startswith("0.3.0:")
+
+    module = plugin_site / "arena_halves.py"
+    module.write_text(module.read_text() + "\n# a fix\n")
+    dry = run_arena(*args, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "stale" in dry.stdout and "method's code or version changed" in dry.stdout
+    assert "1 of 2 cells would run" in dry.stdout
+    again = run_arena(*args)
+    assert again.returncode == 0 and "1 trained, 1 already stored" in again.stderr
+    new_code = load_results(res)[0].set_index("method").loc["halves", "method_code"]
+    assert new_code != code and new_code.startswith("0.3.0:")
+
+    meta = plugin_site / "arena_halves-0.3.0.dist-info" / "METADATA"
+    meta.write_text(meta.read_text().replace("0.3.0", "0.3.1"))
+    bumped = run_arena(*args, "--dry-run")
+    assert "1 of 2 cells would run" in bumped.stdout and "stale" in bumped.stdout
+
+
+def test_left_over_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+    """Seen failing with the guard removed: `.<key>.parquet.*.tmp` files of a killed run
+    stayed in the store forever."""
+    d = tmp_path / "ds"
+    d.mkdir()
+    host = socket.gethostname().replace(".", "-")[:32]
+    dead = d / f".{host}.99999999.abc.tmp"  # no such pid
+    live = d / f".{host}.{os.getpid()}.abc.tmp"  # this process, still writing
+    old = d / ".other-host.12.abc.tmp"
+    fresh_foreign = d / ".other-host.13.abc.tmp"
+    for p in (dead, live, old, fresh_foreign):
+        p.write_bytes(b"half")
+    os.utime(old, (0, 0))
+    removed = clean_temporaries(tmp_path)
+    assert sorted(removed) == sorted([dead, old])
+    assert live.exists() and fresh_foreign.exists()
+
+
+def _record(i: int, top1: float) -> ResultRecord:
+    from msda_arena import method_info
+    from msda_arena.grid import GridCell
+
+    code = method_info("mixup").code  # current: not stale
+    cell = GridCell("p", "ds", "resnet8_cifar", "standard", "mixup", i, "r", code)
+    measured = dict(
+        top1=top1, top5=99.0, train_loss=1.0, epochs=1, wall_time_s=1.0, images_per_s=1.0
+    )
+    return ResultRecord.finished(cell, {**measured, "peak_mem_mb": 1.0}, {"method_code": code})
+
+
+def test_verify_finds_an_index_that_disagrees_with_a_file_and_repair_rebuilds_it(tmp_path):
+    """A file rewritten in place with its size, mtime and inode kept (a restore tool,
+    `cp -p` over it) fools the index; `arena verify` reads every file and says so.
+
+    Seen failing with the guard removed: without the cross-check verify exited 0 and
+    the report kept showing the old 61.0.
+    """
+    path = write_result(tmp_path, _record(0, 61.0))
+    write_result(tmp_path, _record(1, 62.0))
+    load_results(tmp_path)  # builds the index
+    st = path.stat()
+    table = pq.read_table(path)
+    table = table.set_column(
+        table.schema.get_field_index("top1"), "top1", pa.array([65.0], type=pa.float64())
+    ).cast(arrow_schema())
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="none", use_dictionary=False,
+                   write_statistics=False, store_schema=False)  # fmt: skip
+    data = sink.getvalue().to_pybytes()
+    assert len(data) == st.st_size
+    with open(path, "r+b") as handle:
+        handle.write(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert load_results(tmp_path)[0]["top1"].tolist() == [61.0, 62.0]  # the index's
+
+    verify = run_arena("verify", "--results", str(tmp_path), "--format", "json")
+    assert verify.returncode == 1
+    doc = json.loads(verify.stdout)
+    assert [f["kind"] for f in doc["findings"]] == ["index"]
+    assert path.name in doc["findings"][0]["reason"]
+    repair = run_arena("verify", "--results", str(tmp_path), "--repair")
+    assert repair.returncode == 0, repair.stdout
+    assert "index rebuilt" in repair.stdout
+    assert sorted(load_results(tmp_path)[0]["top1"]) == [62.0, 65.0]
+    assert read_result(cell_path(tmp_path, "ds", _record(0, 1.0).key))["top1"] == 65.0
+
+
+def test_verify_of_a_sound_store_exits_0_and_counts(tmp_path):
+    write_result(tmp_path, _record(0, 61.0))
+    write_result(tmp_path, _record(1, 62.0).replace(status="failed", error="boom"))
+    result = run_arena("verify", "--results", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 result file(s): 1 ok, 1 failed" in result.stdout
+    assert "found: 0 corrupt, 0 foreign, 0 duplicated, 0 orphaned, 0 index, 0 stale" in (
+        result.stdout
+    )
