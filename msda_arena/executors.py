@@ -1,24 +1,38 @@
-"""Run grid cells and store one result per cell. The local executor is the default.
+"""Run grid cells and store one result per cell: the executor interface and ``local``.
 
 An executor decides where and when cells run; what running one means belongs to
-:func:`msda_arena.worker.run_cell` (claim, train, store). Before the first cell, every
-executor proves the store is writable, removes temporary files left by dead writers,
-and runs the cheap conformance rules (:func:`msda_arena.testing.preflight`) on every
-method it is about to train: a method that fails gets failed records naming the rule
-(``skip_check`` turns this off). A cell another run is training is waited for, then
-taken over only if that run died, so concurrent runs never train one cell twice and
-never lose one. A Ctrl-C stops at once: the interrupted cell writes nothing, every
-finished cell is kept.
+:func:`msda_arena.worker.run_cell` (claim, train, store), so every executor has the
+same semantics. :class:`Executor` owns them: before the first cell it proves the store
+is writable, removes temporary files left by dead writers, and runs the cheap
+conformance rules (:func:`msda_arena.testing.preflight`) on every method it is about
+to train (a method that fails gets failed records naming the rule; ``skip_check``
+turns this off); a cell whose current ``ok`` result is stored is skipped; a cell
+another run is training is waited for, then taken over only if that run died, so
+concurrent runs never train one cell twice and never lose one. A Ctrl-C stops at
+once: the interrupted cells write nothing, every finished cell is kept.
+
+Subclasses implement :meth:`Executor.execute`: where the cells run.
+
+* :class:`LocalExecutor` (``--executor local``, the default): in this process with one
+  slot; with several slots (GPUs x ``cells_per_gpu``, or ``--workers`` on a CPU) one
+  worker process per slot, each keeping the dataset on its device between cells. A
+  worker that dies (segfault, out-of-memory kill) turns its cell into a failed record
+  naming the signal, and its slot gets a new process.
+* :class:`msda_arena.ray_executor.RayExecutor` and
+  :class:`msda_arena.slurm_executor.SlurmExecutor`: cells as Ray tasks or Slurm job
+  array elements.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from msda_arena.config import ArenaConfig, Profile
+from msda_arena.errors import UsageError
 from msda_arena.grid import GridCell
 from msda_arena.record import ResultRecord
 from msda_arena.worker import (
@@ -26,12 +40,26 @@ from msda_arena.worker import (
     RunSettings,
     describe_exception,
     failed_record,
+    load_data,
     run_cell,
     store_failure,
     stored_status,
 )
 
-__all__ = ["LocalExecutor", "Reporter", "RunSummary", "preflight_methods"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "ExecutorOptions",
+    "LocalExecutor",
+    "Reporter",
+    "RunSummary",
+    "create_executor",
+    "preflight_methods",
+    "slot_devices",
+]
+
+#: The executors ``arena run --executor`` knows.
+EXECUTORS = ("local", "ray", "slurm")
 
 #: Seconds between looks at a cell that another run is training.
 WAIT_POLL_S = 1.0
@@ -58,6 +86,9 @@ class Reporter:
     def note(self, message: str) -> None:
         """Something the user should know that is not a cell's end (waiting, cleaning)."""
 
+    def running(self, count: int) -> None:
+        """How many cells are training right now (executors with several slots)."""
+
 
 @dataclass
 class RunSummary:
@@ -66,6 +97,9 @@ class RunSummary:
     done: list[GridCell] = field(default_factory=list)
     skipped: list[GridCell] = field(default_factory=list)
     failed: list[tuple[GridCell, str]] = field(default_factory=list)
+    #: Set when the cells were submitted and the run returned without waiting
+    #: (``--executor slurm`` without ``--wait``): what to tell the user.
+    submitted: str = ""
 
 
 def preflight_methods(methods: list[str], device: str = "cpu") -> dict[str, str]:
@@ -91,71 +125,63 @@ def preflight_methods(methods: list[str], device: str = "cpu") -> dict[str, str]
     return failures
 
 
-class LocalExecutor:
-    """Runs cells one after another in this process, on one device.
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """How ``arena run`` spreads cells: every executor's options in one place."""
 
-    The dataset is loaded once and kept on the device for every cell.
-    """
+    gpus: tuple[int, ...] | None = None  # local: CUDA device indices; None = all visible
+    cells_per_gpu: int = 1  # local and ray: cells sharing one GPU at once
+    workers: int = 1  # local on a CPU: worker processes
+    ray_address: str | None = None  # ray: join this cluster (None: start a local one)
+    slurm_partition: str | None = None
+    slurm_time_min: int = 60
+    slurm_gpus: int = 1
+    slurm_max_parallel: int = 0  # 0: no array throttle
+    slurm_extra: tuple[tuple[str, str], ...] = ()
+    wait: bool = False  # slurm: follow the jobs until they finish
 
-    def __init__(
-        self,
-        config: ArenaConfig,
-        profile: Profile,
-        results: str | Path,
-        device: str = "cpu",
-        data_root: str | None = None,
-        save_checkpoints: bool = False,
-        force: bool = False,
-        skip_check: bool = False,
-        claim_ttl_s: float | None = None,
-    ) -> None:
-        self.settings = RunSettings(
-            config=config,
-            profile=profile,
-            results=Path(results),
-            device=device,
-            data_root=data_root or profile.data_root,
-            save_checkpoints=save_checkpoints,
-            force=force,
-            claim_ttl_s=claim_ttl_s,
-        )
+
+class Executor:
+    """Plans a run, checks what must be checked, counts outcomes; where cells run is
+    :meth:`execute`'s business (see the module docstring)."""
+
+    def __init__(self, settings: RunSettings, skip_check: bool = False) -> None:
+        self.settings = settings
         self.skip_check = skip_check
-        self._data: Any = None
 
     @property
     def results(self) -> Path:
         """The result store."""
         return self.settings.results
 
-    def data(self) -> Any:
-        """The profile's dataset, loaded on first use and moved to the device."""
-        if self._data is None:
-            from msda_arena.data import load_dataset
-
-            s = self.settings
-            data = load_dataset(s.profile.dataset, s.data_root, **s.profile.dataset_options)
-            self._data = data.to(s.device) if hasattr(data, "to") else data
-        return self._data
-
     def pending(self, cells: list[GridCell]) -> list[tuple[GridCell, str | None]]:
         """Each cell with its stored status: ok, stale, failed or None (nothing)."""
         return [(c, stored_status(self.results, c)) for c in cells]
 
-    def run(self, cells: list[GridCell], reporter: Reporter | None = None) -> RunSummary:
-        """Train every cell that has no current ``ok`` result (all of them with ``force``)."""
+    def prepare(self, reporter: Reporter) -> None:
+        """Before the first cell: prove the store writable, remove dead writers'
+        temporary files. Subclasses add their own checks (the local data)."""
         from msda_arena.store import check_writable, clean_temporaries
 
+        check_writable(self.results)
+        removed = clean_temporaries(self.results)
+        if removed:
+            reporter.note(f"removed {len(removed)} temporary file(s) left by dead runs")
+
+    def execute(self, cells: list[GridCell], reporter: Reporter) -> Iterator[CellOutcome]:
+        """Run ``cells`` (claim, train, store each with :func:`~msda_arena.worker.run_cell`)
+        and yield each outcome as it finishes."""
+        raise NotImplementedError
+
+    def run(self, cells: list[GridCell], reporter: Reporter | None = None) -> RunSummary:
+        """Train every cell that has no current ``ok`` result (all of them with ``force``)."""
         reporter = reporter or Reporter()
         summary = RunSummary()
         plan = self.pending(cells)
         to_run = [c for c, s in plan if self.settings.force or s != "ok"]
         rejected: dict[str, str] = {}
         if to_run:  # problems with the store, the data or a method stop before any cell
-            self.data()
-            check_writable(self.results)
-            removed = clean_temporaries(self.results)
-            if removed:
-                reporter.note(f"removed {len(removed)} temporary file(s) left by dead runs")
+            self.prepare(reporter)
             if not self.skip_check:
                 rejected = preflight_methods([c.method for c in to_run])
         reporter.start(len(cells), len(to_run))
@@ -163,51 +189,25 @@ class LocalExecutor:
             if cell not in to_run:
                 summary.skipped.append(cell)
                 reporter.skip(cell, status or "")
-        waiting: list[GridCell] = []
         for cell in to_run:
             if cell.method in rejected:
                 self._reject(cell, rejected[cell.method], summary, reporter)
-                continue
-            outcome = self._run_one(cell, reporter)
-            if outcome.action == "busy":
-                waiting.append(cell)
-            else:
-                self._count(outcome, summary, reporter)
-        self._wait_for(waiting, summary, reporter)
-        return summary
-
-    def run_cell(self, cell: GridCell, reporter: Reporter | None = None) -> ResultRecord | None:
-        """Claim, train and store one cell now, whatever is stored; return its record
-        (``None`` when another run holds the cell's claim or stored it meanwhile)."""
-        return self._run_one(cell, reporter or Reporter()).record
-
-    def _run_one(self, cell: GridCell, reporter: Reporter) -> CellOutcome:
-        return run_cell(
-            cell,
-            self.settings,
-            self.data(),
-            on_start=reporter.cell_start,
-            on_epoch=reporter.epoch,
-        )
-
-    def _wait_for(self, cells: list[GridCell], summary: RunSummary, reporter: Reporter) -> None:
-        """Cells another run was training: wait until each is stored (skip it) or its
-        claim is released or stale (train it here)."""
+        todo = [c for c in to_run if c.method not in rejected]
         announced = False
-        while cells:
-            if not announced:
-                reporter.note(f"waiting for {len(cells)} cell(s) that another run is training")
-                announced = True
-            still: list[GridCell] = []
-            for cell in cells:
-                outcome = self._run_one(cell, reporter)
+        while todo:
+            waiting = []
+            for outcome in self.execute(todo, reporter):
                 if outcome.action == "busy":
-                    still.append(cell)
+                    waiting.append(outcome.cell)
                 else:
                     self._count(outcome, summary, reporter)
-            cells = still
-            if cells:
+            todo = waiting
+            if todo:  # another run is training these: wait, then take over if it died
+                if not announced:
+                    reporter.note(f"waiting for {len(todo)} cell(s) that another run is training")
+                    announced = True
                 time.sleep(WAIT_POLL_S)
+        return summary
 
     def _count(self, outcome: CellOutcome, summary: RunSummary, reporter: Reporter) -> None:
         if outcome.action == "skipped":
@@ -228,3 +228,146 @@ class LocalExecutor:
             record = record.replace(error=record.error + " (the stored ok result was kept)")
         summary.failed.append((cell, record.error))
         reporter.cell_end(cell, record)
+
+
+def slot_devices(device: str, options: ExecutorOptions) -> list[str]:
+    """The device of each local worker slot: ``cells_per_gpu`` slots per GPU of
+    ``options.gpus`` (default: every visible one) on CUDA, ``workers`` CPU slots else.
+
+    Raises :class:`UsageError` for a GPU index that is not visible or a count below 1.
+    """
+    if options.cells_per_gpu < 1 or options.workers < 1:
+        raise UsageError("--cells-per-gpu and --workers must be at least 1")
+    if not device.startswith("cuda"):
+        if options.gpus:
+            raise UsageError("--gpus needs CUDA; this run is on the CPU (use --workers N)")
+        return ["cpu"] * options.workers
+    import torch
+
+    visible = torch.cuda.device_count()
+    if options.gpus is not None:
+        gpus = list(options.gpus)
+    elif ":" in device:
+        gpus = [int(device.split(":")[1])]
+    else:
+        gpus = list(range(visible))
+    bad = [g for g in gpus if not 0 <= g < visible]
+    if bad:
+        raise UsageError(f"--gpus {bad[0]}: only {visible} CUDA device(s) are visible here")
+    if not gpus:
+        raise UsageError("--gpus names no GPU")
+    return [f"cuda:{g}" for g in gpus for _ in range(options.cells_per_gpu)]
+
+
+class LocalExecutor(Executor):
+    """Cells on this machine: in this process with one slot, else one worker process per
+    slot (see the module docstring). The dataset is loaded once per process."""
+
+    def __init__(
+        self,
+        config: ArenaConfig,
+        profile: Profile,
+        results: str | Path,
+        device: str = "cpu",
+        data_root: str | None = None,
+        save_checkpoints: bool = False,
+        force: bool = False,
+        skip_check: bool = False,
+        claim_ttl_s: float | None = None,
+        slots: list[str] | None = None,
+    ) -> None:
+        settings = RunSettings(
+            config=config,
+            profile=profile,
+            results=Path(results),
+            device=device,
+            data_root=data_root or profile.data_root,
+            save_checkpoints=save_checkpoints,
+            force=force,
+            claim_ttl_s=claim_ttl_s,
+        )
+        super().__init__(settings, skip_check)
+        self.slots = list(slots) if slots else [device]
+
+    def data(self) -> Any:
+        """The profile's dataset on this process's device (loaded once)."""
+        return load_data(self.settings)
+
+    def prepare(self, reporter: Reporter) -> None:
+        """A missing dataset stops the run before anything is written (the data first:
+        its error names the folder to fill), then the store checks."""
+        if len(self.slots) == 1:
+            self.data()
+        else:  # the workers load their own copy; check the data exists once, here
+            from dataclasses import replace
+
+            load_data(replace(self.settings, device="cpu"))
+        super().prepare(reporter)
+
+    def execute(self, cells: list[GridCell], reporter: Reporter) -> Iterator[CellOutcome]:
+        """In this process with one slot; in a pool of worker processes otherwise."""
+        if len(self.slots) == 1:
+            for cell in cells:
+                yield self._run_here(cell, reporter)
+            return
+        from msda_arena.pool import run_pool
+
+        yield from run_pool(cells, self.settings, self.slots, reporter)
+
+    def run_cell(self, cell: GridCell, reporter: Reporter | None = None) -> ResultRecord | None:
+        """Claim, train and store one cell now, in this process, whatever is stored;
+        return its record (``None`` when another run holds the cell's claim)."""
+        return self._run_here(cell, reporter or Reporter()).record
+
+    def _run_here(self, cell: GridCell, reporter: Reporter) -> CellOutcome:
+        return run_cell(
+            cell, self.settings, self.data(), on_start=reporter.cell_start, on_epoch=reporter.epoch
+        )
+
+
+def create_executor(
+    kind: str,
+    config: ArenaConfig,
+    profile: Profile,
+    results: str | Path,
+    device: str = "cpu",
+    data_root: str | None = None,
+    save_checkpoints: bool = False,
+    force: bool = False,
+    skip_check: bool = False,
+    options: ExecutorOptions | None = None,
+) -> Executor:
+    """The executor ``arena run --executor KIND`` uses, built from the same settings
+    for every kind. Raises :class:`UsageError` for an unknown kind, and with one line
+    saying how to install it when Ray or submitit is missing."""
+    options = options or ExecutorOptions()
+    if kind == "local":
+        return LocalExecutor(
+            config,
+            profile,
+            results,
+            device=device,
+            data_root=data_root,
+            save_checkpoints=save_checkpoints,
+            force=force,
+            skip_check=skip_check,
+            slots=slot_devices(device, options),
+        )
+    settings = RunSettings(
+        config=config,
+        profile=profile,
+        results=Path(results).resolve(),  # workers elsewhere need the absolute path
+        device=device,
+        data_root=data_root or profile.data_root,
+        save_checkpoints=save_checkpoints,
+        force=force,
+    )
+    if kind == "ray":
+        from msda_arena.ray_executor import RayExecutor
+
+        return RayExecutor(settings, options, skip_check=skip_check)
+    if kind == "slurm":
+        from msda_arena.slurm_executor import SlurmExecutor
+
+        return SlurmExecutor(settings, options, skip_check=skip_check)
+    raise UsageError(f"--executor {kind!r}: choose one of {', '.join(EXECUTORS)}")

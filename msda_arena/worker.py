@@ -40,8 +40,10 @@ __all__ = [
     "RunSettings",
     "describe_exception",
     "failed_record",
+    "load_data",
     "provenance",
     "run_cell",
+    "run_cell_here",
     "store_failure",
     "stored_record",
     "stored_status",
@@ -266,3 +268,44 @@ def _train(
         "device_name": result.device_name,
         "state_dict": result.state_dict,
     }
+
+
+_DATA: dict[tuple[Any, ...], Any] = {}
+
+
+def load_data(settings: RunSettings) -> Any:
+    """The profile's dataset on ``settings.device``, loaded once per process (workers of
+    every executor keep it between cells)."""
+    from msda_arena.config import stable_hash
+    from msda_arena.data import load_dataset
+
+    profile = settings.profile
+    key = (
+        profile.dataset,
+        stable_hash(profile.dataset_options),
+        settings.data_root,
+        settings.device,
+    )
+    if key not in _DATA:
+        _DATA.clear()  # one dataset per process at a time
+        data = load_dataset(profile.dataset, settings.data_root, **profile.dataset_options)
+        _DATA[key] = data.to(settings.device) if hasattr(data, "to") else data
+    return _DATA[key]
+
+
+def run_cell_here(
+    cell: GridCell,
+    settings: RunSettings,
+    on_start: Callable[[GridCell, int], None] | None = None,
+    on_epoch: Callable[[GridCell, EpochEvent], None] | None = None,
+) -> CellOutcome:
+    """:func:`run_cell` with this process's copy of the dataset: what a remote worker
+    (a pool process, a Ray task, a Slurm job) calls. A dataset that cannot be loaded
+    here becomes the cell's failed record."""
+    try:
+        data = load_data(settings)
+    except Exception as exc:
+        record = failed_record(cell, settings, f"dataset not available on this worker: {exc}")
+        stored = store_failure(settings, record)
+        return CellOutcome(cell, "trained", record, kept_ok=not stored)
+    return run_cell(cell, settings, data, on_start=on_start, on_epoch=on_epoch)

@@ -64,7 +64,7 @@ recipe = "fault"
 baselines = ["vanilla", "cutmix"]
 """
 
-DONE = re.compile(r"^done\s+(.*?): top-1", re.M)
+DONE = re.compile(r"done\s+(.*?): top-1")
 
 
 @pytest.fixture

@@ -12,76 +12,6 @@ from msda_arena.cli._options import resolve_device
 from msda_arena.errors import ArenaError
 
 
-class _RichReporter:
-    """Progress on stderr: overall cells with ETA, and the current cell's epochs."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.console = Console(stderr=True, highlight=False)
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=self.console,
-            transient=False,
-        )
-        self.cells_task: Any = None
-        self.epoch_task: Any = None
-
-    def __enter__(self) -> _RichReporter:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def start(self, total: int, to_run: int) -> None:
-        self.cells_task = self.progress.add_task("cells", total=max(to_run, 1) if to_run else 0)
-        self.epoch_task = self.progress.add_task("", total=1, visible=False)
-        if total - to_run:
-            self.console.print(f"{total - to_run} of {total} cells already stored: skipped")
-
-    def cell_start(self, cell: Any, epochs: int) -> None:
-        self.progress.reset(
-            self.epoch_task, total=epochs, visible=True, description=f"  {cell.label()}"
-        )
-
-    def epoch(self, cell: Any, event: Any) -> None:
-        self.progress.update(
-            self.epoch_task,
-            completed=event.epoch,
-            description=f"  {cell.label()} | loss {event.train_loss:.3f}",
-        )
-
-    def cell_end(self, cell: Any, record: Any) -> None:
-        self.progress.advance(self.cells_task)
-        if record.status == "ok":
-            self.console.print(
-                f"[green]done[/]   {cell.label()}: top-1 {record.top1:.2f}% "
-                f"({record.wall_time_s:.1f} s, {record.images_per_s:.0f} img/s)"
-            )
-        else:
-            self.console.print(f"[red]FAILED[/] {cell.label()}: {record.error}")
-
-    def skip(self, cell: Any, status: str) -> None:
-        pass
-
-    def note(self, message: str) -> None:
-        self.console.print(message)
-
-
 def run(
     method: list[str] = typer.Option(
         ..., "--method", "-m", help="Method spec to benchmark, e.g. 'hmix(r=0.25)'. Repeatable."
@@ -126,11 +56,40 @@ def run(
         "--skip-check",
         help="Train methods that fail the cheap conformance rules (default: failed records).",
     ),
+    executor_kind: str = typer.Option(
+        "local", "--executor", "-x", help="Where cells run: local, ray or slurm."
+    ),
+    gpus: str = typer.Option(
+        None, "--gpus", help="local: CUDA devices to use, e.g. 0,1 (default: all visible)."
+    ),
+    cells_per_gpu: int = typer.Option(
+        1, "--cells-per-gpu", help="local and ray: cells trained at once on one GPU."
+    ),
+    workers: int = typer.Option(
+        1, "--workers", help="local on a CPU: worker processes (cells at once)."
+    ),
+    ray_address: str = typer.Option(
+        None, "--ray-address", help="ray: join this cluster (default: start a local one)."
+    ),
+    slurm_partition: str = typer.Option(None, "--slurm-partition", help="slurm: partition."),
+    slurm_time: int = typer.Option(
+        60, "--slurm-time", help="slurm: time limit of each cell's job, in minutes."
+    ),
+    slurm_gpus: int = typer.Option(1, "--slurm-gpus", help="slurm: GPUs per cell's job."),
+    slurm_max_parallel: int = typer.Option(
+        0, "--slurm-max-parallel", help="slurm: most array elements running at once (0: no cap)."
+    ),
+    slurm_extra: list[str] = typer.Option(
+        None, "--slurm-extra", help="slurm: extra sbatch setting KEY=VALUE. Repeatable."
+    ),
+    wait: bool = typer.Option(
+        False, "--wait", help="slurm: follow the jobs until every cell is stored."
+    ),
 ) -> None:
     """Train a mask method (and missing baselines) across the grid; one parquet file per cell."""
     from msda_arena import get_method
     from msda_arena.config import load_config
-    from msda_arena.executors import LocalExecutor
+    from msda_arena.executors import create_executor
     from msda_arena.grid import build_cells, parse_seeds, validate_archs
 
     dev = resolve_device(device)
@@ -154,7 +113,20 @@ def run(
         from msda_arena.store import check_writable
 
         check_writable(root, create=False)
-    executor = LocalExecutor(
+    options = _executor_options(
+        gpus,
+        cells_per_gpu,
+        workers,
+        ray_address,
+        slurm_partition,
+        slurm_time,
+        slurm_gpus,
+        slurm_max_parallel,
+        slurm_extra or [],
+        wait,
+    )
+    executor = create_executor(
+        executor_kind,
         cfg,
         prof,
         root,
@@ -163,11 +135,12 @@ def run(
         save_checkpoints=save_checkpoints,
         force=force,
         skip_check=skip_check,
+        options=options,
     )
     err = sys.stderr
     print(
         f"profile {prof.name} ({prof.dataset}, recipe {prof.recipe}) on {dev}: {len(cells)} cells, "
-        f"results in {root}",
+        f"results in {root} ({executor_kind} executor)",
         file=err,
     )
 
@@ -176,18 +149,22 @@ def run(
         return
 
     from msda_arena import interrupts
+    from msda_arena.cli.progress import make_reporter
 
-    with _RichReporter() as reporter, interrupts.watching():
+    with make_reporter() as reporter, interrupts.watching():
         try:
             summary = executor.run(cells, reporter)
         except KeyboardInterrupt:
-            reporter.progress.stop()
+            reporter.stop()
             print(
                 "arena: interrupted; every finished cell is stored. "
                 "Run the same command to resume.",
                 file=err,
             )
             raise typer.Exit(130) from None
+    if summary.submitted:
+        print(summary.submitted, file=err)
+        return
     print(
         f"{len(summary.done)} trained, {len(summary.skipped)} already stored, "
         f"{len(summary.failed)} failed",
@@ -201,6 +178,58 @@ def run(
             f"{len(summary.failed)} cell(s) failed (listed above, stored as failed records); "
             "fix the cause and rerun the same command"
         )
+
+
+def _executor_options(
+    gpus: str | None,
+    cells_per_gpu: int,
+    workers: int,
+    ray_address: str | None,
+    slurm_partition: str | None,
+    slurm_time: int,
+    slurm_gpus: int,
+    slurm_max_parallel: int,
+    slurm_extra: list[str],
+    wait: bool,
+) -> Any:
+    """The command line's executor options, checked (one-line errors)."""
+    import re
+
+    from msda_arena.errors import UsageError
+    from msda_arena.executors import ExecutorOptions
+
+    parsed_gpus = None
+    if gpus is not None:
+        if not re.fullmatch(r"[0-9]+(,[0-9]+)*", gpus.strip()):
+            raise UsageError(f"--gpus {gpus!r}: write CUDA device indices like 0,1")
+        parsed_gpus = tuple(dict.fromkeys(int(g) for g in gpus.split(",")))
+    for name, value, low in (
+        ("--cells-per-gpu", cells_per_gpu, 1),
+        ("--workers", workers, 1),
+        ("--slurm-time", slurm_time, 1),
+        ("--slurm-gpus", slurm_gpus, 0),
+        ("--slurm-max-parallel", slurm_max_parallel, 0),
+    ):
+        if value < low or value > 100_000:
+            raise UsageError(f"{name} {value}: must be between {low} and 100000")
+    extra = []
+    for item in slurm_extra:
+        key, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]*", key):
+            raise UsageError(f"--slurm-extra {item!r}: write KEY=VALUE, e.g. account=myproject")
+        extra.append((key, value))
+    return ExecutorOptions(
+        gpus=parsed_gpus,
+        cells_per_gpu=cells_per_gpu,
+        workers=workers,
+        ray_address=ray_address,
+        slurm_partition=slurm_partition,
+        slurm_time_min=slurm_time,
+        slurm_gpus=slurm_gpus,
+        slurm_max_parallel=slurm_max_parallel,
+        slurm_extra=tuple(extra),
+        wait=wait,
+    )
 
 
 def _print_plan(plan: list, force: bool) -> None:

@@ -1,0 +1,175 @@
+"""The local executor's worker processes: one per slot, each on its own device.
+
+:func:`run_pool` starts one process per slot (``spawn``, so CUDA initialises cleanly in
+each), hands each a cell at a time over a pipe and yields outcomes as they finish. A
+worker keeps its copy of the dataset on its device between cells. Each cell runs
+through :func:`msda_arena.worker.run_cell_here`, so claims, records and failures are
+exactly those of every other executor. A worker that dies mid-cell (a segfault, an
+out-of-memory kill) is noticed through its process sentinel: its cell gets a failed
+record naming the signal, and the slot gets a fresh process. Ctrl-C (or any error in
+the driver) stops every worker; their cells write nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING, Any
+
+from msda_arena.grid import GridCell
+from msda_arena.worker import CellOutcome, RunSettings, failed_record, store_failure
+
+if TYPE_CHECKING:
+    from msda_arena.executors import Reporter
+
+__all__ = ["run_pool"]
+
+
+def _worker_main(conn: Connection, settings: RunSettings, gpu: str | None) -> None:
+    """A slot's process: receive cells, send progress and outcomes, until told to stop."""
+    if gpu is not None:  # this process sees only its GPU, as cuda:0
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides; it stops us
+    from msda_arena.worker import run_cell_here
+
+    def on_start(cell: GridCell, epochs: int) -> None:
+        conn.send(("start", cell, epochs))
+
+    def on_epoch(cell: GridCell, event: Any) -> None:
+        conn.send(("epoch", cell, event))
+
+    while True:
+        try:
+            cell = conn.recv()
+        except EOFError:
+            return
+        if cell is None:
+            return
+        outcome = run_cell_here(cell, settings, on_start=on_start, on_epoch=on_epoch)
+        conn.send(("done", cell, outcome))
+
+
+@dataclass
+class _Slot:
+    device: str
+    process: Any = None
+    conn: Connection | None = None
+    cell: GridCell | None = None
+
+
+def _start(slot: _Slot, settings: RunSettings) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    gpu = slot.device.split(":", 1)[1] if slot.device.startswith("cuda:") else None
+    device = "cuda" if gpu is not None else slot.device
+    slot.process = ctx.Process(
+        target=_worker_main,
+        args=(child, replace(settings, device=device), gpu),
+        daemon=True,
+        name=f"arena-worker-{slot.device}",
+    )
+    slot.process.start()
+    child.close()
+    slot.conn = parent
+    slot.cell = None
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (killed: out of memory?)" if name == "SIGKILL" else ""
+        return f"worker process died of {name}{hint} while training this cell"
+    return f"worker process exited with code {exitcode} while training this cell"
+
+
+def _stop(slots: list[_Slot]) -> None:
+    for slot in slots:
+        if slot.process is not None and slot.process.is_alive():
+            slot.process.kill()  # mid-cell: atomic writes leave nothing partial
+    for slot in slots:
+        if slot.process is not None:
+            slot.process.join(timeout=10)
+        if slot.conn is not None:
+            slot.conn.close()
+
+
+def run_pool(
+    cells: list[GridCell], settings: RunSettings, devices: list[str], reporter: Reporter
+) -> Iterator[CellOutcome]:
+    """Train ``cells`` on one worker process per entry of ``devices``; yield outcomes
+    as they finish (see the module docstring)."""
+    queue = list(cells)
+    slots = [_Slot(d) for d in devices[: max(1, len(queue))]]
+    try:
+        for slot in slots:
+            _start(slot, settings)
+        while True:
+            for slot in slots:
+                if slot.cell is None and queue:
+                    slot.cell = queue.pop(0)
+                    try:
+                        slot.conn.send(slot.cell)
+                    except OSError:  # the idle worker died: a fresh one takes the cell
+                        cell = slot.cell
+                        _start(slot, settings)
+                        slot.cell = cell
+                        slot.conn.send(cell)
+            busy = [s for s in slots if s.cell is not None]
+            reporter.running(len(busy))
+            if not busy:
+                break
+            ready = wait([s.conn for s in busy] + [s.process.sentinel for s in busy])
+            for slot in busy:
+                if slot.conn in ready:
+                    try:
+                        kind, cell, payload = slot.conn.recv()
+                    except (EOFError, OSError):
+                        kind, cell, payload = "dead", slot.cell, None
+                    if kind == "start":
+                        reporter.cell_start(cell, payload)
+                        continue
+                    if kind == "epoch":
+                        reporter.epoch(cell, payload)
+                        continue
+                    if kind == "done":
+                        slot.cell = None
+                        yield payload
+                        continue
+                if slot.cell is not None and not slot.process.is_alive():
+                    cell, slot.cell = slot.cell, None
+                    slot.process.join()
+                    yield _dead_outcome(cell, settings, slot.process.exitcode)
+                    with contextlib.suppress(OSError):
+                        slot.conn.close()
+                    _start(slot, settings)  # the slot is refilled
+        for slot in slots:
+            with contextlib.suppress(OSError):
+                slot.conn.send(None)
+        for slot in slots:
+            slot.process.join(timeout=30)
+    finally:
+        _stop(slots)
+
+
+def _dead_outcome(cell: GridCell, settings: RunSettings, exitcode: int | None) -> CellOutcome:
+    """The failed record of a dead worker's cell, written under the cell's claim (the
+    dead worker's claim is stale at once: its process is gone)."""
+    from msda_arena import claims
+
+    record = failed_record(cell, settings, _death(exitcode))
+    claim = claims.try_claim(settings.results, cell.dataset, cell.key, settings.claim_ttl_s)
+    if claim is None:  # another run took the cell over meanwhile: it is theirs now
+        return CellOutcome(cell, "busy", detail="taken over by another run")
+    with claim:
+        stored = store_failure(settings, record)
+    if not stored:
+        record = record.replace(error=record.error + " (the stored ok result was kept)")
+    return CellOutcome(cell, "trained", record, kept_ok=not stored)
