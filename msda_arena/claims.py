@@ -85,7 +85,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import socket
 import threading
 import time
@@ -97,6 +96,7 @@ from pathlib import Path
 from types import TracebackType
 
 from msda_arena.errors import StoreError, UsageError
+from msda_arena.record import KEY_PATTERN
 
 __all__ = [
     "CLAIM_DIR",
@@ -106,6 +106,8 @@ __all__ = [
     "Claim",
     "ClaimInfo",
     "claim_path",
+    "clean_leftovers",
+    "clear_stale",
     "iter_claims",
     "pid_alive",
     "read_claim",
@@ -128,7 +130,6 @@ _MAX_HEARTBEAT_S = 60.0
 _MAX_BYTES = 64 * 1024
 _MAX_CHAIN = 16
 _MAX_ROUNDS = 12  # with the back-off below: about two seconds against a live lock
-_NAME = re.compile(r"^[A-Za-z0-9_=\-][A-Za-z0-9_.=\-]{0,199}$")
 
 
 @dataclass(frozen=True)
@@ -345,7 +346,7 @@ def stale_reason(
 
 
 def _check_name(what: str, name: str) -> None:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not KEY_PATTERN.match(name):
         raise StoreError(f"{what} {str(name)[:80]!r} is not a file-name-safe store name")
 
 
@@ -668,3 +669,36 @@ def iter_claims(
             if seen is None:
                 continue
             yield path, seen.info, _judge(path, seen.info, seen.mtime, ttl, time.time())
+
+
+def clean_leftovers(root: str | os.PathLike[str], ttl_s: float | None = None) -> list[Path]:
+    """Remove claim temporary files (``.claims/.*.tmp``) older than the bound: left by a
+    claimer that died between writing and linking (a live one lives for seconds).
+    Take-over locks are left alone: inert once their claim is gone. Returns the paths."""
+    ttl = resolve_ttl(ttl_s)
+    removed = []
+    now = time.time()
+    for path in Path(root).glob(f"*/{CLAIM_DIR}/.*.tmp"):
+        try:
+            if now - path.stat().st_mtime > ttl:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
+def clear_stale(path: str | os.PathLike[str], ttl_s: float | None = None) -> bool:
+    """Remove the stale claim at ``path`` through the take-over protocol (take it over,
+    then release it), so a claim that became live meanwhile is never touched; True when
+    it was removed (or was already gone)."""
+    path = Path(path)
+    if not path.name.endswith(CLAIM_SUFFIX) or path.parent.name != CLAIM_DIR:
+        raise ValueError(f"{path} is not a claim file")
+    key = path.name[: -len(CLAIM_SUFFIX)]
+    root, dataset = path.parent.parent.parent, path.parent.parent.name
+    claim = try_claim(root, dataset, key, ttl_s)
+    if claim is None:
+        return False
+    claim.release()
+    return True

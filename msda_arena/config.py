@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from msda_arena.errors import ConfigError, UsageError
+from msda_arena.record import MAX_SEED
 
 __all__ = [
     "ARCH_PATTERN",
@@ -43,7 +44,6 @@ _NAME_RULE = (
 ARCH_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 ARCH_RULE = "1 to 100 of A-Z, a-z, 0-9, '_', '.' and '-', starting with a letter or digit"
 #: Seeds: each in 0 .. MAX_SEED (what every random generator takes), at most MAX_SEEDS a run.
-MAX_SEED = 2**31 - 1
 MAX_SEEDS = 10_000
 
 

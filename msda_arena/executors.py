@@ -34,15 +34,15 @@ from typing import Any
 from msda_arena.config import ArenaConfig, Profile
 from msda_arena.errors import UsageError
 from msda_arena.grid import GridCell
+from msda_arena.provenance import utc_now
 from msda_arena.record import ResultRecord
 from msda_arena.worker import (
     CellOutcome,
     RunSettings,
     describe_exception,
-    failed_record,
     load_data,
+    reject_cell,
     run_cell,
-    store_failure,
     stored_status,
 )
 
@@ -161,12 +161,24 @@ class Executor:
     def prepare(self, reporter: Reporter) -> None:
         """Before the first cell: prove the store writable, remove dead writers'
         temporary files. Subclasses add their own checks (the local data)."""
+        from msda_arena.claims import clean_leftovers
         from msda_arena.store import check_writable, clean_temporaries
 
         check_writable(self.results)
-        removed = clean_temporaries(self.results)
+        removed = clean_temporaries(self.results) + clean_leftovers(self.results)
         if removed:
             reporter.note(f"removed {len(removed)} temporary file(s) left by dead runs")
+
+    def check_device(self) -> str:
+        """Where the preflight checks run: the training device when this process can
+        use it, else the CPU (a cluster driver without a GPU)."""
+        device = self.settings.device
+        if device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                return "cpu"
+        return device
 
     def execute(self, cells: list[GridCell], reporter: Reporter) -> Iterator[CellOutcome]:
         """Run ``cells`` (claim, train, store each with :func:`~msda_arena.worker.run_cell`)
@@ -183,16 +195,22 @@ class Executor:
         if to_run:  # problems with the store, the data or a method stop before any cell
             self.prepare(reporter)
             if not self.skip_check:
-                rejected = preflight_methods([c.method for c in to_run])
+                rejected = preflight_methods([c.method for c in to_run], self.check_device())
         reporter.start(len(cells), len(to_run))
         for cell, status in plan:
             if cell not in to_run:
                 summary.skipped.append(cell)
                 reporter.skip(cell, status or "")
+        todo = []
         for cell in to_run:
-            if cell.method in rejected:
-                self._reject(cell, rejected[cell.method], summary, reporter)
-        todo = [c for c in to_run if c.method not in rejected]
+            if cell.method not in rejected:
+                todo.append(cell)
+                continue
+            outcome = reject_cell(cell, self.settings, rejected[cell.method])
+            if outcome.action == "busy":  # another run is at it; this run reports why not
+                summary.failed.append((cell, rejected[cell.method] + " (not stored: busy)"))
+            else:
+                self._count(outcome, summary, reporter)
         announced = False
         while todo:
             waiting = []
@@ -221,13 +239,6 @@ class Executor:
         else:
             summary.failed.append((outcome.cell, record.error))
         reporter.cell_end(outcome.cell, record)
-
-    def _reject(self, cell: GridCell, error: str, summary: RunSummary, reporter: Reporter) -> None:
-        record = failed_record(cell, self.settings, error)
-        if not store_failure(self.settings, record):
-            record = record.replace(error=record.error + " (the stored ok result was kept)")
-        summary.failed.append((cell, record.error))
-        reporter.cell_end(cell, record)
 
 
 def slot_devices(device: str, options: ExecutorOptions) -> list[str]:
@@ -285,6 +296,7 @@ class LocalExecutor(Executor):
             save_checkpoints=save_checkpoints,
             force=force,
             claim_ttl_s=claim_ttl_s,
+            run_started=utc_now(),
         )
         super().__init__(settings, skip_check)
         self.slots = list(slots) if slots else [device]
@@ -361,6 +373,7 @@ def create_executor(
         data_root=data_root or profile.data_root,
         save_checkpoints=save_checkpoints,
         force=force,
+        run_started=utc_now(),
     )
     if kind == "ray":
         from msda_arena.ray_executor import RayExecutor

@@ -59,9 +59,9 @@ class MethodInfo:
         """The identity of this method's implementation: ``VERSION:HASH``.
 
         HASH covers the source of every module in the class's MRO and every ``.py`` file
-        of the package directory that defines the class (the built-ins: all of
-        ``msda_arena/methods/``), so editing a method's code, or bumping its package's
-        version, makes its stored results stale.
+        of the top-level package that defines the class (the built-ins: all of
+        ``msda_arena/methods/``), so editing a method's code or its helpers, or bumping
+        its package's version, makes its stored results stale.
         """
         return f"{self.version}:{implementation_hash(self.cls)}"
 
@@ -137,8 +137,14 @@ def implementation_hash(cls: type) -> str:
         path = Path(source).resolve()
         files.add(path)
         if klass is cls and (path.parent / "__init__.py").is_file():
-            # The whole package that defines the method (never a bare site-packages).
-            files.update(p.resolve() for p in path.parent.rglob("*.py"))
+            # The whole top-level package that defines the method (helpers included;
+            # never a bare site-packages); for the built-ins, msda_arena/methods/.
+            top = path.parent
+            while (top.parent / "__init__.py").is_file():
+                top = top.parent
+            if top == Path(__file__).resolve().parent:
+                top = path.parent
+            files.update(p.resolve() for p in top.rglob("*.py"))
     if not files:
         return "unknown"
     digest = hashlib.sha256()

@@ -260,11 +260,14 @@ def cell_key(profile: str, arch: str, scenario: str, method: str, seed: int, rec
     """The file-name-safe key of a cell, unique per (profile, arch, scenario, method,
     seed, recipe hash).
 
-    The method appears as a readable slug followed by 8 hex digits of the SHA-256 of
-    its canonical spec, so two specs whose slugs coincide (``coll(a_b=2)`` and
-    ``coll_a(b=2)``) never share a file, on case-insensitive file systems too.
+    The parts are readable, and the method slug is followed by 10 hex digits of the
+    SHA-256 of the whole identity, so the mapping is injective whatever the names hold:
+    two specs whose slugs coincide (``coll(a_b=2)`` and ``coll_a(b=2)``), names that
+    contain the ``__`` separator, or names differing only in case (case-insensitive file
+    systems) never share a file.
     """
-    digest = hashlib.sha256(method.encode()).hexdigest()[:8]
+    identity = "\x1f".join((profile, arch, scenario, method, str(seed), recipe))
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
     key = f"{profile}__{arch}__{scenario}__{slug(method)[:_SLUG_MAX]}-{digest}__s{seed}__{recipe}"
     if not KEY_PATTERN.match(key):
         raise RecordError(

@@ -69,6 +69,7 @@ __all__ = [
     "inspect_file",
     "load_results",
     "read_result",
+    "reason_kind",
     "result_files",
     "temporaries",
     "write_checkpoint",
@@ -409,7 +410,7 @@ def _placement(rel: str, dataset: str, key: str) -> str | None:
     expected = f"{dataset}/{key}.parquet"
     if rel == expected:
         return None
-    return f"misplaced: its record belongs at {expected} (a copy or a renamed file)"
+    return f"{_MISPLACED_PREFIX}: its record belongs at {expected} (a copy or a renamed file)"
 
 
 def _problems(table: pyarrow.Table, rels: Sequence[str]) -> list[str | None]:
@@ -421,6 +422,22 @@ def _problems(table: pyarrow.Table, rels: Sequence[str]) -> list[str | None]:
         if reasons[i] is None:
             reasons[i] = _placement(rel, datasets[i], keys[i])
     return reasons
+
+
+#: Message prefixes of refused files, by kind (see :func:`reason_kind`).
+_FOREIGN_PREFIXES = ("foreign file", "old record layout")
+_MISPLACED_PREFIX = "misplaced"
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a refused file from the reason this module gave: ``"foreign"`` (not
+    a result record of this layout), ``"misplaced"`` (a valid record under another
+    file's name) or ``"corrupt"`` (unreadable, or a record breaking the rules)."""
+    if reason.startswith(_FOREIGN_PREFIXES):
+        return "foreign"
+    if reason.startswith(_MISPLACED_PREFIX):
+        return "misplaced"
+    return "corrupt"
 
 
 def inspect_file(

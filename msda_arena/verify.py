@@ -71,14 +71,6 @@ class VerifyReport:
         return any(f.kind in DAMAGE and f.path not in moved for f in self.findings)
 
 
-def _kind_of(reason: str) -> str:
-    if reason.startswith(("foreign file", "old record layout")):
-        return "foreign"
-    if reason.startswith("misplaced"):
-        return "duplicated"
-    return "corrupt"
-
-
 def verify(root: str | os.PathLike[str], repair: bool = False, stale: bool = True) -> VerifyReport:
     """Check every file of the store at ``root``; with ``repair``, move damage aside.
 
@@ -95,6 +87,7 @@ def verify(root: str | os.PathLike[str], repair: bool = False, stale: bool = Tru
         INDEX_NAME,
         indexed,
         inspect_file,
+        reason_kind,
         result_files,
         temporaries,
     )
@@ -102,9 +95,8 @@ def verify(root: str | os.PathLike[str], repair: bool = False, stale: bool = Tru
     root = Path(root)
     report = VerifyReport(root)
     if not root.is_dir():
-        if root.exists():
-            raise StoreError(f"{root} is not a directory; point --results at a result store")
-        return report
+        what = "is not a directory" if root.exists() else "does not exist"
+        raise StoreError(f"{root} {what}; point --results at a result store")
     files = result_files(root)
     index = indexed(root)
     records: dict[str, dict] = {}
@@ -114,9 +106,11 @@ def verify(root: str | os.PathLike[str], repair: bool = False, stale: bool = Tru
         record, reason = inspect_file(path, root)
         if record is None:
             assert reason is not None
-            kind = _kind_of(reason)
-            if kind == "duplicated" and "belongs at " in reason:
-                target = reason.split("belongs at ", 1)[1].split(" ", 1)[0]
+            kind = reason_kind(reason)
+            if kind == "misplaced":  # a copy of a result under another name
+                kind = "duplicated"
+                copy, _ = inspect_file(path)
+                target = copy and f"{copy['dataset']}/{copy['key']}.parquet"
                 if target in files:
                     reason = f"duplicate of {target}: {reason}"
             report.findings.append(Finding(kind, path, reason))
@@ -148,16 +142,14 @@ def verify(root: str | os.PathLike[str], repair: bool = False, stale: bool = Tru
         if why is not None:
             report.findings.append(Finding("orphaned", path, f"claim of a run that is gone: {why}"))
     bound = claims.resolve_ttl()
-    for path in sorted(root.glob(f"*/{claims.CLAIM_DIR}/*")):
-        if path.name.endswith(claims.CLAIM_SUFFIX) and not path.name.startswith("."):
-            continue  # a claim: judged above
+    for path in sorted(root.glob(f"*/{claims.CLAIM_DIR}/.*.tmp")):  # take-over locks: inert
         try:
             age = time.time() - path.stat().st_mtime
         except OSError:
             continue
         if age > bound:
             report.findings.append(
-                Finding("orphaned", path, "claim temporary or take-over lock of a crashed run")
+                Finding("orphaned", path, "temporary file of a claimer that died")
             )
     if stale:
         report.findings += _stale(root, records)
@@ -207,6 +199,7 @@ def _stale(root: Path, records: dict[str, dict]) -> list[Finding]:
 
 
 def _repair(report: VerifyReport) -> None:
+    from msda_arena import claims
     from msda_arena.store import INDEX_NAME, load_results
 
     root = report.root
@@ -216,6 +209,10 @@ def _repair(report: VerifyReport) -> None:
         if finding.kind not in DAMAGE or finding.kind == "index":
             continue
         src = finding.path
+        if src.name.endswith(claims.CLAIM_SUFFIX) and src.parent.name == claims.CLAIM_DIR:
+            if claims.clear_stale(src):  # through the protocol: a live claim is never moved
+                report.moved.append((src, src))
+            continue
         if not src.exists():
             continue
         dst = bin_ / src.relative_to(root)

@@ -42,6 +42,7 @@ __all__ = [
     "failed_record",
     "load_data",
     "provenance",
+    "reject_cell",
     "run_cell",
     "run_cell_here",
     "store_failure",
@@ -62,6 +63,8 @@ class RunSettings:
     save_checkpoints: bool = False
     force: bool = False
     claim_ttl_s: float | None = None
+    #: UTC start of the run (ISO): with ``force``, results stored after it are fresh.
+    run_started: str = ""
 
     @property
     def recipe(self) -> Any:
@@ -90,7 +93,10 @@ def stored_record(root: str | Path, cell: GridCell) -> dict[str, Any] | None:
     from msda_arena.store import cell_path, read_result
 
     record = read_result(cell_path(root, cell.dataset, cell.key))
-    if record is None or record["key"] != cell.key:
+    if record is None or any(
+        record[name] != getattr(cell, name)
+        for name in ("key", "profile", "dataset", "arch", "scenario", "method", "seed")
+    ):
         return None
     return record
 
@@ -147,15 +153,39 @@ def failed_record(
 
 
 def store_failure(settings: RunSettings, record: ResultRecord) -> bool:
-    """Store a failed ``record`` unless an ok result is stored for its cell (a failure
-    never costs a finished result); return whether it was stored."""
+    """Store a failed ``record`` unless a current ok result is stored for its cell (a
+    failure never costs a finished result); return whether it was stored.
+
+    A *stale* ok result (trained by other code than ``record.method_code``) is replaced:
+    the failure is what the current code does. Call it while holding the cell's claim.
+    """
     from msda_arena.store import cell_path, read_result, write_result
 
     current = read_result(cell_path(settings.results, record.dataset, record.key))
-    if current is not None and current["status"] == "ok":
+    if (
+        current is not None
+        and current["status"] == "ok"
+        and (not record.method_code or current["method_code"] == record.method_code)
+    ):
         return False
     write_result(settings.results, record)
     return True
+
+
+def reject_cell(cell: GridCell, settings: RunSettings, error: str) -> CellOutcome:
+    """Store ``cell``'s failed record with ``error`` without training (a method that
+    failed its checks), under the cell's claim like every write."""
+    from msda_arena import claims
+
+    claim = claims.try_claim(settings.results, cell.dataset, cell.key, settings.claim_ttl_s)
+    if claim is None:
+        return CellOutcome(cell, "busy", detail="being trained by another run")
+    with claim:
+        record = failed_record(cell, settings, error)
+        stored = store_failure(settings, record)
+    if not stored:
+        record = record.replace(error=record.error + " (the stored ok result was kept)")
+    return CellOutcome(cell, "trained", record, kept_ok=not stored)
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -198,8 +228,12 @@ def run_cell(
         who = f"pid {owner.pid} on {owner.host}" if owner else "another run"
         return CellOutcome(cell, "busy", detail=f"being trained by {who}")
     with claim:
+        stored = stored_record(settings.results, cell)
         status = stored_status(settings.results, cell)
-        if status == "ok" and not settings.force:
+        if status == "ok" and (
+            not settings.force
+            or (settings.run_started and stored and stored["finished_at"] >= settings.run_started)
+        ):  # with --force, a result another run stored during this run counts as fresh
             return CellOutcome(cell, "skipped", detail="stored by another run")
         started = utc_now()
         if on_start is not None:
@@ -218,6 +252,9 @@ def run_cell(
             info = provenance(cell, settings, started)
             info["finished_at"] = utc_now()
             record = ResultRecord.finished(cell, result, info)
+            if claim.lost():
+                return CellOutcome(cell, "busy", detail="claim taken over by another run")
+            write_result(settings.results, record)  # the result first: weights are extra
             if settings.save_checkpoints and result.get("state_dict") is not None:
                 write_checkpoint(
                     settings.results,
@@ -226,9 +263,6 @@ def run_cell(
                     result["state_dict"],
                     {"arch": cell.arch, "method": cell.method, "key": cell.key},
                 )
-            if claim.lost():
-                return CellOutcome(cell, "busy", detail="claim taken over by another run")
-            write_result(settings.results, record)
             return CellOutcome(cell, "trained", record)
         record = failed_record(cell, settings, error, started)
         stored = store_failure(settings, record)

@@ -107,6 +107,8 @@ def _popen(args: list[str], log: Path, **kwargs) -> subprocess.Popen:
 def _stored_once(results: Path, cells) -> None:
     """Exactly one valid ok file per cell, nothing else, nothing left over."""
     files = sorted(p for p in results.rglob("*") if p.is_file() and ".claims" not in p.parts)
+    claim_files = [p for p in results.rglob(".claims/*") if not p.name.endswith(".takeover")]
+    assert claim_files == [], claim_files  # no claim, no claimer's temporary file left
     parquet = [p for p in files if p.suffix == ".parquet" and not p.name.startswith(".")]
     assert sorted(parquet) == sorted(cell_path(results, c.dataset, c.key) for c in cells)
     for c in cells:

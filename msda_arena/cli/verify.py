@@ -67,7 +67,10 @@ def verify(
             file=out,
         )
         for f in report.findings:
-            where = f" -> moved to {moved[f.path]}" if f.path in moved else ""
+            where = ""
+            if f.path in moved:
+                dst = moved[f.path]
+                where = " -> released (stale claim)" if dst == f.path else f" -> moved to {dst}"
             print(f"{f.kind:<10} {f.path}: {f.reason}{where}", file=out)
         summary = ", ".join(f"{counts[k]} {k}" for k in KINDS)
         print(f"found: {summary}", file=out)

@@ -10,7 +10,9 @@ Rules:
   paired comparison need. Without it every method in the profile is shown.
 * Two results for the same cell (dataset, arch, scenario, method, seed) - a re-run after
   a recipe change, or a copied file - are never both counted: the one that finished last
-  wins, and a warning says how many were set aside.
+  wins, and a warning says how many were set aside. Likewise results of an older recipe
+  and results of an older version of a method's code (stale) are left out, with a
+  warning.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ CELL_IDENTITY: tuple[str, ...] = ("dataset", "arch", "scenario", "method", "seed
 #: The result columns a report reads (``load_results(columns=REPORT_COLUMNS)`` is faster).
 REPORT_COLUMNS: tuple[str, ...] = (
     "status", "profile", "dataset", "arch", "scenario", "method", "seed", "top1",
-    "finished_at", "recipe_hash",
+    "finished_at", "recipe_hash", "method_code",
 )  # fmt: skip
 
 
@@ -98,6 +100,7 @@ def select_results(
         frame = frame[frame["method"].isin(keep)]
     warnings: list[str] = []
     frame = _current_recipe(frame, warnings)
+    frame = _current_code(frame, warnings)
     duplicated = frame.duplicated(list(CELL_IDENTITY), keep=False)
     if duplicated.any():
         dup = frame[duplicated].sort_values("finished_at", kind="stable")
@@ -118,6 +121,32 @@ def _concat(a: pandas.DataFrame, b: pandas.DataFrame) -> pandas.DataFrame:
     import pandas as pd
 
     return pd.concat([a, b], ignore_index=True)
+
+
+def _current_code(frame: pandas.DataFrame, warnings: list[str]) -> pandas.DataFrame:
+    """Keep, per method, the results of the method code that finished last.
+
+    Editing a method's code (or bumping its version) makes its stored results stale;
+    `arena run` retrains them, and until it has, old and new numbers are never mixed.
+    """
+    if "method_code" not in frame.columns:
+        return frame
+    codes = frame[frame["method_code"] != ""]
+    if codes.groupby("method")["method_code"].nunique().max() <= 1:
+        return frame
+    last = (
+        codes.sort_values("finished_at", kind="stable")
+        .drop_duplicates("method", keep="last")
+        .set_index("method")["method_code"]
+    )
+    current = frame["method"].map(last)
+    keep = current.isna() | (frame["method_code"] == current)
+    dropped = sorted(frame.loc[~keep, "method"].unique())
+    warnings.append(
+        f"{int((~keep).sum())} result(s) of {_listing(dropped)} from older code of the method "
+        "(stale) were left out; rerun `arena run` to retrain them"
+    )
+    return frame[keep]
 
 
 def _current_recipe(frame: pandas.DataFrame, warnings: list[str]) -> pandas.DataFrame:
