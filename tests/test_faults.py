@@ -124,10 +124,9 @@ def _stored_once(results: Path, cells) -> None:
 def test_sigkill_at_random_moments_then_resume_stores_every_cell_once(fault, tmp_path):
     """SIGKILL `arena run` four times at random moments, then resume to the end.
 
-    Seen failing with the guards removed: without the atomic write a kill between the
-    parquet write and the rename left ``.x.parquet.*.tmp`` files that the resume never
-    removed (``leftovers`` non-empty); without claim take-over a SIGKILLed run's claim
-    made the resume wait for the whole TTL.
+    Seen failing with the guard removed: with the take-over of a dead run's claim
+    disabled (every claim judged live), the resume waited on the claims the killed runs
+    left until the test timed out; the cells they held were never trained.
     """
     config, results, cells = fault
     rng = random.Random(1234)
@@ -169,8 +168,8 @@ def test_sigint_exits_130_with_a_resume_hint_and_no_partial_file(fault, tmp_path
     """Ctrl-C (SIGINT) while a cell trains: exit 130, a resume hint, nothing partial.
 
     Seen failing with the guard removed: with the worker treating every
-    KeyboardInterrupt as a plugin's, the SIGINT became a failed record and the run
-    went on to the next cell (exit 1, a failed cell stored).
+    KeyboardInterrupt as a plugin's (no `interrupts.from_user`), the SIGINT became a
+    failed record and the run went on to the end (`assert 1 == 130`).
     """
     config, results, cells = fault
     log = tmp_path / "int.log"
@@ -194,8 +193,8 @@ def test_sigint_exits_130_with_a_resume_hint_and_no_partial_file(fault, tmp_path
 def test_two_concurrent_runs_train_no_cell_twice_and_lose_none(fault, tmp_path):
     """Two `arena run` on one store at once: each cell trained by exactly one of them.
 
-    Seen failing with the guard removed: without claims both runs trained every cell
-    (24 `done` lines for 12 cells) and rewrote each other's files.
+    Seen failing with the guard removed: without claims the two runs trained 23 cells
+    between them for 12 cells (`assert 23 == 12`), rewriting each other's files.
     """
     config, results, cells = fault
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
@@ -305,10 +304,10 @@ def test_every_plugin_breakage_is_a_failed_cell_naming_the_cause(fault, tmp_path
     """Eight broken methods in one `arena run`: the grid finishes, each cell a failed
     record naming its rule, the baselines trained.
 
-    Seen failing with the guards removed: with only the first batch checked,
-    ``outofrange`` trained to a loss of ~1e17 and was stored ``ok``; without the
-    preflight ``loopy`` trained and was ranked; ``quitter`` ended the whole grid
-    with exit 3 and nothing stored after it.
+    Seen failing with the guards removed: with the per-batch value checks and the
+    preflight both disabled, ``loopy`` trained and was stored ``ok`` ("7 cell(s)
+    failed", not 8); the out-of-range masks were then caught only by the exploding-loss
+    guard. (tests/test_train_guards.py checks each guard on its own.)
     """
     install_fake_plugin(plugin_site, "arena-broken", BROKEN_PLUGIN)
     config, results, _ = fault
@@ -396,7 +395,7 @@ def _damage(results: Path, cells) -> dict[str, Path]:
     paths["zero-byte"].write_bytes(b"")
     for name, value in (("nan-valued", float("nan")), ("huge-top1", 1e9)):
         row = read_result(paths[name])
-        row["top1"] = value
+        row["top1"] = row["top5"] = value
         pd.DataFrame([row]).to_parquet(paths[name])  # written behind the store's back
     foreign = results / cells[0].dataset / "foreign.parquet"
     pd.DataFrame({"loss": [0.1, 0.2]}).to_parquet(foreign)
@@ -416,9 +415,10 @@ def test_damaged_files_are_named_by_report_and_verify_and_repair_moves_them(faul
     """Truncated, zero-byte, NaN-valued, out-of-range, foreign and duplicated files,
     a left-over temporary file and an orphaned checkpoint.
 
-    Seen failing with the guards removed: without the reader's range check the file
-    with top-1 = 1e9 was ranked best with a star even under --strict, and the
-    NaN-valued one made its seed silently vanish from the leaderboard.
+    Seen failing with the guards removed: without the record's range rule the file
+    with top-1 = top-5 = 1e9 was read as a valid result (not named by the report);
+    without the empty-value rule as well, the NaN written over a result crashed
+    `arena report` with a traceback.
     """
     _config, results, cells = fault
     paths = _damage(results, cells)
@@ -461,8 +461,8 @@ def test_store_failures_are_one_line_and_keep_what_was_stored(fault, tmp_path):
     """--results pointing at a file, and a disk that fills up mid-grid (a file-size
     limit on the process): one line naming the path and the cause, finished cells kept.
 
-    Seen failing with the guard removed: the full disk ended in a 60-line traceback
-    from pyarrow and left a ``.tmp`` file beside the results.
+    Seen failing with the guard removed: without the store's OSError -> one-line error,
+    the full disk ended in a traceback (`OSError: [Errno 27] File too large`).
     """
     config, results, _cells = fault
     a_file = tmp_path / "not-a-dir"

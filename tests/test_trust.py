@@ -38,8 +38,8 @@ def register_mask_methods(register):
 def test_editing_a_plugin_or_bumping_its_version_makes_its_results_stale(
     tiny_config, tmp_path, plugin_site
 ):
-    """Seen failing with the guard removed: without `method_code` in the comparison the
-    edited plugin's old result was reused (`0 trained, 2 already stored`)."""
+    """Seen failing with the guard removed: without the `method_code` comparison the
+    edited plugin's old result was reused (the dry run said "0 of 2 cells would run")."""
     install_fake_plugin(plugin_site, "arena-halves", PLUGIN)
     res = tmp_path / "res"
     args = ["run", "--method", "halves", "--method", "vanilla", "--no-baselines"]
@@ -71,8 +71,8 @@ def test_editing_a_plugin_or_bumping_its_version_makes_its_results_stale(
 
 
 def test_left_over_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
-    """Seen failing with the guard removed: `.<key>.parquet.*.tmp` files of a killed run
-    stayed in the store forever."""
+    """Seen failing with the guard removed: with cleaning disabled the dead writers'
+    `.<host>.<pid>.<random>.tmp` files stayed (`assert [] == [...]`)."""
     d = tmp_path / "ds"
     d.mkdir()
     host = socket.gethostname().replace(".", "-")[:32]
@@ -104,8 +104,8 @@ def test_verify_finds_an_index_that_disagrees_with_a_file_and_repair_rebuilds_it
     """A file rewritten in place with its size, mtime and inode kept (a restore tool,
     `cp -p` over it) fools the index; `arena verify` reads every file and says so.
 
-    Seen failing with the guard removed: without the cross-check verify exited 0 and
-    the report kept showing the old 61.0.
+    Seen failing with the guard removed: without the cross-check `arena verify`
+    exited 0 with no finding (`assert 0 == 1`) while the report showed the old 61.0.
     """
     path = write_result(tmp_path, _record(0, 61.0))
     write_result(tmp_path, _record(1, 62.0))

@@ -62,7 +62,8 @@ class PlainReporter(Reporter):
         self.finished += 1
         self.failed += record.status != "ok"
         where = f"[{self.finished}/{self.total}]"
-        tail = f"({self.busy} running, {self.failed} failed, eta {self._eta()})"
+        busy = f"{self.busy} running, " if self.busy > 1 else ""
+        tail = f"({busy}{self.failed} failed, eta {self._eta()})"
         if record.status == "ok":
             self._print(
                 f"{where} done   {cell.label()}: top-1 {record.top1:.2f}% "

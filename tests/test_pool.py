@@ -1,0 +1,82 @@
+"""The local executor's worker pool: same results as serial, dead workers replaced."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import install_fake_plugin, run_arena
+
+from msda_arena.config import load_config
+from msda_arena.errors import UsageError
+from msda_arena.executors import ExecutorOptions, LocalExecutor, slot_devices
+from msda_arena.grid import build_cells
+from msda_arena.store import load_results
+
+pytestmark = pytest.mark.slow
+
+
+def _top1(root):
+    frame, warnings = load_results(root)
+    assert warnings == []
+    return dict(zip(frame["key"], frame["top1"], strict=True))
+
+
+def test_two_cpu_workers_give_the_same_results_as_serial(tiny_config, tmp_path):
+    """Seen failing when each worker drew its own seeds: top-1 differed per cell."""
+    cfg = load_config(tiny_config)
+    prof = cfg.profiles["tiny"]
+    cells = build_cells(cfg, prof, ["hmix"], baselines=["vanilla", "cutmix"])
+    serial = LocalExecutor(cfg, prof, tmp_path / "serial").run(cells)
+    pool = LocalExecutor(cfg, prof, tmp_path / "pool", slots=["cpu", "cpu"]).run(cells)
+    assert len(serial.done) == len(pool.done) == len(cells) == 6
+    assert _top1(tmp_path / "serial") == _top1(tmp_path / "pool")
+
+
+KILLER = """
+import multiprocessing, os, signal
+from msda_arena import MaskMethod, hookimpl
+
+class Killer(MaskMethod):
+    # Dies (SIGKILL, like the out-of-memory killer) on its first batch in a pool worker.
+    name = "killer"
+    params = ()
+
+    def masks(self, lam, height, width, generator):
+        if multiprocessing.current_process().name.startswith("arena-worker"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return lam.view(-1, 1, 1, 1).expand(lam.shape[0], 1, height, width).clone()
+
+@hookimpl
+def register_mask_methods(register):
+    register(Killer)
+"""
+
+
+def test_a_worker_killed_mid_cell_is_a_failed_record_and_its_slot_is_refilled(
+    tiny_config, tmp_path, plugin_site
+):
+    """Seen failing with the guard removed: without the sentinel check the driver
+    waited forever on the dead worker's pipe."""
+    install_fake_plugin(plugin_site, "arena-killer", KILLER)
+    res = tmp_path / "res"
+    result = run_arena(
+        "run", "--method", "killer", "--config", str(tiny_config), "--results", str(res),
+        "--workers", "2", "--device", "cpu",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    frame, _ = load_results(res)
+    by = frame.groupby("method")["status"].apply(list).to_dict()
+    assert by["killer"] == ["failed", "failed"]  # both killer cells, one per worker death
+    assert by["vanilla"] == ["ok", "ok"] and by["cutmix"] == ["ok", "ok"]  # slots refilled
+    errors = frame[frame["method"] == "killer"]["error"].tolist()
+    assert all("worker process died of SIGKILL" in e for e in errors), errors
+    assert "2 cell(s) failed" in result.stderr
+    assert not list(res.rglob("*.tmp")) and not list(res.rglob("*.claim"))
+
+
+def test_slots_follow_the_options():
+    assert slot_devices("cpu", ExecutorOptions()) == ["cpu"]
+    assert slot_devices("cpu", ExecutorOptions(workers=3)) == ["cpu"] * 3
+    with pytest.raises(UsageError, match="--gpus needs CUDA"):
+        slot_devices("cpu", ExecutorOptions(gpus=(0,)))
+    with pytest.raises(UsageError, match="at least 1"):
+        slot_devices("cpu", ExecutorOptions(workers=0))
