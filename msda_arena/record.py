@@ -14,7 +14,8 @@ rules check one record before it is written and 100,000 rows when an index is bu
   key of the record's own cell (:func:`cell_key`), so a record names its file;
 * ``seed`` in [0, 2**31 - 1], ``epochs`` >= 1;
 * an ``ok`` record has finite measurements in range: ``top1`` in [0, 100], ``top5`` in
-  [``top1``, 100], ``train_loss`` >= 0, times, throughput and memory >= 0;
+  [``top1``, 100], ``train_loss`` >= 0, times, throughput and memory >= 0; ``ece`` in
+  [0, 1] and ``fgsm_top1`` in [0, 100], or NaN where not measured;
 * a ``failed`` record says why (``error`` is not empty).
 
 This module does not import torch.
@@ -51,7 +52,7 @@ __all__ = [
 ]
 
 #: Version of the record layout; bumped whenever :data:`COLUMNS` or the key change.
-#: 2: method_code, plugins, host and notes; injective method part of the key.
+#: 2: method_code, plugins, host, notes, ece and fgsm_top1; an injective key.
 SCHEMA_VERSION = 2
 
 #: Largest seed a record (and ``--seeds``) accepts.
@@ -91,6 +92,8 @@ class ResultRecord:
     recipe_hash: str
     top1: float
     top5: float
+    ece: float  # expected calibration error, 15 bins, a fraction (NaN: not measured)
+    fgsm_top1: float  # top-1 % under FGSM at 8/255 of the input range (NaN: not measured)
     train_loss: float
     epochs: int
     wall_time_s: float
@@ -128,7 +131,8 @@ class ResultRecord:
         missing = [k for k in _MEASURED if k not in measured]
         if missing:
             raise RecordError(f"finished cell lacks measurement {missing[0]!r}")
-        values = {k: measured[k] for k in (*_MEASURED, *_OPTIONAL_MEASURED) if k in measured}
+        values = {"ece": math.nan, "fgsm_top1": math.nan}
+        values.update({k: measured[k] for k in (*_MEASURED, *_OPTIONAL_MEASURED) if k in measured})
         return cls._build(cell, "ok", "", provenance, values)
 
     @classmethod
@@ -150,6 +154,8 @@ class ResultRecord:
         values = {
             "top1": math.nan,
             "top5": math.nan,
+            "ece": math.nan,
+            "fgsm_top1": math.nan,
             "train_loss": math.nan,
             "epochs": max(int(epochs), 1),
             "wall_time_s": 0.0,
@@ -230,7 +236,7 @@ class ResultRecord:
 
 #: What a finished cell must report, and what it may (taking precedence over provenance).
 _MEASURED = ("top1", "top5", "train_loss", "epochs", "wall_time_s", "images_per_s", "peak_mem_mb")
-_OPTIONAL_MEASURED = ("device_name", "notes")
+_OPTIONAL_MEASURED = ("device_name", "notes", "ece", "fgsm_top1")
 
 _KINDS = {int: "int64", float: "float64", str: "str"}
 
@@ -315,6 +321,13 @@ _OK_RANGES: tuple[tuple[str, float, float | None], ...] = (
 )
 
 
+#: Measurements an ok record may leave NaN ("not measured"), else in range.
+_OK_OPTIONAL_RANGES: tuple[tuple[str, float, float], ...] = (
+    ("ece", 0.0, 1.0),
+    ("fgsm_top1", 0.0, 100.0),
+)
+
+
 def problems(table: pyarrow.Table) -> list[str | None]:
     """Per row of ``table`` (with every column of :data:`COLUMNS`), the first rule the
     row breaks, as one line naming the column, or ``None`` for a valid record.
@@ -377,6 +390,16 @@ def problems(table: pyarrow.Table) -> list[str | None]:
             ok & out,
             lambda i, c=column, s=span, v=values: (
                 f"{c!r} is {float(v[i])!r}, outside {s} for an ok result"
+            ),
+        )
+    for column, lo, hi in _OK_OPTIONAL_RANGES:
+        values = arr(column).astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            out = np.isinf(values) | (values < lo) | (values > hi)
+        flag(
+            ok & out,
+            lambda i, c=column, v=values, lo=lo, hi=hi: (
+                f"{c!r} is {float(v[i])!r}, outside [{lo:g}, {hi:g}] (NaN: not measured)"
             ),
         )
     with np.errstate(invalid="ignore"):

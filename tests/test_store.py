@@ -40,6 +40,8 @@ def make_record(**overrides):
         "recipe_hash": "abc",
         "top1": 75.25,
         "top5": 99.875,
+        "ece": 0.05,
+        "fgsm_top1": 20.0,
         "train_loss": 1.125,
         "epochs": 2,
         "wall_time_s": 12.5,
