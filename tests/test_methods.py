@@ -61,8 +61,9 @@ def test_cutmix_is_one_binary_box_and_label_weight_is_one_minus_clipped_area():
     for k in range(64):
         mk = masks[k, 0]
         rows, cols = zero_box(mk)
-        cut_h = math.floor(H * math.sqrt(1 - lam[k].item()))
-        cut_w = math.floor(W * math.sqrt(1 - lam[k].item()))
+        # the reference span centre +- cut // 2: 2 * (cut // 2) before clipping
+        cut_h = 2 * (math.floor(H * math.sqrt(1 - lam[k].item())) // 2)
+        cut_w = 2 * (math.floor(W * math.sqrt(1 - lam[k].item())) // 2)
         if len(rows) == 0:
             assert cut_h == 0 or cut_w == 0
             continue
@@ -154,3 +155,38 @@ def test_same_seed_same_masks_other_seed_other_masks(spec):
     a, b, c = draw(11), draw(11), draw(12)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert not torch.equal(a[1], c[1])
+
+
+def _reference_box(h, w, frac, cy, cx):
+    """The reference code's box (Yun et al.; timm; the HMix/GMix authors' fork), in
+    plain Python: cut = int(side * frac); span centre +- cut // 2, clipped."""
+    cut_h, cut_w = int(h * frac), int(w * frac)
+    y1, y2 = min(max(cy - cut_h // 2, 0), h), min(max(cy + cut_h // 2, 0), h)
+    x1, x2 = min(max(cx - cut_w // 2, 0), w), min(max(cx + cut_w // 2, 0), w)
+    return y1, y2, x1, x2
+
+
+@pytest.mark.parametrize(("h", "w"), [(28, 28), (31, 31), (32, 32), (24, 40), (31, 28)])
+def test_cutmix_and_hmix_boxes_match_the_reference_geometry_at_odd_and_even_sizes(h, w):
+    """Before the fix the box was cut wide, one pixel wider than the reference's
+    2 * (cut // 2) whenever the cut was odd (label weight off by up to 0.027 at 28 px)."""
+    import torch
+
+    from msda_arena.methods.cutmix import box_inside
+
+    n = 400
+    g = torch.Generator().manual_seed(7)
+    fracs = torch.rand(n, generator=g, dtype=torch.float64)
+    g_box = torch.Generator().manual_seed(11)
+    inside = box_inside(fracs, h, w, g_box)
+    g_centres = torch.Generator().manual_seed(11)  # the same draws box_inside made
+    cy = torch.randint(0, h, (n,), generator=g_centres)
+    cx = torch.randint(0, w, (n,), generator=g_centres)
+    odd = 0
+    for i in range(n):
+        y1, y2, x1, x2 = _reference_box(h, w, float(fracs[i]), int(cy[i]), int(cx[i]))
+        expected = torch.zeros(h, w, dtype=torch.bool)
+        expected[y1:y2, x1:x2] = True
+        assert torch.equal(inside[i], expected), (i, float(fracs[i]), int(cy[i]), int(cx[i]))
+        odd += int(h * float(fracs[i])) % 2
+    assert odd > 50  # odd cuts were exercised

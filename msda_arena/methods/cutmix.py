@@ -3,12 +3,14 @@
 Yun, Han, Oh, Chun, Choe, Yoo, "CutMix: Regularization Strategy to Train Strong
 Classifiers with Localizable Features", ICCV 2019. https://arxiv.org/abs/1905.04899
 
-The box has height ``floor(H * sqrt(1 - lambda))`` and width
-``floor(W * sqrt(1 - lambda))``, its centre uniform over all pixels, and is clipped
-to the image; M = 0 inside, 1 outside. The harness weighs labels with the true mean
-of M, i.e. ``1 - clipped_area / (H * W)``, as the reference code does after clipping.
-(The reference code spans ``centre +- cut // 2``, which drops a row or column for
-odd sizes; here the box is exactly ``cut`` wide before clipping, as the paper says.)
+The cut lengths are ``cut_h = floor(H * sqrt(1 - lambda))`` and
+``cut_w = floor(W * sqrt(1 - lambda))``, the centre ``(cy, cx)`` uniform over all
+pixels, and the box spans rows ``cy - cut_h // 2`` to ``cy + cut_h // 2`` and columns
+``cx - cut_w // 2`` to ``cx + cut_w // 2`` (end exclusive), clipped to the image,
+exactly as the reference code (Yun et al.'s, timm's, and the HMix/GMix authors'), so an
+odd cut loses one row or column; M = 0 inside, 1 outside. The harness weighs labels
+with the true mean of M, ``1 - clipped_area / (H * W)``, as the reference code does
+after clipping.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ def box_inside(
 ) -> torch.Tensor:
     """Boolean ``[B, H, W]``: inside a box per sample, vectorised.
 
-    ``side_frac[b]`` scales both sides: the box is ``floor(H * f) x floor(W * f)``,
-    centred at a pixel drawn uniformly, clipped to the image.
+    ``side_frac[b]`` scales both cut lengths, ``cut = floor(H * f)`` (and W), around a
+    centre pixel drawn uniformly; the box spans ``centre - cut // 2`` to
+    ``centre + cut // 2`` (end exclusive, the reference geometry), clipped.
     """
     device = side_frac.device
     n = side_frac.shape[0]
@@ -35,12 +38,10 @@ def box_inside(
     cut_w = torch.floor(width * f).long()
     cy = torch.randint(0, height, (n,), generator=generator, device=device)
     cx = torch.randint(0, width, (n,), generator=generator, device=device)
-    y1 = cy - cut_h // 2
-    x1 = cx - cut_w // 2
     rows = torch.arange(height, device=device)
     cols = torch.arange(width, device=device)
-    in_y = (rows >= y1[:, None]) & (rows < (y1 + cut_h)[:, None])
-    in_x = (cols >= x1[:, None]) & (cols < (x1 + cut_w)[:, None])
+    in_y = (rows >= (cy - cut_h // 2)[:, None]) & (rows < (cy + cut_h // 2)[:, None])
+    in_x = (cols >= (cx - cut_w // 2)[:, None]) & (cols < (cx + cut_w // 2)[:, None])
     return in_y[:, :, None] & in_x[:, None, :]
 
 

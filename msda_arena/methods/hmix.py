@@ -3,7 +3,8 @@
 Park, Yun, Chun, "A Unified Analysis of Mixed Sample Data Augmentation: A Loss
 Function Perspective", NeurIPS 2022. https://arxiv.org/abs/2208.09913
 
-The box is as CutMix's with side ratio ``sqrt(1 - lambda) * sqrt(r)``, clipped. With
+The box is as CutMix's (the reference ``centre +- cut // 2`` span) with side ratio
+``sqrt(1 - lambda) * sqrt(r)``, clipped. With
 ``lam_cut = 1 - box_area / (H * W)`` and ``lam_mix = lambda / lam_cut``, the mask is
 ``lam_mix`` outside the box and 0 inside, so ``mean(M) = lambda`` exactly.
 ``r = 0.5`` is the paper's setting; ``r = 1`` is almost CutMix; ``r -> 0`` is Mixup.
