@@ -5,8 +5,11 @@ the CLI. A plugin that fails to import, or whose hook raises or registers someth
 that is not a method, is reported by package name and skipped, so every other
 method keeps working; with ``ARENA_STRICT_PLUGINS=1`` that becomes a
 :class:`~msda_arena.errors.PluginError`. Two packages registering one method name is
-always an error naming both. ``ARENA_PLUGINS=pkg1,pkg2`` loads only the listed
-entry-point packages (the built-ins always load).
+an error naming both that disables only that name (every other method keeps working);
+a plugin registering a built-in name is refused and the built-in kept; a module in the
+entry-point group without a hook implementation gets a warning.
+``ARENA_PLUGINS=pkg1,pkg2`` loads only the listed entry-point packages (the built-ins
+always load); an entry that matches nothing gets a warning.
 """
 
 from __future__ import annotations
@@ -88,9 +91,16 @@ class Registry:
     broken: list[BrokenPlugin] = field(default_factory=list)
     #: Every package whose entry point loaded (name -> version), methods or not.
     packages: dict[str, str] = field(default_factory=dict)
+    #: Method names two or more plugin packages registered: disabled, with the packages.
+    conflicts: dict[str, list[str]] = field(default_factory=dict)
+    #: Problems that disabled nothing but deserve a look (printed once per process).
+    warnings: list[str] = field(default_factory=list)
 
     def get(self, name: str) -> MethodInfo:
-        """The method called ``name``, or a :class:`SpecError` suggesting close names."""
+        """The method called ``name``, or a :class:`SpecError` suggesting close names
+        (a :class:`PluginError` naming the packages for a name two of them claim)."""
+        if name in self.conflicts:
+            raise PluginError(_conflict_message(name, self.conflicts[name]))
         try:
             return self.methods[name]
         except KeyError:
@@ -215,12 +225,16 @@ def _load() -> Registry:
     origin["msda_arena.methods"] = (BUILTIN_PACKAGE, __version__, "builtins")
 
     only = {p.strip().lower() for p in os.environ.get("ARENA_PLUGINS", "").split(",") if p.strip()}
+    matched: set[str] = set()
     for ep in _entry_points():
         dist = getattr(ep, "dist", None)
         package = dist.name if dist else ep.value.split(":")[0].split(".")[0]
         version = dist.version if dist else "unknown"
-        if only and package.lower() not in only and ep.name.lower() not in only:
-            continue
+        if only:
+            hits = {package.lower(), ep.name.lower()} & only
+            if not hits:
+                continue
+            matched |= hits
         plugin_name = f"{package}:{ep.name}"
         try:
             obj = ep.load()
@@ -230,6 +244,16 @@ def _load() -> Registry:
             continue
         origin[plugin_name] = (package, version, ep.name)
         reg.packages[package] = version
+        if not pm.get_hookcallers(obj):
+            reg.warnings.append(
+                f"plugin {package!r} ({ep.name} = {ep.value}) has no hook implementation; "
+                "decorate its register_mask_methods(register) with @msda_arena.hookimpl"
+            )
+    for name in sorted(only - matched):
+        reg.warnings.append(
+            f"ARENA_PLUGINS names {name!r}, which matches no installed plugin package "
+            "(see `arena plugins`)"
+        )
 
     for impl in pm.hook.register_mask_methods.get_hookimpls():
         package, version, ep_name = origin.get(impl.plugin_name, (impl.plugin_name, "unknown", "?"))
@@ -252,13 +276,34 @@ def _load() -> Registry:
             continue
         for info in staged:
             other = reg.methods.get(info.name)
-            if other is not None and other.cls is not info.cls:
-                raise PluginError(
-                    f"method name {info.name!r} is registered by two packages: "
-                    f"{other.package} and {info.package}; uninstall one of them"
-                )
-            reg.methods[info.name] = info
+            if info.name in reg.conflicts:
+                reg.conflicts[info.name].append(info.package)
+            elif other is not None and other.cls is not info.cls:
+                if other.package == BUILTIN_PACKAGE:  # the built-in stays
+                    _broken(
+                        reg,
+                        BrokenPlugin(
+                            info.package,
+                            ep_name,
+                            f"it registers {info.name!r}, a built-in method name; refused "
+                            "(rename the plugin's method)",
+                        ),
+                    )
+                    continue
+                reg.conflicts[info.name] = [other.package, info.package]
+                del reg.methods[info.name]
+            else:
+                reg.methods[info.name] = info
+    for name, packages in reg.conflicts.items():
+        reg.warnings.append(_conflict_message(name, packages) + " (the name is disabled)")
     return reg
+
+
+def _conflict_message(name: str, packages: list[str]) -> str:
+    return (
+        f"method name {name!r} is registered by two packages: {' and '.join(packages)}; "
+        "uninstall one of them"
+    )
 
 
 def _broken(reg: Registry, item: BrokenPlugin) -> None:
@@ -277,6 +322,8 @@ def registry() -> Registry:
         _REGISTRY = _load()
         for item in _REGISTRY.broken:
             print(f"arena: warning: {item}", file=sys.stderr)
+        for text in _REGISTRY.warnings:
+            print(f"arena: warning: {text}", file=sys.stderr)
     return _REGISTRY
 
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 from conftest import REPO, install_fake_plugin, run_arena
 
-from msda_arena import get_method, list_methods
+from msda_arena import get_method, list_methods, plugins
 from msda_arena.errors import PluginError
 from msda_arena.plugins import registry
 
@@ -126,12 +126,57 @@ def test_a_hook_that_raises_is_reported_by_package(plugin_site):
     assert "gmix" in reg.methods
 
 
-def test_two_packages_claiming_one_name_is_an_error_naming_both(plugin_site):
+def test_a_plugin_claiming_a_built_in_name_is_refused_and_the_built_in_kept(plugin_site):
     install_fake_plugin(plugin_site, "arena-copycat", CLAIMS_CUTMIX)
-    with pytest.raises(
-        PluginError, match="'cutmix' is registered by two packages: msda-arena and arena-copycat"
-    ):
-        registry()
+    reg = registry()
+    assert reg.methods["cutmix"].package == "msda-arena"
+    assert [b.package for b in reg.broken] == ["arena-copycat"]
+    assert "built-in method name" in reg.broken[0].error
+
+
+SAME_NAME = """
+import torch
+from msda_arena import MaskMethod, hookimpl
+
+class Twin(MaskMethod):
+    name = "twin"
+    def masks(self, lam, height, width, generator):
+        return lam.view(-1, 1, 1, 1).expand(lam.shape[0], 1, height, width).clone()
+
+@hookimpl
+def register_mask_methods(register):
+    register(Twin)
+"""
+
+
+def test_two_packages_claiming_one_name_disable_only_that_name(plugin_site):
+    install_fake_plugin(plugin_site, "arena-twin-a", SAME_NAME)
+    install_fake_plugin(plugin_site, "arena-twin-b", SAME_NAME)
+    reg = registry()
+    assert "twin" not in reg.methods and "cutmix" in reg.methods  # everything else works
+    with pytest.raises(PluginError, match="'twin' is registered by two packages: arena-twin-"):
+        get_method("twin")
+    result = run_arena("run", "--method", "twin", "--dry-run")
+    assert result.returncode == 1 and "arena-twin-a and arena-twin-b" in result.stderr
+    listing = run_arena("plugins")
+    assert listing.returncode == 1
+    assert "arena-twin-a" in listing.stdout and "disabled: claimed twice" in listing.stdout
+    assert run_arena("methods", "cutmix").returncode == 0
+
+
+def test_a_module_without_a_hook_and_an_unmatched_arena_plugins_entry_warn(
+    plugin_site, monkeypatch
+):
+    install_fake_plugin(plugin_site, "arena-hookless", "X = 1\n")
+    reg = registry()
+    assert any("arena-hookless" in w and "no hook implementation" in w for w in reg.warnings)
+    monkeypatch.setenv("ARENA_PLUGINS", "arena-hookless,arena-typo")
+    plugins.reset()
+    reg = registry()
+    assert any("'arena-typo'" in w and "matches no installed plugin" in w for w in reg.warnings)
+    result = run_arena("plugins")
+    assert result.returncode == 0 and "arena-hookless" in result.stdout
+    assert "arena: warning: ARENA_PLUGINS names 'arena-typo'" in result.stderr
 
 
 def test_arena_plugins_env_loads_only_the_listed_packages(plugin_site, monkeypatch):

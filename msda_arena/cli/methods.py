@@ -1,4 +1,5 @@
-"""``arena methods``, ``arena check`` and ``arena masks``: inspect installed mask methods."""
+"""``arena methods``, ``arena plugins``, ``arena check`` and ``arena masks``: inspect
+installed methods and the packages that provide them."""
 
 from __future__ import annotations
 
@@ -43,6 +44,43 @@ def methods(
             f"arena: {len(registry().broken)} plugin(s) failed to load (see warnings above)",
             file=sys.stderr,
         )
+
+
+def plugins() -> None:
+    """List installed plugin packages: version, the methods each provides, and those
+    that failed to load (with the reason) or claim a name another package claims."""
+    from rich.table import Table
+
+    from msda_arena.plugins import BUILTIN_PACKAGE, registry
+
+    reg = registry()
+    provided: dict[str, list[str]] = {}
+    versions: dict[str, str] = {}
+    for info in reg.methods.values():
+        provided.setdefault(info.package, []).append(info.name)
+        versions[info.package] = info.version
+    for package, version in reg.packages.items():
+        provided.setdefault(package, [])
+        versions[package] = version
+    for name, packages in reg.conflicts.items():
+        for package in packages:
+            provided.setdefault(package, []).append(f"{name} (disabled: claimed twice)")
+    table = Table(title="Plugin packages", title_justify="left")
+    for col in ("package", "version", "status", "methods"):
+        table.add_column(col)
+    order = [BUILTIN_PACKAGE, *sorted(p for p in provided if p != BUILTIN_PACKAGE)]
+    for package in order:
+        if package not in provided:
+            continue
+        status = "built in" if package == BUILTIN_PACKAGE else "loaded"
+        table.add_row(
+            package, versions.get(package, "?"), status, ", ".join(sorted(provided[package])) or "-"
+        )
+    for item in reg.broken:
+        table.add_row(item.package, "?", "[red]failed[/]", item.error)
+    _console().print(table)
+    if reg.broken or reg.conflicts:
+        raise typer.Exit(1)
 
 
 def check(
