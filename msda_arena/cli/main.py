@@ -15,6 +15,7 @@ import typer
 from msda_arena.cli import methods as methods_cmd
 from msda_arena.cli import report as report_cmd
 from msda_arena.cli import run as run_cmd
+from msda_arena.cli import theory as theory_cmd
 from msda_arena.cli import verify as verify_cmd
 
 app = typer.Typer(
@@ -26,11 +27,14 @@ app = typer.Typer(
 )
 
 app.command("methods")(methods_cmd.methods)
+app.command("plugins")(methods_cmd.plugins)
 app.command("check")(methods_cmd.check)
 app.command("masks")(methods_cmd.masks)
 app.command("run")(run_cmd.run)
 app.command("report")(report_cmd.report)
 app.command("verify")(verify_cmd.verify)
+app.command("fingerprint")(theory_cmd.fingerprint)
+app.command("gradients")(theory_cmd.gradients)
 
 
 @app.callback()
