@@ -102,6 +102,7 @@ class ResultRecord:
     method_package: str
     method_version: str
     method_code: str  # hash of the method's implementation (see plugins.MethodInfo.code)
+    locality: float  # the method's locality index at 32 px (msda_arena.fingerprint; NaN: none)
     plugins: str  # every plugin package loaded in the process: "name==version; ..."
     torch_version: str
     timm_version: str
@@ -174,6 +175,7 @@ class ResultRecord:
         values: Mapping[str, Any],
     ) -> ResultRecord:
         row: dict[str, Any] = {name: "" for name, kind in COLUMNS.items() if kind == "str"}
+        row["locality"] = math.nan
         row.update({k: v for k, v in provenance.items() if k in COLUMNS})
         row.update(
             schema_version=SCHEMA_VERSION,
@@ -325,6 +327,7 @@ _OK_RANGES: tuple[tuple[str, float, float | None], ...] = (
 _OK_OPTIONAL_RANGES: tuple[tuple[str, float, float], ...] = (
     ("ece", 0.0, 1.0),
     ("fgsm_top1", 0.0, 100.0),
+    ("locality", -1.0, 1.0),
 )
 
 

@@ -21,6 +21,7 @@ Nothing here knows which executor called it.
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ __all__ = [
     "describe_exception",
     "failed_record",
     "load_data",
+    "method_locality",
     "provenance",
     "reject_cell",
     "run_cell",
@@ -137,7 +139,30 @@ def provenance(cell: GridCell, settings: RunSettings, started_at: str) -> dict[s
         )
     except Exception:  # an unknown method still gets a failed record
         pass
+    info["locality"] = method_locality(cell.method)
     return info
+
+
+@functools.cache
+def method_locality(spec: str) -> float:
+    """The method's locality index (:mod:`msda_arena.fingerprint`) at 32 x 32 px from
+    1024 masks of a fixed seed on the CPU: the same number on every worker, stored with
+    each result so the report shows it without torch. NaN when it cannot be measured
+    (``vanilla`` never mixes; a method that fails is failed by its own checks)."""
+    import math
+
+    try:
+        from msda_arena import get_method
+        from msda_arena.fingerprint import fingerprint
+
+        value = float(fingerprint(get_method(spec), (32, 32), samples=1024, seed=0).locality)
+    except BaseException as exc:
+        from msda_arena import interrupts
+
+        if interrupts.from_user(exc):
+            raise
+        return math.nan
+    return value if -1.0 <= value <= 1.0 else math.nan
 
 
 def failed_record(

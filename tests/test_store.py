@@ -50,6 +50,7 @@ def make_record(**overrides):
         "method_package": "msda-arena",
         "method_version": "0.1.0",
         "method_code": "0.1.0:abcdef012345",
+        "locality": 0.5,
         "plugins": "msda-arena==0.1.0",
         "torch_version": "2.14.1",
         "timm_version": "1.0.31",
