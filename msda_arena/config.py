@@ -68,7 +68,7 @@ class Recipe:
     train_subset: int = 0  # 0: the whole training set
     per_sample_masks: bool = False
     pairing: str = "flip"
-    compile: bool = False
+    compile: bool | str = "auto"  # true, false, or "auto": on for CUDA, off elsewhere
     eval_batch_size: int = 512
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,7 +78,7 @@ class Recipe:
         return d
 
 
-_RECIPE_TYPES: dict[str, type | tuple[type, ...]] = {
+_RECIPE_TYPES: dict[str, type | tuple[type, ...] | None] = {
     "epochs": int,
     "batch_size": int,
     "lr": (int, float),
@@ -89,7 +89,7 @@ _RECIPE_TYPES: dict[str, type | tuple[type, ...]] = {
     "train_subset": int,
     "per_sample_masks": bool,
     "pairing": str,
-    "compile": bool,
+    "compile": None,  # true, false or "auto": checked in _recipe
     "eval_batch_size": int,
 }
 _RECIPE_REQUIRED = ("epochs", "batch_size", "lr")
@@ -244,6 +244,8 @@ def _recipe(path: str, name: str, table: Any) -> Recipe:
     _number(where, "lr", lr, 0 < lr <= 10, "0 < lr <= 10")
     _number(where, "momentum", momentum, 0 <= momentum < 1, "0 <= momentum < 1")
     _number(where, "weight_decay", decay, 0 <= decay <= 1, "0 <= weight_decay <= 1")
+    if not (isinstance(recipe.compile, bool) or recipe.compile == "auto"):
+        _fail(where, f'compile must be true, false or "auto", got {_brief(recipe.compile)}')
     if recipe.pairing not in ("flip", "permute"):
         _fail(where, f"pairing must be 'flip' or 'permute', got {_brief(recipe.pairing)}")
     if recipe.warmup_epochs > recipe.epochs:

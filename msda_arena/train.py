@@ -6,10 +6,25 @@ step indexes a batch, normalises, crops (:mod:`msda_arena.data.crops`) and mixes
 adds little to the model's own step. ImageFolder data comes through a DataLoader with
 workers and gets the same device-side crops and mixing.
 
+One step function: :class:`TrainStep` is the whole per-batch work of a cell (normalise,
+crop, mix, forward, loss, backward, SGD and schedule steps, loss kept on the device).
+:func:`train_cell` runs it, and ``benchmarks/`` time it, so a benchmark times the real
+step.
+
 Seeding: model initialisation, data order and crops depend on the seed alone, and the
 mixing draws from its own generator, so two methods at one seed see the same model
-init and the same batches (paired comparisons compare like with like). On CUDA the
-step runs in bf16 autocast with channels_last; ``recipe.compile`` adds torch.compile.
+init and the same batches (paired comparisons compare like with like). Same seed, same
+result on the CPU.
+
+On CUDA the step runs in bf16 autocast with channels_last and cuDNN autotuning, and
+``recipe.compile`` (``true``, ``false`` or ``"auto"``: on for CUDA, off elsewhere)
+compiles the model with ``torch.compile`` (static shapes: every training batch is a
+full batch). A compile that fails, when the model is wrapped or on the first compiled
+step, falls back to the eager model with one warning
+(:class:`CompileFallbackWarning`) and the cell's :attr:`TrainResult.notes` says so;
+the failed step is rerun eagerly from the state it started from, so the cell trains as
+an eager one would. Evaluation runs the eager model (no recompiles for eval mode or the
+last short batch) and counts top-1/top-5 on the device, read once at the end.
 
 Guards, all without a host sync per step: every batch's lambdas and masks are checked
 against the contract (:class:`msda_arena.mixing.Mixer`), a method whose code raises
@@ -24,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +50,20 @@ from msda_arena import interrupts
 from msda_arena.config import Recipe
 from msda_arena.contract import MaskMethod
 from msda_arena.errors import ArenaError
+from msda_arena.metrics import EvalMetrics
 from msda_arena.mixing import Mixer
 
-__all__ = ["EXPLODED_FACTOR", "EpochEvent", "TrainResult", "TrainingDiverged", "train_cell"]
+__all__ = [
+    "EXPLODED_FACTOR",
+    "CompileFallbackWarning",
+    "EpochEvent",
+    "TrainResult",
+    "TrainStep",
+    "TrainingDiverged",
+    "compile_wanted",
+    "cuda_tuning",
+    "train_cell",
+]
 
 _MIX_SEED_OFFSET = 1_000_003
 
@@ -47,10 +74,20 @@ _MIX_SEED_OFFSET = 1_000_003
 #: hundreds, which only a blown-up model produces, so no healthy run trips it.
 EXPLODED_FACTOR = 100.0
 
+#: The ``torch.compile`` backend of the training step (tests set a broken one to see
+#: the fallback to eager work).
+COMPILE_BACKEND: str | Callable[..., Any] = "inductor"
+
+_NOTE_LIMIT = 300  # characters of the compile error kept in the note
+
 
 class TrainingDiverged(ArenaError):
     """The training loss became NaN or infinite, or exploded past
     :data:`EXPLODED_FACTOR` times the loss of a uniform guess."""
+
+
+class CompileFallbackWarning(RuntimeWarning):
+    """``torch.compile`` failed for a cell, which trained with the eager model instead."""
 
 
 @dataclass(frozen=True)
@@ -66,16 +103,23 @@ class EpochEvent:
 
 @dataclass
 class TrainResult:
-    """What one cell measured."""
+    """What one cell measured.
+
+    ``notes``: what the run changed on its own, empty if nothing; e.g.
+    ``"torch.compile failed (RuntimeError: ...); ran eager"``.
+    """
 
     top1: float
     top5: float
+    ece: float
+    fgsm_top1: float
     train_loss: float
     epochs: int
     wall_time_s: float
     images_per_s: float
     peak_mem_mb: float
     device_name: str
+    notes: str = ""
     state_dict: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
 
@@ -94,6 +138,27 @@ def _peak_mem_mb(device: torch.device) -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def compile_wanted(setting: bool | str, device: torch.device | str) -> bool:
+    """Whether a recipe's ``compile`` setting compiles on ``device``: ``True`` and
+    ``False`` as written, ``"auto"`` on CUDA only."""
+    if isinstance(setting, str):
+        if setting != "auto":
+            raise ValueError(f"compile must be true, false or 'auto', got {setting!r}")
+        return torch.device(device).type == "cuda"
+    return bool(setting)
+
+
+def _describe_compile_error(exc: BaseException) -> str:
+    """``Type: message`` on one line, without torch's hints about verbose logging."""
+    lines = [
+        line.strip()
+        for line in str(exc).splitlines()
+        if line.strip() and "TORCHDYNAMO_VERBOSE" not in line and "TORCH_LOGS" not in line
+    ]
+    text = f"{type(exc).__name__}: {' '.join(lines)}".rstrip(": ")
+    return text if len(text) <= _NOTE_LIMIT else text[: _NOTE_LIMIT - 3] + "..."
 
 
 def _lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
@@ -159,6 +224,248 @@ def _n_train(data: Any, recipe: Recipe) -> int:
     return data.num_train if hasattr(data, "num_train") else 0
 
 
+class TrainStep:
+    """The training step of one cell, built once per cell: what :func:`train_cell` runs
+    for every batch and what the benchmarks time.
+
+    Building it seeds torch with ``seed`` and creates, in this order, the model (on
+    ``device``; channels_last on CUDA), SGD (Nesterov; no weight decay on norms and
+    biases), the warm-up + cosine schedule over ``recipe.epochs``, the data generator
+    (batch order and crops, seeded with ``seed``), the mixing generator and the
+    :class:`~msda_arena.mixing.Mixer`; then wraps the model in ``torch.compile`` when
+    :func:`compile_wanted` says so.
+
+    What :func:`train_cell` does with it (inside :func:`cuda_tuning`)::
+
+        for epoch in range(recipe.epochs):
+            step.start_epoch(epoch + 1)         # 1-based: model.train(), batch numbers
+            for xb, yb in step.batches(epoch):  # uint8 images and labels on the device
+                step(xb, yb)                    # the step; no host sync
+            train_loss = step.end_epoch()       # the epoch's one sync, and the guards
+        top1, top5 = step.evaluate()
+
+    Attributes:
+        model: the eager model (evaluation and weights).
+        net: what the step calls: the compiled model, or ``model``.
+        opt, sched, mixer, data_gen, mix_gen: the step's optimizer, schedule, mixer
+            and generators.
+        steps_per_epoch: full batches per epoch.
+        epoch_steps: steps taken since :meth:`start_epoch`.
+        memory_format: channels_last on CUDA, else contiguous.
+        notes: ``""``, or why the step runs eager though compiling was asked for.
+
+    Raises (building):
+        ValueError: the batch size exceeds the training set.
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        method: MaskMethod,
+        data: Any,
+        recipe: Recipe,
+        scenario: Any,
+        seed: int,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        import timm
+
+        import msda_arena.models  # noqa: F401  (registers the CIFAR-stem models into timm)
+
+        self.device = device = torch.device(device)
+        self.cuda = cuda = device.type == "cuda"
+        self.data, self.recipe, self.scenario, self.seed = data, recipe, scenario, seed
+        n_train = _n_train(data, recipe)
+        self.steps_per_epoch = n_train // recipe.batch_size
+        if self.steps_per_epoch < 1:
+            raise ValueError(
+                f"batch size {recipe.batch_size} exceeds the {n_train} training images"
+            )
+        torch.manual_seed(seed)
+        model = timm.create_model(
+            arch, pretrained=False, num_classes=data.num_classes, in_chans=data.in_chans
+        )
+        model = model.to(device)
+        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
+        if cuda:
+            model = model.to(memory_format=torch.channels_last)
+        self.model: torch.nn.Module = model
+        self.opt = torch.optim.SGD(
+            _param_groups(model, recipe.weight_decay),
+            lr=recipe.lr,
+            momentum=recipe.momentum,
+            nesterov=recipe.nesterov and recipe.momentum > 0,
+        )
+        steps = self.steps_per_epoch
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, _lr_lambda(recipe.epochs * steps, recipe.warmup_epochs * steps)
+        )
+        self.data_gen = torch.Generator(device=device).manual_seed(seed)
+        self.mix_gen = torch.Generator(device=device).manual_seed(seed + _MIX_SEED_OFFSET)
+        self.mixer = Mixer(method, per_sample=recipe.per_sample_masks, pairing=recipe.pairing)  # type: ignore[arg-type]
+        self.notes = ""
+        self.net: Callable[[torch.Tensor], torch.Tensor] = model
+        self._trial = False  # the next step is the first compiled one
+        if compile_wanted(recipe.compile, device):
+            try:
+                self.net = torch.compile(model, backend=COMPILE_BACKEND, dynamic=False)
+                self._trial = True
+            except Exception as exc:  # e.g. an unknown backend, a missing compiler
+                self._fall_back(exc)
+        self.epoch = 0
+        self.epoch_steps = 0
+        self._loss_sum = torch.zeros((), device=device)
+        self._loss_max = torch.zeros((), device=device)
+        self._uniform_loss = math.log(data.num_classes)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16 autocast on CUDA; nothing elsewhere."""
+        if self.cuda:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The uint8 batches and labels of 0-based ``epoch``, on the device, full
+        batches only, in the seed's order."""
+        return _train_batches(self.data, self.recipe, self.device, self.data_gen, self.seed, epoch)
+
+    def start_epoch(self, epoch: int) -> None:
+        """Begin 1-based ``epoch``: training mode, the mixer's batch numbering, and the
+        epoch's loss sum and maximum reset (on the device)."""
+        self.model.train()
+        self.mixer.start_epoch(epoch)
+        self.epoch = epoch
+        self.epoch_steps = 0
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._loss_max = torch.zeros((), device=self.device)
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """One training step on a uint8 batch ``xb`` with labels ``yb`` (on the device):
+        normalise, crop, mix, forward, loss, backward, SGD and schedule steps. Returns
+        the detached loss, on the device; nothing is read back.
+
+        Raises:
+            MaskContractError, MethodError: from the mixer (see
+                :class:`~msda_arena.mixing.Mixer`).
+        """
+        from msda_arena.data.crops import train_views
+
+        x = train_views(self.data.normalize(xb), self.scenario, self.data_gen)
+        mixed = self.mixer(x, yb, self.mix_gen)
+        inputs = mixed.inputs.contiguous(memory_format=self.memory_format)
+        if self._trial:
+            loss = self._first_compiled_step(inputs, mixed)
+        else:
+            loss = self._forward_backward(inputs, mixed)
+        self.opt.step()
+        self.sched.step()
+        loss = loss.detach()
+        self._loss_sum += loss
+        self._loss_max = torch.maximum(self._loss_max, loss)  # NaN propagates
+        self.epoch_steps += 1
+        return loss
+
+    def _forward_backward(self, inputs: torch.Tensor, mixed: Any) -> torch.Tensor:
+        with self.autocast():
+            logits = self.net(inputs)
+        loss = mixed.loss(logits)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        return loss
+
+    def _first_compiled_step(self, inputs: torch.Tensor, mixed: Any) -> torch.Tensor:
+        """The first step through the compiled model, where compiling happens. If it
+        raises, the model's buffers (BatchNorm statistics) and the random state are put
+        back as they were, and the step runs again with the eager model: a failed
+        compile leaves the cell exactly as an eager run would have it."""
+        buffers = [b.detach().clone() for b in self.model.buffers()]
+        cpu_rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state(self.device) if self.cuda else None
+        try:
+            return self._forward_backward(inputs, mixed)
+        except Exception as exc:
+            with torch.no_grad():
+                for b, saved in zip(self.model.buffers(), buffers, strict=True):
+                    b.copy_(saved)
+            torch.set_rng_state(cpu_rng)
+            if cuda_rng is not None:
+                torch.cuda.set_rng_state(cuda_rng, self.device)
+            self._fall_back(exc)
+            return self._forward_backward(inputs, mixed)
+        finally:
+            self._trial = False
+
+    def _fall_back(self, exc: BaseException) -> None:
+        """Run eager from now on; one warning, and the cell's note."""
+        self.net = self.model
+        self._trial = False
+        self.notes = f"torch.compile failed ({_describe_compile_error(exc)}); ran eager"
+        warnings.warn(self.notes, CompileFallbackWarning, stacklevel=3)
+
+    def end_epoch(self) -> float:
+        """End the epoch: judge its masks, then its loss (one host sync). Returns the
+        epoch's mean training loss.
+
+        Raises:
+            MaskContractError: a batch's lambdas or masks broke a value rule.
+            TrainingDiverged: the loss became NaN/inf or exploded
+                (:data:`EXPLODED_FACTOR`).
+        """
+        self.mixer.raise_if_violated()  # the epoch's sync; masks are judged before the loss
+        n = max(self.epoch_steps, 1)
+        train_loss, worst = torch.stack([self._loss_sum / n, self._loss_max]).tolist()
+        if not (math.isfinite(train_loss) and math.isfinite(worst)):
+            bad = train_loss if not math.isfinite(train_loss) else worst
+            raise TrainingDiverged(f"training loss became {bad} in epoch {self.epoch}; lower lr")
+        if worst > EXPLODED_FACTOR * self._uniform_loss:
+            raise TrainingDiverged(
+                f"training loss exploded to {worst:.3g} in epoch {self.epoch} (over "
+                f"{EXPLODED_FACTOR:g} x the loss of a uniform guess, "
+                f"{self._uniform_loss:.3g}); lower lr or check the method"
+            )
+        return train_loss
+
+    def evaluate(self) -> EvalMetrics:
+        """Top-1 and top-5 accuracy (%), expected calibration error and FGSM top-1 of the
+        eager model on the test views (:mod:`msda_arena.metrics`), counted on the device
+        and read once. FGSM costs one more forward and backward per test batch.
+
+        Raises:
+            ValueError: the test split is empty.
+        """
+        from msda_arena.data.crops import test_views
+        from msda_arena.metrics import EvalAccumulator, fgsm_bounds, fgsm_inputs
+
+        self.model.eval()
+        acc = EvalAccumulator(self.data.num_classes, self.device)
+        eps, lo, hi = fgsm_bounds(self.data.mean, self.data.std, self.device)
+        fmt = self.memory_format
+        for xb, yb in _test_batches(self.data, self.recipe, self.device):
+            x = test_views(self.data.normalize(xb), self.scenario).contiguous(memory_format=fmt)
+            with torch.no_grad(), self.autocast():
+                acc.add(self.model(x), yb)
+            with self.autocast():
+                moved = fgsm_inputs(self.model, x, yb, eps, lo, hi)
+            with torch.no_grad(), self.autocast():
+                acc.add_fgsm(self.model(moved.contiguous(memory_format=fmt)), yb)
+        return acc.result()  # the one read
+
+
+@contextlib.contextmanager
+def cuda_tuning(device: torch.device | str) -> Iterator[None]:
+    """Around a cell's training on CUDA: cuDNN autotuning (it picks the fastest kernels
+    for the step's fixed shapes), restored after; nothing elsewhere."""
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 def train_cell(
     arch: str,
     method: MaskMethod,
@@ -199,115 +506,42 @@ def _train_cell(
     progress: Callable[[EpochEvent], None] | None,
     keep_weights: bool,
 ) -> TrainResult:
-    import timm
-
-    import msda_arena.models  # noqa: F401  (registers the CIFAR-stem models into timm)
-    from msda_arena.data.crops import test_views, train_views
-
     device = torch.device(device)
     cuda = device.type == "cuda"
     t_start = time.perf_counter()
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    torch.manual_seed(seed)
-    model = timm.create_model(
-        arch, pretrained=False, num_classes=data.num_classes, in_chans=data.in_chans
-    )
-    model = model.to(device)
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if recipe.compile else model
-
-    n_train = _n_train(data, recipe)
-    steps = n_train // recipe.batch_size
-    if steps < 1:
-        raise ValueError(f"batch size {recipe.batch_size} exceeds the {n_train} training images")
-    opt = torch.optim.SGD(
-        _param_groups(model, recipe.weight_decay),
-        lr=recipe.lr,
-        momentum=recipe.momentum,
-        nesterov=recipe.nesterov and recipe.momentum > 0,
-    )
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, _lr_lambda(recipe.epochs * steps, recipe.warmup_epochs * steps)
-    )
-    data_gen = torch.Generator(device=device).manual_seed(seed)
-    mix_gen = torch.Generator(device=device).manual_seed(seed + _MIX_SEED_OFFSET)
-    mixer = Mixer(method, per_sample=recipe.per_sample_masks, pairing=recipe.pairing)  # type: ignore[arg-type]
-    autocast = (
-        (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
-    )
-    fmt = torch.channels_last if cuda else torch.contiguous_format
-
-    train_seconds = 0.0
-    images = 0
-    train_loss = float("nan")
-    uniform_loss = math.log(data.num_classes)
-    for epoch in range(recipe.epochs):
-        model.train()
-        mixer.start_epoch(epoch + 1)
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        loss_max = torch.zeros((), device=device)
-        n_steps = 0
-        for xb, yb in _train_batches(data, recipe, device, data_gen, seed, epoch):
-            x = train_views(data.normalize(xb), scenario, data_gen)
-            mixed = mixer(x, yb, mix_gen)
-            with autocast():
-                logits = step_model(mixed.inputs.contiguous(memory_format=fmt))
-            loss = mixed.loss(logits)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += loss.detach()
-            loss_max = torch.maximum(loss_max, loss.detach())  # NaN propagates
-            n_steps += 1
-        mixer.raise_if_violated()  # the epoch's sync; masks are judged before the loss
-        train_loss, worst = torch.stack([loss_sum / max(n_steps, 1), loss_max]).tolist()
-        epoch_seconds = time.perf_counter() - t0
-        train_seconds += epoch_seconds
-        images += n_steps * recipe.batch_size
-        if not (math.isfinite(train_loss) and math.isfinite(worst)):
-            bad = train_loss if not math.isfinite(train_loss) else worst
-            raise TrainingDiverged(f"training loss became {bad} in epoch {epoch + 1}; lower lr")
-        if worst > EXPLODED_FACTOR * uniform_loss:
-            raise TrainingDiverged(
-                f"training loss exploded to {worst:.3g} in epoch {epoch + 1} (over "
-                f"{EXPLODED_FACTOR:g} x the loss of a uniform guess, {uniform_loss:.3g}); "
-                "lower lr or check the method"
-            )
-        if progress is not None:
-            progress(EpochEvent(epoch + 1, recipe.epochs, train_loss, images, epoch_seconds))
-
-    model.eval()
-    correct1 = torch.zeros((), device=device, dtype=torch.long)
-    correct5 = torch.zeros((), device=device, dtype=torch.long)
-    total = 0
-    k = min(5, data.num_classes)
-    with torch.no_grad(), autocast():
-        for xb, yb in _test_batches(data, recipe, device):
-            x = test_views(data.normalize(xb), scenario).contiguous(memory_format=fmt)
-            top = step_model(x).float().topk(k, dim=1).indices
-            hit = top == yb.view(-1, 1)
-            correct1 += hit[:, 0].sum()
-            correct5 += hit.any(dim=1).sum()
-            total += len(yb)
-    if total == 0:
-        raise ValueError("the test split is empty")
-    top1 = 100.0 * float(correct1) / total
-    top5 = 100.0 * float(correct5) / total
+    with cuda_tuning(device):
+        step = TrainStep(arch, method, data, recipe, scenario, seed, device)
+        train_seconds = 0.0
+        images = 0
+        train_loss = float("nan")
+        for epoch in range(recipe.epochs):
+            step.start_epoch(epoch + 1)
+            t0 = time.perf_counter()
+            for xb, yb in step.batches(epoch):
+                step(xb, yb)
+            train_loss = step.end_epoch()
+            epoch_seconds = time.perf_counter() - t0
+            train_seconds += epoch_seconds
+            images += step.epoch_steps * recipe.batch_size
+            if progress is not None:
+                progress(EpochEvent(epoch + 1, recipe.epochs, train_loss, images, epoch_seconds))
+        metrics = step.evaluate()
     state = None
     if keep_weights:
-        state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+        state = {k: v.detach().to("cpu").contiguous() for k, v in step.model.state_dict().items()}
     return TrainResult(
-        top1=top1,
-        top5=top5,
+        top1=metrics.top1,
+        top5=metrics.top5,
+        ece=metrics.ece,
+        fgsm_top1=metrics.fgsm_top1,
         train_loss=train_loss,
         epochs=recipe.epochs,
         wall_time_s=time.perf_counter() - t_start,
         images_per_s=images / train_seconds if train_seconds > 0 else 0.0,
         peak_mem_mb=_peak_mem_mb(device),
         device_name=device_name(device),
+        notes=step.notes,
         state_dict=state,
     )

@@ -50,7 +50,7 @@ BASE = (REPO / "arena.toml").read_text()
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda t: t + "\n[profiles.x\n", r"^my/arena.toml:131:12: invalid TOML: Expected"),
+        (lambda t: t + "\n[profiles.x\n", r"^my/arena.toml:\d+:12: invalid TOML: Expected"),
         (
             lambda t: t.replace("epochs = 4 ", 'epochs = "four" '),
             r"\[recipes.quick\]: 'epochs' must be a int",

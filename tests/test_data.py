@@ -55,7 +55,7 @@ def test_procedural_labels_are_balanced_and_named() -> None:
     assert len(set(names)) == 10 and names[0] == "disc/solid"
     assert len(set(class_names(20))) == 20
     with pytest.raises(ValueError, match="num_classes"):
-        generate(4, num_classes=21)
+        generate(4, num_classes=101)
 
 
 @pytest.mark.parametrize("object_scale", [0.25, 0.5, 0.8])

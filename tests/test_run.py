@@ -260,7 +260,9 @@ def test_a_failed_forced_retrain_keeps_the_stored_result(tiny, tmp_path):
     finally:
         msda_arena.get_method = real
     assert record.status == "failed" and "kept" in record.error
-    assert read_result(cell_path(tmp_path / "res", cell.dataset, cell.key)) == before
+    after = read_result(cell_path(tmp_path / "res", cell.dataset, cell.key))
+    assert after.keys() == before.keys()
+    assert all(after[k] == v or (v != v and after[k] != after[k]) for k, v in before.items())
 
 
 def test_profiles_sharing_a_dataset_never_share_files(tiny):
@@ -307,19 +309,22 @@ def test_a_cell_trains_on_an_imagefolder_tree_through_the_dataloader(tmp_path):
 
 @pytest.mark.gpu
 def test_a_cell_trains_on_cuda_with_bf16_and_channels_last(tiny):
+    """The eager CUDA path (compiling is tested in test_gpu_path.py)."""
+    import dataclasses
+
     cfg, prof = tiny
     data = data_of(prof).to("cuda")
     result = train_cell(
         "resnet8_cifar",
         get_method("gmix"),
         data,
-        cfg.recipes["tiny"],
+        dataclasses.replace(cfg.recipes["tiny"], compile=False),
         cfg.scenarios["large-crop"],
         seed=0,
         device="cuda",
     )
     assert 0.0 <= result.top1 <= 100.0 and result.peak_mem_mb > 0
-    assert "cpu" not in result.device_name
+    assert "cpu" not in result.device_name and result.notes == ""
 
 
 def test_ctrl_c_on_the_command_stops_cleanly_and_resume_finishes(tiny_config, tmp_path):

@@ -1,16 +1,24 @@
 """A procedural image-classification dataset, generated on the fly, offline, deterministically.
 
-Each image holds one object on a cluttered background. The class is the object's *shape*
-and *texture*, two local properties (the kind of evidence that a crop can cut away or a
-mask can mix in), and never its colour or position:
+Each image holds one object on a cluttered background. The class is the object's *shape*,
+*texture* and *cut*, three local properties (the kind of evidence that a crop can cut away
+or a mask can mix in), and never its colour or position:
 
 * shapes: disc, square, triangle, ring, cross;
 * textures: solid, stripes (random orientation), checker, dots; the texture's period is
   relative to the object (about 3 cycles across it), so it zooms with the object;
-* class ``k`` is shape ``k % 5`` with texture ``(k % 5 + k // 5) % 4``: every one of the
-  20 combinations appears once for ``num_classes=20``, and for 10 classes each shape
-  appears with two textures and each texture with two or three shapes, so neither shape
-  nor texture alone identifies the class;
+* cuts: whole, or gaps through the object's centre that show the background: a
+  horizontal one (``cut-h``), a vertical one (``cut-v``), both (``cut-plus``, the object in
+  quarters) or both diagonals (``cut-x``). Each gap is 0.28 of the object's side wide, so
+  it zooms with the object too, and every cut looks the same after a horizontal flip (the
+  crop scenarios flip), so no augmentation changes a class;
+* class ``k`` is cut ``k // 20`` with shape ``j % 5`` and texture ``(j % 5 + j // 5) % 4``,
+  ``j = k % 20``: classes 0..19 are whole objects, every one of the 20 shape x texture
+  combinations once (for ``num_classes=20``); for 10 classes each shape appears with two
+  textures and each texture with two or three shapes, so neither shape nor texture alone
+  identifies the class; classes 20..99 repeat the 20 combinations with each of the four
+  cuts, so ``num_classes=100`` holds every shape x texture x cut once (CIFAR-100's class
+  count), and from 21 classes on the cut is needed to tell classes apart;
 * colours are random per image (object colour, texture colour and background are kept
   apart in every channel, so the object is always visible);
 * background: a random colour with a linear luminance gradient and three thin line
@@ -24,9 +32,12 @@ disc) of the image area. With ``return_masks=True`` the generator also returns t
 binary object masks, which the tests use to measure what the crop scenarios do to object
 scale.
 
-Generation is vectorised torch on the CPU (Python loops run over chunks of 512 images, the
-five shapes, four textures and three clutter lines, never over images): 10,000 32x32 RGB
-images take about half a second on one core.
+Generation is vectorised torch (Python loops run over chunks of 512 images, the five
+shapes, four textures, four cuts and three clutter lines, never over images): 10,000 32x32
+RGB images take about half a second on one CPU core. With ``device`` it renders on that
+device (a GPU): the random numbers are still drawn on the CPU from the seed's generator, in
+the same order, so a GPU renders the same images as the CPU (up to float rounding: a few
+pixels may differ by one level, or at a texture's edge).
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ from msda_arena.data import OptionRule, TensorData
 from msda_arena.errors import UsageError
 
 __all__ = [
+    "CUTS",
     "MAX_CLASSES",
     "OPTIONS",
     "SHAPES",
@@ -53,7 +65,8 @@ __all__ = [
 
 SHAPES: tuple[str, ...] = ("disc", "square", "triangle", "ring", "cross")
 TEXTURES: tuple[str, ...] = ("solid", "stripes", "checker", "dots")
-MAX_CLASSES = len(SHAPES) * len(TEXTURES)
+CUTS: tuple[str, ...] = ("whole", "cut-h", "cut-v", "cut-plus", "cut-x")
+MAX_CLASSES = len(SHAPES) * len(TEXTURES) * len(CUTS)
 
 #: Defaults of :func:`procedural_dataset` that the option checks need.
 TRAIN_SIZE, TEST_SIZE, IMAGE_SIZE = 10_000, 2_000, 32
@@ -66,7 +79,10 @@ OPTIONS: dict[str, OptionRule] = {
     "train_size": OptionRule(int, 1, MAX_IMAGES, why="images; the set is held in memory"),
     "test_size": OptionRule(int, 1, MAX_IMAGES, why="images; the set is held in memory"),
     "num_classes": OptionRule(
-        int, 2, MAX_CLASSES, why=f"{len(SHAPES)} shapes x {len(TEXTURES)} textures"
+        int,
+        2,
+        MAX_CLASSES,
+        why=f"{len(SHAPES)} shapes x {len(TEXTURES)} textures x {len(CUTS)} cuts",
     ),
     "image_size": OptionRule(
         int, 8, MAX_IMAGE_SIZE, why="pixels a side; what the crops and the models handle"
@@ -80,18 +96,28 @@ _SIZE_JITTER = 0.15
 _CYCLES = (2.5, 3.5)  # texture cycles across the object's bounding box
 _NOISE_STD = 0.06
 _N_LINES = 3
+_CUT_HALF = 0.14  # half-width of a cut's gap, in object half-sides (local units)
 
 
 def class_names(num_classes: int = 10) -> list[str]:
-    """Human-readable class names, e.g. ``["disc/solid", "square/stripes", ...]``."""
-    return [f"{SHAPES[s]}/{TEXTURES[t]}" for s, t in _class_table(num_classes)]
+    """Human-readable class names, e.g. ``["disc/solid", "square/stripes", ...]``; a cut
+    object's name ends with its cut, e.g. ``"disc/solid/cut-h"``."""
+    return [
+        f"{SHAPES[s]}/{TEXTURES[t]}" + (f"/{CUTS[c]}" if c else "")
+        for s, t, c in _class_table(num_classes)
+    ]
 
 
-def _class_table(num_classes: int) -> list[tuple[int, int]]:
+def _class_table(num_classes: int) -> list[tuple[int, int, int]]:
+    """(shape, texture, cut) of each class (see the module docstring)."""
     if not 2 <= num_classes <= MAX_CLASSES:
         raise ValueError(f"num_classes must be in 2..{MAX_CLASSES}, got {num_classes}")
     ns, nt = len(SHAPES), len(TEXTURES)
-    return [(k % ns, (k % ns + k // ns) % nt) for k in range(num_classes)]
+    table = []
+    for k in range(num_classes):
+        j = k % (ns * nt)
+        table.append((j % ns, (j % ns + j // ns) % nt, k // (ns * nt)))
+    return table
 
 
 def _shape_mask(shape: int, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -126,7 +152,9 @@ def _texture(
     name = TEXTURES[texture]
     w = math.pi * freq  # u spans 2 units across the object: period 2 / freq
     if name == "solid":
-        return torch.zeros(torch.broadcast_shapes(u.shape, v.shape), dtype=torch.bool)
+        return torch.zeros(
+            torch.broadcast_shapes(u.shape, v.shape), dtype=torch.bool, device=u.device
+        )
     if name == "stripes":
         a = w * u * angle.cos() + phase[..., 0]
         b = w * v * angle.sin()
@@ -140,6 +168,21 @@ def _texture(
     raise AssertionError(name)
 
 
+def _cut(cut: int, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Boolean gap of a cut in local coordinates (True: background shows through)."""
+    name = CUTS[cut]
+    w = _CUT_HALF
+    if name == "cut-h":
+        return v.abs() <= w
+    if name == "cut-v":
+        return u.abs() <= w
+    if name == "cut-plus":
+        return (u.abs() <= w) | (v.abs() <= w)
+    if name == "cut-x":  # distance to each diagonal, |u -+ v| / sqrt(2), within w
+        return ((u - v).abs() <= w * math.sqrt(2)) | ((u + v).abs() <= w * math.sqrt(2))
+    raise AssertionError(name)
+
+
 def _generate_chunk(
     n: int,
     labels: torch.Tensor,
@@ -147,20 +190,22 @@ def _generate_chunk(
     size: int,
     object_scale: float,
     g: torch.Generator,
+    device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One chunk of images (float [n, 3, H, W], 0..255 scale) and masks (bool [n, H, W]).
+    """One chunk of images (float [n, 3, H, W], 0..255 scale) and masks (bool [n, H, W]),
+    on ``device``; the random numbers come from ``g`` on the CPU.
 
     Every full-resolution operation is a broadcast of per-image [n, 1, W] and [n, H, 1]
     factors, so the cost is a few dozen elementwise passes over the chunk.
     """
 
     def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=g)
+        return torch.rand(*shape, generator=g).to(device)
 
     def col(t: torch.Tensor) -> torch.Tensor:  # [n] -> [n, 1, 1]
         return t.view(-1, 1, 1)
 
-    shape_id, texture_id = table[labels, 0], table[labels, 1]
+    shape_id, texture_id, cut_id = table[labels, 0], table[labels, 1], table[labels, 2]
 
     # Geometry: half-side in pixels, centre such that the object lies inside the image.
     half = 0.5 * size * object_scale * (1 + _SIZE_JITTER * (2 * rand(n) - 1))
@@ -181,9 +226,9 @@ def _generate_chunk(
     line_a = rand(n, _N_LINES) * math.pi  # directions
     line_len = (0.2 + 0.4 * rand(n, _N_LINES)) * size  # half-lengths
     line_v = 0.8 * (rand(n, _N_LINES) - 0.5)  # luminance offsets (dark or light strokes)
-    noise = torch.rand(n, 1, size, size, generator=g).sub_(0.5).mul_(_NOISE_STD * 12**0.5)
+    noise = rand(n, 1, size, size).sub_(0.5).mul_(_NOISE_STD * 12**0.5)
 
-    coords = torch.arange(size, dtype=torch.float32) + 0.5
+    coords = torch.arange(size, dtype=torch.float32, device=device) + 0.5
     xs, ys = coords.view(1, 1, size), coords.view(1, size, 1)
 
     # Background luminance: gradient plus anti-aliased line segments (behind the object).
@@ -202,12 +247,16 @@ def _generate_chunk(
     # Object: shape mask and texture, per shape / texture group (not per image).
     u = (xs - col(cx)) / col(half)  # [n, 1, W]
     v = (ys - col(cy)) / col(half)  # [n, H, 1]
-    mask = torch.zeros(n, size, size, dtype=torch.bool)
-    second = torch.zeros(n, size, size, dtype=torch.bool)
+    mask = torch.zeros(n, size, size, dtype=torch.bool, device=device)
+    second = torch.zeros(n, size, size, dtype=torch.bool, device=device)
     for s in range(len(SHAPES)):
         idx = (shape_id == s).nonzero().squeeze(1)
         if idx.numel():
             mask[idx] = _shape_mask(s, u[idx], v[idx])
+    for c in range(1, len(CUTS)):  # cut 0 (whole) removes nothing
+        idx = (cut_id == c).nonzero().squeeze(1)
+        if idx.numel():
+            mask[idx] &= ~_cut(c, u[idx], v[idx])
     for k in range(1, len(TEXTURES)):  # texture 0 (solid) has no second colour
         idx = (texture_id == k).nonzero().squeeze(1)
         if idx.numel():
@@ -229,23 +278,27 @@ def generate(
     object_scale: float = 0.5,
     seed: int = 0,
     return_masks: bool = False,
+    device: torch.device | str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Generate ``n`` procedural images.
 
     Args:
         n: number of images.
-        num_classes: 2..20 (see the module docstring for the class table).
+        num_classes: 2..100 (see the module docstring for the class table).
         image_size: side of the square images, in pixels (>= 8).
         object_scale: side of the object's bounding box as a fraction of the image side,
             in (0, 1]; jittered by +-15% per image and clipped to the image.
         seed: the images are a deterministic function of ``(n, num_classes, image_size,
             object_scale, seed)``.
         return_masks: also return the objects' binary masks.
+        device: where to render and return the tensors (default: the CPU). The random
+            numbers are drawn on the CPU whatever the device, so every device renders
+            the same images (up to float rounding).
 
     Returns:
         ``(images, labels)`` or ``(images, labels, masks)``: uint8 [n, 3, H, W], int64 [n]
         (balanced: each class appears ``n // num_classes`` or one more times, shuffled),
-        and bool [n, 1, H, W] masks of the object pixels.
+        and bool [n, 1, H, W] masks of the object pixels (cut gaps excluded).
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
@@ -253,17 +306,22 @@ def generate(
         raise ValueError(f"image_size must be >= 8, got {image_size}")
     if not 0 < object_scale <= 1:
         raise ValueError(f"object_scale must be in (0, 1], got {object_scale}")
-    table = torch.tensor(_class_table(num_classes), dtype=torch.int64)
+    dev = torch.device("cpu" if device is None else device)
+    table = torch.tensor(_class_table(num_classes), dtype=torch.int64, device=dev)
     g = torch.Generator().manual_seed(int(seed))
-    labels = (torch.arange(n) % num_classes)[torch.randperm(n, generator=g)]
+    labels = (torch.arange(n) % num_classes)[torch.randperm(n, generator=g)].to(dev)
 
-    images = torch.empty(n, 3, image_size, image_size, dtype=torch.uint8)
-    masks = torch.empty(n, 1, image_size, image_size, dtype=torch.bool) if return_masks else None
+    images = torch.empty(n, 3, image_size, image_size, dtype=torch.uint8, device=dev)
+    masks = (
+        torch.empty(n, 1, image_size, image_size, dtype=torch.bool, device=dev)
+        if return_masks
+        else None
+    )
     chunk = max(1, _CHUNK_PIXELS // (image_size * image_size))
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         img, mask = _generate_chunk(
-            stop - start, labels[start:stop], table, image_size, object_scale, g
+            stop - start, labels[start:stop], table, image_size, object_scale, g, dev
         )
         images[start:stop] = img.add_(0.5).clamp_(0, 255).to(torch.uint8)  # round half up
         if masks is not None:
@@ -302,15 +360,22 @@ def procedural_dataset(
     image_size: int = IMAGE_SIZE,
     object_scale: float = 0.5,
     seed: int = 0,
+    device: torch.device | str | None = None,
 ) -> TensorData:
-    """The procedural dataset as :class:`TensorData`.
+    """The procedural dataset as :class:`TensorData`, on ``device`` (default: the CPU).
 
     The training set uses generator seed ``2 * seed`` and the test set ``2 * seed + 1``, so
     train and test images never share a random stream. ``mean``/``std`` are measured on the
-    training images.
+    training images. With ``device`` (a GPU) the images are rendered there (see
+    :func:`generate`): CIFAR-100's shapes (50,000 + 10,000 images of 32x32, 100 classes)
+    take seconds.
     """
-    train_x, train_y = generate(train_size, num_classes, image_size, object_scale, 2 * seed)
-    test_x, test_y = generate(test_size, num_classes, image_size, object_scale, 2 * seed + 1)
+    train_x, train_y = generate(
+        train_size, num_classes, image_size, object_scale, 2 * seed, device=device
+    )
+    test_x, test_y = generate(
+        test_size, num_classes, image_size, object_scale, 2 * seed + 1, device=device
+    )
     xf = train_x.float().div_(255)
     mean = tuple(float(m) for m in xf.mean(dim=(0, 2, 3)))
     std = tuple(float(s) for s in xf.std(dim=(0, 2, 3)))
