@@ -1,7 +1,9 @@
 """``arena report``: every number of a hand-computed leaderboard, the paired statistics,
-each output format, published numbers, plots, and the command's errors.
+each output format, published numbers, plots, the other metrics (ECE, FGSM top-1), the
+locality column, the page's pair-weight profiles, and the command's errors.
 
-The store built by ``store`` (one dataset, three columns, seeds 0-2):
+The store built by ``store`` (one dataset, three columns, seeds 0-2; each method's
+records store the locality index of LOCALITY):
 
     column               P = preactresnet10_cifar/standard, A = resnet8_cifar/standard,
                          B = resnet8_cifar/large-crop
@@ -45,6 +47,9 @@ VALUES = {
     "gmix": {P: [57, 58, 59], A: [72, 73, 74], B: [NAN, NAN]},
     "mymask": {A: [75, 76, 77], B: [67, 68, 69]},
 }
+# mixup's is 0 up to Monte Carlo rounding: it must print as 0.00, never -0.00
+LOCALITY = {"vanilla": NAN, "mixup": -1e-9, "cutmix": 0.79, "hmix": 0.12, "gmix": 0.17,
+            "mymask": 0.333}  # fmt: skip
 
 
 def make_record(**overrides):
@@ -91,7 +96,8 @@ def fill(root, values=VALUES, **extra):
     for method, cells in values.items():
         for (arch, scenario), tops in cells.items():
             for seed, top1 in enumerate(tops):
-                add(root, method, arch, scenario, seed, top1, **extra)
+                more = {"locality": LOCALITY.get(method, NAN), **extra}
+                add(root, method, arch, scenario, seed, top1, **more)
 
 
 @pytest.fixture(scope="module")
@@ -142,19 +148,21 @@ def invoke(*args):
     return CliRunner().invoke(app(), ["report", *map(str, args)])
 
 
-# The hand-computed table: (method, P, A, B, avg, avg rank, delta best baseline), in order.
+# The hand-computed table: (method, P, A, B, avg, avg rank, delta best baseline,
+# locality), in order.
 EXPECTED = [
     ("cutmix", "55.00 ± 1.00 (n=3)", "74.00 ± 1.00 (n=3)", "67.00 ± 1.00 (n=3)",
-     "65.33", "2.83", "-1.00"),
+     "65.33", "2.83", "-1.00", "0.79"),
     ("hmix", "55.50 ± 0.71 (n=2, 1 failed)", "74.00 ± 0.50 (n=3)", "66.00 ± 1.00 (n=3)",
-     "65.17", "2.83", "-1.17"),
+     "65.17", "2.83", "-1.17", "0.12"),
     ("mixup", "56.00 ± 1.00 (n=3)", "73.00 ± 1.00 (n=3)", "64.00 ± 1.73 (n=3)",
-     "64.33", "3.50", "-2.00"),
+     "64.33", "3.50", "-2.00", "0.00"),
     ("vanilla", "50.00 (n=1)", "71.00 ± 1.00 (n=3)", "62.00 ± 2.00 (n=3)",
-     "61.00", "5.33", "-5.33"),
-    ("mymask", "—", "76.00 ± 1.00 (n=3)", "68.00 ± 1.00 (n=3)", "72.00†", "1.00†", "+1.50†"),
+     "61.00", "5.33", "-5.33", "—"),
+    ("mymask", "—", "76.00 ± 1.00 (n=3)", "68.00 ± 1.00 (n=3)", "72.00†", "1.00†", "+1.50†",
+     "0.33"),
     ("gmix", "58.00 ± 1.00 (n=3)", "73.00 ± 1.00 (n=3)", "failed (n=2)",
-     "65.50†", "2.75†", "-0.50†"),
+     "65.50†", "2.75†", "-0.50†", "0.17"),
 ]  # fmt: skip
 BEST = {("mymask", 1), ("mymask", 2), ("gmix", 0)}  # (method, column index)
 HEADERS = [
@@ -165,6 +173,7 @@ HEADERS = [
     "avg",
     "avg rank",
     "Δ best baseline",
+    "locality",
 ]
 
 
@@ -286,6 +295,199 @@ def test_paired_comparison_matches_on_seed_not_position(tmp_path):
     assert [r.n for r in rep.comparisons if r.baseline != "cutmix"] == [0, 0, 0]
 
 
+# --------------------------------------------------------------------------- other metrics
+
+# A second store for --metric ece and fgsm (columns A and B, seeds 0-2). ECE is stored as
+# a fraction and shown in % (x 100); "-" is a successful result stored before the metric
+# existed (NaN): missing for that metric only. Top-1 is 70 everywhere (a tie).
+#
+#            ECE (fraction)                              FGSM top-1 (%)
+#   mixup    A [.05, .06, .07]  B [.04, .05, .06]        A [20, 21, 22]  B [30, 31, 32]
+#   cutmix   A [.08, .09, .10]  B [.03, .04, -]          A [25, 26, 27]  B [28, 29, 30]
+#   mymask   A [.02, .03, .04]  B [.02, .03, .04]        A [24, 25, 26]  B [33, 34, 35]
+#   vanilla  A [.12, .13, .14]  B [-, -, -]              A [10, 11, 12]  B [-, -, -]
+METRIC_VALUES = {
+    "mixup": {A: ([0.05, 0.06, 0.07], [20, 21, 22]), B: ([0.04, 0.05, 0.06], [30, 31, 32])},
+    "cutmix": {A: ([0.08, 0.09, 0.10], [25, 26, 27]), B: ([0.03, 0.04, NAN], [28, 29, 30])},
+    "mymask": {A: ([0.02, 0.03, 0.04], [24, 25, 26]), B: ([0.02, 0.03, 0.04], [33, 34, 35])},
+    "vanilla": {A: ([0.12, 0.13, 0.14], [10, 11, 12]), B: ([NAN] * 3, [NAN] * 3)},
+}
+
+
+@pytest.fixture(scope="module")
+def metric_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("metrics") / "results"
+    for method, cells in METRIC_VALUES.items():
+        for (arch, scenario), (eces, fgsms) in cells.items():
+            for seed, (ece, fgsm) in enumerate(zip(eces, fgsms, strict=True)):
+                add(root, method, arch, scenario, seed, 70.0, ece=ece, fgsm_top1=float(fgsm),
+                    locality=LOCALITY[method])  # fmt: skip
+    return root
+
+
+def _board(rep):
+    """{method: ([cell texts], avg, avg rank, delta, locality)} as every format shows it."""
+    from msda_arena.report.render import _lines
+
+    return [(ln.label, *[p.text for p in ln.pieces]) for ln in _lines(rep)]
+
+
+def test_ece_leaderboard_ranks_the_lowest_first(metric_store):
+    from scipy import stats
+
+    frame, _ = load_results(metric_store)
+    rep = build_report(frame, metric="ece")
+    assert _board(rep) == [
+        ("mymask", "3.00 ± 1.00 (n=3)", "3.00 ± 1.00 (n=3)", "3.00", "1.00", "-1.75", "0.33"),
+        ("mixup", "6.00 ± 1.00 (n=3)", "5.00 ± 1.00 (n=3)", "5.50", "2.50", "+0.75", "0.00"),
+        ("cutmix", "9.00 ± 1.00 (n=3)", "3.50 ± 0.71 (n=2)", "6.25", "2.50", "+1.50", "0.79"),
+        ("vanilla", "13.00 ± 1.00 (n=3)", "—", "13.00†", "4.00†", "+7.00†", "—"),
+    ]  # fmt: skip
+    board = rep.leaderboard
+    # the star and rank 1 go to the lowest ECE; mixup and cutmix tie on rank, mixup's
+    # lower average puts it first; the best baseline is the lowest (B: cutmix's 3.50)
+    best = {(r.method, j) for r in board.rows for j, c in enumerate(r.cells) if c.best}
+    assert best == {("mymask", 0), ("mymask", 1)}
+    assert [c.rank for c in board.row("mymask").cells] == [1.0, 1.0]
+    assert [c.rank for c in board.row("cutmix").cells] == [3.0, 2.0]
+    assert board.row("mymask").delta == pytest.approx(((3 - 6) + (3 - 3.5)) / 2)
+    assert board.row("vanilla").cells[1].status == "missing"  # not measured, not failed
+    assert rep.warnings == [
+        "4 successful result(s) have no ECE (not measured: stored before the metric "
+        "existed); they count as missing for --metric ece, never averaged; rerun "
+        "`arena run --force` on those cells to measure it"
+    ]
+    assert "ECE, 15 bins) in %, the stored fraction × 100 (lower is better)" in rep.title
+    # paired: d = mymask - baseline in ECE points; lower wins
+    got = {r.baseline: r for r in rep.comparisons}
+    mixup = got["mixup"]  # d = -3, -3, -3, -2, -2, -2
+    assert (mixup.n, mixup.wins, mixup.ties, mixup.losses) == (6, 6, 0, 0)
+    assert mixup.mean_diff == pytest.approx(-2.5)
+    assert mixup.verdict == "mymask is better than mixup (p < 0.05)"
+    cutmix = got["cutmix"]  # cutmix's unmeasured B seed 2 has no pair: d = -6 x 3, -1 x 2
+    assert (cutmix.n, cutmix.wins) == (5, 5)
+    reference = stats.ttest_rel([2, 3, 4, 2, 3], [8, 9, 10, 3, 4])
+    assert cutmix.p_value == pytest.approx(reference.pvalue) and cutmix.p_value < 0.05
+    assert cutmix.verdict == "mymask is better than cutmix (p < 0.05)"
+    assert [r.n for r in rep.comparisons] == [6, 5, 0, 0]  # no hmix, gmix results
+    text = render(rep, "markdown")
+    header, body = _markdown_grid(text.split("####")[0])
+    assert header[-1] == "locality"
+    assert body[0][:3] == ["mymask", "**3.00 ± 1.00 (n=3)** ★", "**3.00 ± 1.00 (n=3)** ★"]
+    assert "ECE % over successful seeds (n); lower is better" in text
+    assert "Paired comparison on ECE (lower is better)" in text
+    # the published numbers are top-1: left out, and said so
+    with_pub = build_report(frame, metric="ece", published=load_published())
+    assert with_pub.leaderboard.published == []
+    assert with_pub.warnings[-1] == (
+        "published numbers are top-1 accuracy; not shown for --metric ece"
+    )
+
+
+def test_ece_plots_follow_the_metric(metric_store):
+    from msda_arena.report.plots import accuracy_figure, scenario_figure
+
+    rep = build_report(load_results(metric_store)[0], metric="ece")
+    assert accuracy_figure(rep).axes[0].get_xlabel() == "ECE (%, lower is better)"
+    (ax,) = [a for a in scenario_figure(rep).axes if a.get_visible()]
+    assert ax.get_ylabel() == "ECE difference (points)"
+    heights = sorted(round(p.get_height(), 6) for p in ax.patches)
+    # cutmix - mixup: A +3, B -1 (seeds 0-1); mymask - mixup: A -3, B -2; vanilla: A +7
+    assert heights == [-3.0, -2.0, -1.0, 3.0, 7.0]
+
+
+def test_fgsm_leaderboard(metric_store):
+    rep = build_report(load_results(metric_store)[0], metric="fgsm")
+    assert _board(rep) == [
+        ("mymask", "25.00 ± 1.00 (n=3)", "34.00 ± 1.00 (n=3)", "29.50", "1.50", "+1.00", "0.33"),
+        ("cutmix", "26.00 ± 1.00 (n=3)", "29.00 ± 1.00 (n=3)", "27.50", "2.00", "-1.00", "0.79"),
+        ("mixup", "21.00 ± 1.00 (n=3)", "31.00 ± 1.00 (n=3)", "26.00", "2.50", "-2.50", "0.00"),
+        ("vanilla", "11.00 ± 1.00 (n=3)", "—", "11.00†", "4.00†", "-15.00†", "—"),
+    ]  # fmt: skip
+    assert rep.warnings == [
+        "3 successful result(s) have no FGSM top-1 (not measured: stored before the metric "
+        "existed); they count as missing for --metric fgsm, never averaged; rerun "
+        "`arena run --force` on those cells to measure it"
+    ]  # cutmix's B seed 2 has FGSM but no ECE: missing is per metric
+    got = {r.baseline: r for r in rep.comparisons}
+    assert got["mixup"].mean_diff == pytest.approx(3.5) and got["mixup"].wins == 6
+    assert got["mixup"].verdict == "mymask is better than mixup (p < 0.05)"
+    assert got["cutmix"].verdict == "no significant difference (p >= 0.05)"  # -1 x 3, +5 x 3
+    assert "top-1 accuracy under FGSM (ε = 8/255) in % (higher is better)" in rep.title
+
+
+def test_lower_is_better_turns_wins_and_verdicts_around():
+    lower = [2.0, 2.5, 3.0, 2.2]
+    higher = [3.0, 3.4, 4.1, 3.0]
+    good = paired_test("new", "mixup", lower, higher, higher_is_better=False)
+    assert (good.wins, good.losses) == (4, 0) and good.mean_diff < 0
+    assert good.verdict == "new is better than mixup (p < 0.05)"
+    bad = paired_test("new", "mixup", higher, lower, higher_is_better=False)
+    assert (bad.wins, bad.losses) == (0, 4)
+    assert bad.verdict == "new is worse than mixup (p < 0.05)"
+
+
+def test_cli_metric_option(metric_store):
+    result = invoke("--results", metric_store, "--metric", "ece", "-f", "csv")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("arena: warning:") == 1
+    assert "arena: warning: 4 successful result(s) have no ECE" in result.stderr
+    rows = {(r["method"], r["scenario"]): r for r in csv.DictReader(io.StringIO(result.stdout))}
+    assert {r["metric"] for r in rows.values()} == {"ece"}
+    assert float(rows[("mymask", "standard")]["mean"]) == pytest.approx(3.0)
+    assert rows[("vanilla", "large-crop")]["status"] == "missing"
+    assert rows[("mymask", "large-crop")]["best"] == "true"
+    result = invoke("--results", metric_store, "--metric", "fgsm", "-f", "json")
+    data = json.loads(result.stdout)
+    assert data["metric"]["name"] == "fgsm" and data["metric"]["column"] == "fgsm_top1"
+    assert data["rows"][0]["method"] == "mymask" and data["rows"][0]["locality"] == 0.333
+    result = invoke("--results", metric_store)  # top1 by default: every result measured it
+    assert result.exit_code == 0 and "warning" not in result.stderr
+    assert "top-1 accuracy in % (higher is better)" in result.stdout
+
+
+def test_only_the_html_page_imports_torch(metric_store):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from msda_arena.cli.main import main\n"
+        "try:\n"
+        f"    main(['report', '--results', {str(metric_store)!r}, '--metric', 'ece', '-f', 'json',"
+        " '--plots', sys.argv[1]])\n"
+        "except SystemExit as exc:\n"
+        "    print(exc.code, file=sys.stderr)\n"
+        "print('torch' in sys.modules, file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(metric_store.parent / "plots")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stderr.splitlines()[-1] == "False", result.stderr
+    assert json.loads(result.stdout)["metric"]["name"] == "ece"
+
+
+def test_one_list_of_metrics_for_the_cli_and_the_library(pristine):
+    from msda_arena.report.metrics import METRICS
+    from msda_arena.report.selection import REPORT_COLUMNS
+
+    assert list(METRICS) == ["top1", "ece", "fgsm"]
+    assert {m.column for m in METRICS.values()} | {"locality"} <= set(REPORT_COLUMNS)
+    help_text = CliRunner().invoke(app(), ["report", "--help"]).stdout
+    assert all(name in help_text for name in METRICS)
+    result = invoke("--results", pristine, "--metric", "top5")
+    assert isinstance(result.exception, UsageError)
+    assert str(result.exception).startswith(
+        "unknown --metric 'top5'; choose one of top1 (top-1 %, higher is better), "
+        "ece (ECE %, lower is better), fgsm (FGSM top-1 %, higher is better)"
+    )
+    with pytest.raises(UsageError, match="unknown --metric 'acc'"):
+        build_report(load_results(pristine)[0], metric="acc")
+
+
 # --------------------------------------------------------------------------- formats
 
 
@@ -356,13 +558,24 @@ def test_csv_round_trips_every_cell(rep):
                 else:
                     assert float(got[field]) == value, field
             assert (got["row_complete"] == "true") == row.complete
+            assert got["metric"] == "top1"
+            assert got["locality"] == ("" if math.isnan(row.locality) else repr(row.locality))
     assert by_key[("mymask", *P)]["status"] == "missing"
+    locality = {r["method"]: float(r["locality"] or "nan") for r in rows}
+    assert locality == pytest.approx(LOCALITY, nan_ok=True)  # the mean of the stored values
     assert float(by_key[("mixup", *B)]["std"]) == pytest.approx(math.sqrt(3))
 
 
 def test_json_round_trips_every_number(rep):
     data = json.loads(render(rep, "json"))
     assert data["profile"] == "quick" and data["n_results"] == 48
+    assert data["metric"] == {
+        "name": "top1", "column": "top1", "label": "top-1 accuracy", "unit": "%",
+        "scale": 1.0, "higher_is_better": True,
+    }  # fmt: skip
+    locality = {r["method"]: r["locality"] for r in data["rows"]}
+    assert locality.pop("vanilla") is None  # vanilla never mixes: no locality index
+    assert locality == pytest.approx({m: v for m, v in LOCALITY.items() if m != "vanilla"})
     assert [(c["arch"], c["scenario"]) for c in data["columns"]] == [P, A, B]
     for got, row in zip(data["rows"], rep.leaderboard.rows, strict=False):
         assert got["method"] == row.method and got["source"] == "measured"
@@ -424,9 +637,41 @@ def test_html_page_parses_and_holds_the_table_and_plots(html_run):
                 assert "best" in got[1 + j][1]
         assert [t for t, _ in got] == cells
     assert [r[0][0] for r in parser.tables["comparison"][1:]] == ["mixup", "cutmix", "hmix", "gmix"]
-    assert len(parser.images) == 2
+    assert len(parser.images) == 3  # accuracy, scenarios, pair-weight profiles
     assert all(src.startswith("data:image/png;base64,iVBORw0KGgo") for src in parser.images)
     assert "http://" not in page and "https://" not in page  # nothing fetched
+
+
+def test_html_page_shows_the_pair_weight_profiles_of_the_installed_methods(html_run):
+    import base64
+
+    from matplotlib.image import imread
+
+    page = (html_run / "page.html").read_text(encoding="utf-8")
+    figure = page.split('<figure id="fig-profiles">', 1)[1].split("</figure>", 1)[0]
+    src = figure.split('src="data:image/png;base64,', 1)[1].split('"', 1)[0]
+    image = imread(io.BytesIO(base64.b64decode(src)))
+    assert image.shape[1] > 800 and image.shape[0] > 400 and image[..., :3].std() > 0.05
+    # drawn: the installed mixing methods, in leaderboard order; vanilla never mixes and
+    # mymask is not installed here: each left out with a note, the page still whole
+    assert "Pair-weight profiles of cutmix, hmix, mixup, gmix at 32×32 px" in figure
+    notes = page.split('<ul class="notes" id="profiles-notes">', 1)[1].split("</ul>", 1)[0]
+    assert "<li>vanilla: not drawn (ValueError: vanilla never mixes" in notes
+    assert "<li>mymask: not drawn, not installed here (SpecError: unknown method" in notes
+
+
+def test_html_page_renders_with_a_note_when_no_profile_can_be_drawn(rep, monkeypatch):
+    import msda_arena.fingerprint
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no torch here")
+
+    monkeypatch.setattr(msda_arena.fingerprint, "fingerprint", broken)
+    page = render(rep, "html", figures={})
+    assert 'id="fig-profiles"' not in page and "<img" not in page
+    assert "<li>cutmix: not drawn (RuntimeError: no torch here)</li>" in page
+    assert "<li>no method of this report could be fingerprinted</li>" in page
+    assert page.rstrip().endswith("</body></html>") and 'id="leaderboard"' in page
 
 
 def test_latex_is_tabular_shaped(rep):
@@ -435,10 +680,10 @@ def test_latex_is_tabular_shaped(rep):
     assert len(tabulars) == 2  # leaderboard and comparison
     body = tabulars[0].split(r"\end{tabular}")[0]
     spec = body[body.index("{") + 1 : body.index("}")]
-    assert spec == "l" + "r" * 6
+    assert spec == "l" + "r" * 7
     rows = [ln for ln in body.splitlines() if ln.rstrip().endswith(r"\\")]
     assert len(rows) == 1 + 6
-    assert all(row.count("&") == 6 for row in rows)
+    assert all(row.count("&") == 7 for row in rows)
     assert r"resnet8\_cifar / large-crop" in rows[0] and r"$\Delta$" in rows[0]
     assert r"\textbf{76.00 $\pm$ 1.00 (n=3)}" in text
     assert r"72.00$^\dagger$" in text

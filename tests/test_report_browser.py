@@ -1,4 +1,5 @@
-"""The HTML report opens in a real browser (headless Chromium) and shows the table and plots.
+"""The HTML report opens in a real browser (headless Chromium) and shows the table and plots
+(accuracy, scenarios and the pair-weight profiles).
 
 Slow, and skipped where Debian's ``chromium`` is not installed
 (``apt-get install -y chromium``). By hand::
@@ -20,9 +21,11 @@ import typer
 from typer.testing import CliRunner
 
 from msda_arena.cli.report import report
-from msda_arena.store import SCHEMA_VERSION, write_result
+from msda_arena.record import SCHEMA_VERSION, cell_key
+from msda_arena.store import write_result
 
 CHROMIUM = Path("/usr/bin/chromium")
+LOCALITY = {"mixup": 0.0, "cutmix": 0.79, "hmix": 0.12, "gmix": 0.17, "mymask": 0.4}
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium"),
@@ -49,15 +52,19 @@ window.addEventListener("load", function () {
 
 
 def _record(method, arch, scenario, seed, top1):
+    profile, recipe = "quick", "r"
     return {
-        "schema_version": SCHEMA_VERSION, "key": f"{arch}-{scenario}-{method}-s{seed}",
-        "status": "ok", "error": "", "profile": "quick", "dataset": "cifar10", "arch": arch,
+        "schema_version": SCHEMA_VERSION,
+        "key": cell_key(profile, arch, scenario, method, seed, recipe),
+        "status": "ok", "error": "", "profile": profile, "dataset": "cifar10", "arch": arch,
         "scenario": scenario, "method": method, "method_name": method, "seed": seed,
-        "recipe_hash": "r", "top1": top1, "top5": 90.0, "train_loss": 1.0, "epochs": 1,
-        "wall_time_s": 1.0, "images_per_s": 1.0, "peak_mem_mb": 1.0,
-        "method_package": "msda-arena", "method_version": "0.1.0", "torch_version": "2",
-        "timm_version": "1", "cuda_version": "", "device_name": "cpu",
-        "arena_version": "0.1.0", "git_commit": "", "config_hash": "c",
+        "recipe_hash": recipe, "top1": top1, "top5": 90.0, "ece": 0.05, "fgsm_top1": 20.0,
+        "train_loss": 1.0, "epochs": 1, "wall_time_s": 1.0, "images_per_s": 1.0,
+        "peak_mem_mb": 1.0, "method_package": "msda-arena", "method_version": "0.1.0",
+        "method_code": "0.1.0:abc", "locality": LOCALITY.get(method, float("nan")),
+        "plugins": "msda-arena==0.1.0", "torch_version": "2", "timm_version": "1",
+        "cuda_version": "", "device_name": "cpu", "host": "box", "arena_version": "0.1.0",
+        "git_commit": "", "config_hash": "c", "notes": "",
         "started_at": "2025-01-01T00:00:00+00:00", "finished_at": "2025-01-01T00:01:00+00:00",
     }  # fmt: skip
 
@@ -97,7 +104,7 @@ def _chromium(*args, cwd):
     )
 
 
-def test_chromium_lays_out_the_table_and_decodes_both_plots(page, tmp_path):
+def test_chromium_lays_out_the_table_and_decodes_every_plot(page, tmp_path):
     probe = tmp_path / "probe.html"
     probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"))
     result = _chromium("--virtual-time-budget=5000", "--dump-dom", probe.as_uri(), cwd=tmp_path)
@@ -108,7 +115,8 @@ def test_chromium_lays_out_the_table_and_decodes_both_plots(page, tmp_path):
     data = json.loads(found.group(1).replace("&quot;", '"'))
     assert data["rows"] == 6  # six methods
     assert data["tableWidth"] > 600 and data["tableHeight"] > 100
-    assert len(data["images"]) == 2 and all(w > 400 for w in data["images"])
+    # accuracy, scenarios, pair-weight profiles
+    assert len(data["images"]) == 3 and all(w > 400 for w in data["images"])
 
 
 def test_chromium_screenshot_shows_a_page_with_plots(page, tmp_path):

@@ -1,7 +1,9 @@
 """``arena report``: the leaderboard, paired statistics, plots and pages from the store.
 
-Only typer and the standard library are imported at module level; pandas, matplotlib
-and friends load inside the command, so ``arena --help`` stays instant.
+Only typer, the standard library and the metric names
+(:mod:`msda_arena.report.metrics`, which imports nothing heavy) are imported at module
+level; pandas, matplotlib and friends load inside the command, so ``arena --help``
+stays instant. torch loads only for ``--format html`` (the pair-weight profiles).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from pathlib import Path
 import typer
 
 from msda_arena.errors import UsageError
-
-FORMAT_NAMES = ("table", "markdown", "html", "csv", "latex", "json")
+from msda_arena.report.metrics import DEFAULT_METRIC, get_metric, metric_help
+from msda_arena.report.render import FORMATS as FORMAT_NAMES
 
 
 def _canonical(spec: str, known: set[str] | frozenset[str] = frozenset()) -> str:
@@ -70,12 +72,20 @@ def report(
     compare: str | None = typer.Option(
         None, "--compare", "-c", help="Compare this method spec against each baseline."
     ),
+    metric: str = typer.Option(
+        DEFAULT_METRIC,
+        "--metric",
+        help=f"Rank and compare by this metric: {metric_help()}. ECE is shown in % "
+        "(the stored fraction × 100).",
+    ),
     fmt: str = typer.Option(
         "table", "--format", "-f", help=f"Output format: {', '.join(FORMAT_NAMES)}."
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the output to this file."),
     plots: Path | None = typer.Option(
-        None, "--plots", help="Write accuracy.png and scenarios.png into this directory."
+        None,
+        "--plots",
+        help="Write accuracy.png and scenarios.png (of the --metric) into this directory.",
     ),
     published: bool = typer.Option(
         False, "--published", help="Show the paper's numbers beside the measured rows."
@@ -87,6 +97,7 @@ def report(
     """Leaderboard of stored results: mean ± std per cell, ranks, paired tests, plots."""
     if fmt not in FORMAT_NAMES:
         raise UsageError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMAT_NAMES)}")
+    chosen = get_metric(metric)  # an unknown name fails before the store is read
 
     from msda_arena.errors import StoreError
     from msda_arena.report import build_report, load_published, render
@@ -130,6 +141,7 @@ def report(
         compare=target,
         published=pub,
         warnings=warnings,
+        metric=chosen,
     )
     for warning in rep.warnings[len(warnings) :]:
         _warn(warning)

@@ -9,14 +9,18 @@ Usable without the CLI::
     report = build_report(frame, compare="mymask", published=load_published())
     print(render(report, "markdown"))
     write_plots(report, "plots/")
+    ece = build_report(frame, compare="mymask", metric="ece")  # lower is better
 
-One module per concern: :mod:`~msda_arena.report.selection` (which results),
-:mod:`~msda_arena.report.stats` (the numbers), :mod:`~msda_arena.report.table`
+One module per concern: :mod:`~msda_arena.report.metrics` (what a leaderboard ranks:
+top-1, ECE, FGSM top-1, and which way is better), :mod:`~msda_arena.report.selection`
+(which results), :mod:`~msda_arena.report.stats` (the numbers), :mod:`~msda_arena.report.table`
 (the leaderboard), :mod:`~msda_arena.report.compare` (paired comparison),
 :mod:`~msda_arena.report.published` (the paper's numbers),
 :mod:`~msda_arena.report.build` (all of it together), :mod:`~msda_arena.report.render`
 (text formats), :mod:`~msda_arena.report.plots` (figures), :mod:`~msda_arena.report.html`
-(the self-contained page). Nothing here imports torch.
+(the self-contained page), :mod:`~msda_arena.report.profiles` (the page's pair-weight
+profiles). Nothing here imports torch, except :func:`profiles_png` when it runs (the
+HTML page draws it).
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from __future__ import annotations
 from msda_arena.report.build import Report, build_report, default_compare
 from msda_arena.report.compare import compare_to_baselines, matched_pairs
 from msda_arena.report.html import html_page
+from msda_arena.report.metrics import DEFAULT_METRIC, METRICS, Metric, get_metric
 from msda_arena.report.plots import figures_png, write_plots
+from msda_arena.report.profiles import ProfilePlot, profiles_png
 from msda_arena.report.published import default_published_files, load_published
 from msda_arena.report.render import FORMATS, render, report_dict
 from msda_arena.report.selection import BASELINES, REFERENCE_METHODS, select_results
@@ -33,12 +39,16 @@ from msda_arena.report.table import Cell, Column, Leaderboard, PublishedRow, Row
 
 __all__ = [
     "BASELINES",
+    "DEFAULT_METRIC",
     "FORMATS",
+    "METRICS",
     "REFERENCE_METHODS",
     "Cell",
     "Column",
     "Leaderboard",
+    "Metric",
     "PairedResult",
+    "ProfilePlot",
     "PublishedRow",
     "Report",
     "Row",
@@ -48,10 +58,12 @@ __all__ = [
     "default_compare",
     "default_published_files",
     "figures_png",
+    "get_metric",
     "html_page",
     "load_published",
     "matched_pairs",
     "paired_test",
+    "profiles_png",
     "render",
     "report_dict",
     "select_results",

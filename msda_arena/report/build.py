@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from msda_arena.errors import UsageError
 from msda_arena.report.compare import compare_to_baselines
+from msda_arena.report.metrics import DEFAULT_METRIC, Metric, get_metric
 from msda_arena.report.selection import REFERENCE_METHODS, select_results
 from msda_arena.report.stats import PairedResult
 from msda_arena.report.table import Leaderboard, build_leaderboard
@@ -28,7 +29,8 @@ class Report:
         compare_method: the method compared, or ``None``.
         profile: the profile the results come from.
         frame: the selected result records (one per cell), for plots.
-        warnings: what was left out and why (bad files, superseded results).
+        warnings: what was left out and why (bad files, superseded results, results
+            that did not measure the metric).
     """
 
     leaderboard: Leaderboard
@@ -44,10 +46,15 @@ class Report:
         return len(self.frame)
 
     @property
+    def metric(self) -> Metric:
+        """The metric the leaderboard and the paired tests are built on."""
+        return self.leaderboard.metric
+
+    @property
     def title(self) -> str:
-        """A one-line title: datasets and profile."""
+        """A one-line title: datasets, profile, and the metric with its unit and direction."""
         datasets = ", ".join(self.leaderboard.datasets)
-        return f"msda-arena leaderboard: {datasets} (profile {self.profile})"
+        return f"msda-arena leaderboard: {datasets} (profile {self.profile}): {self.metric.caption}"
 
 
 def default_compare(methods_in_store: Sequence[str], requested: Sequence[str] | None) -> str | None:
@@ -72,6 +79,7 @@ def build_report(
     compare: str | None = None,
     published: pandas.DataFrame | None = None,
     warnings: Sequence[str] = (),
+    metric: str | Metric = DEFAULT_METRIC,
 ) -> Report:
     """Build a report from stored results.
 
@@ -83,11 +91,17 @@ def build_report(
             :func:`default_compare`.
         published: published numbers to show beside the measured rows.
         warnings: warnings from loading, carried into the report.
+        metric: what the leaderboard and the paired tests are built on, a name of
+            :data:`~msda_arena.report.metrics.METRICS` (``"top1"``, ``"ece"``,
+            ``"fgsm"``). Successful results whose metric is NaN (stored before it was
+            measured) are missing for it, never averaged, with one warning counting
+            them. Published numbers are top-1: shown only for ``"top1"``.
 
     Raises:
         StoreError: no results.
-        UsageError: unknown profile or method, or several profiles and none chosen.
+        UsageError: unknown profile, method or metric, or several profiles and none chosen.
     """
+    metric = get_metric(metric)
     selection = select_results(frame, profile=profile, methods=methods)
     chosen = selection.frame
     present = [str(m) for m in chosen["method"].unique()]
@@ -98,13 +112,24 @@ def build_report(
         )
     target = compare if compare is not None else default_compare(present, selection.methods)
     shown = present if selection.methods is not None else None
-    board = build_leaderboard(chosen, published=published, published_methods=shown)
-    comparisons = compare_to_baselines(chosen, target) if target else []
+    notes = list(selection.warnings)
+    unmeasured = int(((chosen["status"] == "ok") & metric.values(chosen).isna()).sum())
+    if unmeasured:
+        notes.append(
+            f"{unmeasured} successful result(s) have no {metric.short} (not measured: stored "
+            f"before the metric existed); they count as missing for --metric {metric.name}, "
+            "never averaged; rerun `arena run --force` on those cells to measure it"
+        )
+    if published is not None and not metric.published:
+        notes.append(f"published numbers are top-1 accuracy; not shown for --metric {metric.name}")
+        published = None
+    board = build_leaderboard(chosen, published=published, published_methods=shown, metric=metric)
+    comparisons = compare_to_baselines(chosen, target, metric=metric) if target else []
     return Report(
         leaderboard=board,
         comparisons=comparisons,
         compare_method=target,
         profile=selection.profile,
         frame=chosen,
-        warnings=[*warnings, *selection.warnings],
+        warnings=[*warnings, *notes],
     )

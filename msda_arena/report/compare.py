@@ -1,7 +1,9 @@
 """Paired comparison of one method against each baseline over matched cells.
 
 Two results are matched when they share dataset, architecture, scenario and seed and
-both runs succeeded; see :mod:`msda_arena.report.stats` for the test and its rules.
+both runs succeeded and measured the metric (a NaN metric, stored before the metric
+existed, is missing); see :mod:`msda_arena.report.stats` for the test and its rules,
+and :mod:`msda_arena.report.metrics` for the metrics and their directions.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from msda_arena.report.metrics import DEFAULT_METRIC, Metric, get_metric
 from msda_arena.report.selection import BASELINES
 from msda_arena.report.stats import PairedResult, paired_test
 
@@ -21,37 +24,52 @@ __all__ = ["MATCH_KEYS", "compare_to_baselines", "matched_pairs"]
 MATCH_KEYS: tuple[str, ...] = ("dataset", "arch", "scenario", "seed")
 
 
-def matched_pairs(frame: pandas.DataFrame, method: str, baseline: str) -> pandas.DataFrame:
-    """Matched successful results: columns MATCH_KEYS + ``method`` + ``baseline`` (top1)."""
-    ok = frame[frame["status"] == "ok"]
+def matched_pairs(
+    frame: pandas.DataFrame,
+    method: str,
+    baseline: str,
+    metric: str | Metric = DEFAULT_METRIC,
+) -> pandas.DataFrame:
+    """Matched successful results that measured ``metric``: columns MATCH_KEYS +
+    ``method_value`` + ``baseline_value`` (the metric in its display unit)."""
+    metric = get_metric(metric)
     keys = list(MATCH_KEYS)
-    a = ok.loc[ok["method"] == method, [*keys, "top1"]].rename(columns={"top1": "_a"})
-    b = ok.loc[ok["method"] == baseline, [*keys, "top1"]].rename(columns={"top1": "_b"})
+    ok = frame.loc[frame["status"] == "ok", [*keys, "method"]].assign(_v=metric.values(frame))
+    ok = ok[ok["_v"].notna()]
+    a = ok.loc[ok["method"] == method, [*keys, "_v"]].rename(columns={"_v": "_a"})
+    b = ok.loc[ok["method"] == baseline, [*keys, "_v"]].rename(columns={"_v": "_b"})
     pairs = a.merge(b, on=keys, how="inner").sort_values(keys, kind="stable")
-    return pairs.rename(columns={"_a": "method_top1", "_b": "baseline_top1"}).reset_index(drop=True)
+    return pairs.rename(columns={"_a": "method_value", "_b": "baseline_value"}).reset_index(
+        drop=True
+    )
 
 
 def compare_to_baselines(
-    frame: pandas.DataFrame, method: str, baselines: Sequence[str] = BASELINES
+    frame: pandas.DataFrame,
+    method: str,
+    baselines: Sequence[str] = BASELINES,
+    metric: str | Metric = DEFAULT_METRIC,
 ) -> list[PairedResult]:
-    """One :class:`PairedResult` per baseline (the method itself is skipped)."""
+    """One :class:`PairedResult` per baseline (the method itself is skipped), on ``metric``."""
+    metric = get_metric(metric)
     keys = list(MATCH_KEYS)
     involved = frame.loc[
         (frame["status"] == "ok") & frame["method"].isin([method, *baselines]),
-        [*keys, "status", "method", "top1"],
+        [*keys, "status", "method", metric.column],
     ]
     results = []
     for baseline in baselines:
         if baseline == method:
             continue
-        pairs = matched_pairs(involved, method, baseline)
+        pairs = matched_pairs(involved, method, baseline, metric)
         results.append(
             paired_test(
                 method,
                 baseline,
-                pairs["method_top1"].tolist(),
-                pairs["baseline_top1"].tolist(),
+                pairs["method_value"].tolist(),
+                pairs["baseline_value"].tolist(),
                 seeds=pairs["seed"].nunique() if "seed" in pairs else None,
+                higher_is_better=metric.higher_is_better,
             )
         )
     return results

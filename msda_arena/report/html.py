@@ -1,6 +1,8 @@
 """One self-contained HTML page: the leaderboard, the paired comparison, the notes and
-the figures embedded as base64 PNG. No script, no font, no stylesheet or image is
-fetched from anywhere: the page can be mailed, archived or opened offline.
+the figures embedded as base64 PNG: the report's plots (:mod:`msda_arena.report.plots`)
+and the pair-weight profiles of its methods (:mod:`msda_arena.report.profiles`, the
+one figure that needs torch). No script, no font, no stylesheet or image is fetched
+from anywhere: the page can be mailed, archived or opened offline.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from msda_arena.report.render import (
 
 if TYPE_CHECKING:
     from msda_arena.report.build import Report
+    from msda_arena.report.profiles import ProfilePlot
 
 __all__ = ["html_page"]
 
@@ -42,18 +45,28 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def html_page(report: Report, figures: dict[str, bytes] | None = None) -> str:
+def html_page(
+    report: Report,
+    figures: dict[str, bytes] | None = None,
+    profiles: ProfilePlot | None = None,
+) -> str:
     """The page as a string.
 
     Args:
         report: the report to show.
         figures: PNG images by name; by default drawn with
             :func:`~msda_arena.report.plots.figures_png`.
+        profiles: the pair-weight profiles of the report's methods; by default drawn
+            with :func:`~msda_arena.report.profiles.profiles_png` (imports torch).
     """
     if figures is None:
         from msda_arena.report.plots import figures_png
 
         figures = figures_png(report)
+    if profiles is None:
+        from msda_arena.report.profiles import profiles_png
+
+        profiles = profiles_png([row.method for row in report.leaderboard.rows])
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -91,7 +104,8 @@ def html_page(report: Report, figures: dict[str, bytes] | None = None) -> str:
     if report.comparisons:
         headers, rows = comparison_table(report)
         out.append(
-            f"<h2>Paired comparison: {_e(report.compare_method)} vs each baseline</h2>"
+            f"<h2>Paired comparison on {_e(report.metric.short)} "
+            f"({_e(report.metric.direction)}): {_e(report.compare_method)} vs each baseline</h2>"
             "<p>Over matched (dataset, arch, scenario, seed) results.</p>"
         )
         out.append('<table id="comparison" class="comparison"><thead><tr>')
@@ -113,16 +127,46 @@ def html_page(report: Report, figures: dict[str, bytes] | None = None) -> str:
             + "".join(f"<li>{_e(w)}</li>" for w in report.warnings)
             + "</ul>"
         )
+    metric = report.metric
     captions = {
-        "accuracy": "Top-1 accuracy per column, mean ± 1 std over seeds, by method.",
-        "scenarios": "Each method minus Mixup per crop scenario, with 95% paired intervals.",
+        "accuracy": f"{metric.short} ({metric.unit}, {metric.direction}) per column, "
+        "mean ± 1 std over seeds, by method.",
+        "scenarios": f"Each method minus Mixup in {metric.short} ({metric.direction}) per "
+        "crop scenario, with 95% paired intervals.",
     }
     for name, data in figures.items():
-        b64 = base64.b64encode(data).decode("ascii")
-        out.append(
-            f'<figure id="fig-{_e(name)}"><img alt="{_e(captions.get(name, name))}" '
-            f'src="data:image/png;base64,{b64}"><figcaption>{_e(captions.get(name, name))}'
-            "</figcaption></figure>"
-        )
+        out.append(_figure(name, data, captions.get(name, name)))
+    out += _profiles(profiles)
     out.append("</body></html>")
     return "\n".join(out) + "\n"
+
+
+def _figure(name: str, data: bytes, caption: str) -> str:
+    b64 = base64.b64encode(data).decode("ascii")
+    return (
+        f'<figure id="fig-{_e(name)}"><img alt="{_e(caption)}" '
+        f'src="data:image/png;base64,{b64}"><figcaption>{_e(caption)}</figcaption></figure>'
+    )
+
+
+def _profiles(profiles: ProfilePlot) -> list[str]:
+    from msda_arena.report.profiles import PROFILE_SAMPLES, PROFILE_SEED, PROFILE_SIZE
+
+    h, w = PROFILE_SIZE
+    out = ['<h2 id="profiles">Pair-weight profiles</h2>']
+    if profiles.png is not None:
+        caption = (
+            f"Pair-weight profiles of {', '.join(profiles.methods)} at {h}×{w} px "
+            f"({PROFILE_SAMPLES} masks each, seed {PROFILE_SEED}): the weight "
+            "E[(1−M_p)(1−M_q)] a method's regulariser gives a pixel pair at each distance, "
+            "relative to Mixup (1 everywhere); L is the locality index of the leaderboard. "
+            "Below: coverage maps E[1−M](p)."
+        )
+        out.append(_figure("profiles", profiles.png, caption))
+    if profiles.notes:
+        out.append(
+            '<ul class="notes" id="profiles-notes">'
+            + "".join(f"<li>{_e(n)}</li>" for n in profiles.notes)
+            + "</ul>"
+        )
+    return out

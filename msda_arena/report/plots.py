@@ -1,6 +1,10 @@
 """Figures of a report (matplotlib, drawn off-screen; no pyplot state, no display needed).
 
-* ``accuracy``: one panel per leaderboard column; each method's mean top-1 with a
+Both show the report's metric (:mod:`msda_arena.report.metrics`: top-1 by default; the
+file names stay ``accuracy.png`` and ``scenarios.png`` whatever the metric), with its
+unit and direction on the axis.
+
+* ``accuracy``: one panel per leaderboard column; each method's mean metric with a
   +- 1 sample-std error bar (no bar for a single seed); the paper's numbers as hollow
   diamonds when published rows are in the report. Methods without a result in a
   panel have a label but no point.
@@ -8,13 +12,15 @@
   Mixup has results; for every crop scenario, each method's mean minus Mixup's mean
   (CutMix - Mixup drawn in its own colour), with the 95% t-interval of the paired
   differences over matched seeds as error bar (when there are two or more pairs); the
-  paper's CutMix - Mixup as a black cross when published rows are shown.
+  paper's CutMix - Mixup as a black cross when published rows are shown. For ECE
+  (lower is better) a bar below zero is an improvement over Mixup.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,7 +76,7 @@ def _new_figure(width: float, height: float) -> Figure:
 
 
 def accuracy_figure(report: Report) -> Figure:
-    """Per-column accuracy with error bars, by method."""
+    """Per-column mean of the report's metric with error bars, by method."""
     board = report.leaderboard
     measured = [r.method for r in board.rows]
     pub_only = [p.method for p in board.published if p.method not in measured]
@@ -115,7 +121,7 @@ def accuracy_figure(report: Report) -> Figure:
                 labels.append(f"{m} (paper)")
         ax.set_yticks(ys, labels, fontsize=8)
         ax.set_title(column.label(with_dataset=multi), fontsize=9)
-        ax.set_xlabel("top-1 accuracy (%)", fontsize=8)
+        ax.set_xlabel(report.metric.axis_label, fontsize=8)
         ax.grid(axis="x", alpha=0.3)
         ax.tick_params(axis="x", labelsize=8)
     for k in range(n_cols, nrows * ncols):
@@ -123,7 +129,9 @@ def accuracy_figure(report: Report) -> Figure:
     caption = "mean ± 1 std over seeds"
     if board.published:
         caption += "; ◇ = published (paper)"
-    fig.suptitle(f"{report.title}\n{caption}", fontsize=10)
+    width = fig.get_figwidth()  # about 12 characters of 10-pt text per inch
+    title = textwrap.fill(report.title, width=max(40, int(12 * width)))
+    fig.suptitle(f"{title}\n{caption}", fontsize=10)
     return fig
 
 
@@ -172,8 +180,9 @@ def scenario_figure(report: Report) -> Figure | None:
                     ],
                     method,
                     "mixup",
+                    report.metric,
                 )
-                diffs = (pairs["method_top1"] - pairs["baseline_top1"]).tolist()
+                diffs = (pairs["method_value"] - pairs["baseline_value"]).tolist()
                 if not diffs:  # nothing matched: no paired difference to draw
                     continue
                 low, high = t_interval(diffs)
@@ -209,14 +218,15 @@ def scenario_figure(report: Report) -> Figure | None:
                     labelled = True
         ax.axhline(0.0, color="black", linewidth=0.8)
         ax.set_xticks(range(len(col_idx)), [board.columns[j].scenario for j in col_idx])
-        ax.set_ylabel("top-1 difference (points)", fontsize=8)
+        ax.set_ylabel(f"{report.metric.short} difference (points)", fontsize=8)
         ax.set_title(f"{dataset} / {arch}", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
     for k in range(n, nrows * ncols):
         axes[k // ncols][k % ncols].set_visible(False)
     fig.suptitle(
-        "Each method minus Mixup per crop scenario\n"
+        f"Each method minus Mixup per crop scenario: {report.metric.short} "
+        f"({report.metric.direction})\n"
         "(large crop = small objects, small crop = large objects)\n"
         "bars: mean paired difference; error bars: its 95% t-interval",
         fontsize=10,

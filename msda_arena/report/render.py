@@ -4,11 +4,16 @@ Formats: ``table`` (rich, for a terminal), ``markdown`` and ``latex`` (tabulate)
 ``csv`` and ``json`` (for machines, full precision), ``html`` (one self-contained page,
 see :mod:`msda_arena.report.html`).
 
+The numbers are those of the report's metric (:mod:`msda_arena.report.metrics`: top-1
+by default, ECE in %, FGSM top-1), named with its unit and direction in the title.
+
 Marks, the same in every human format:
 
 * ``74.83 ± 0.21 (n=3)``: mean ± sample std over the successful seeds; ``n=1`` has no std.
 * ``(n=2, 1 failed)``: some seeds failed and are not in the mean; ``failed (n=2)``: all did.
-* ``—``: never run.  ``★`` (bold in markdown, LaTeX, HTML): best mean in the column.
+* ``—``: never run (or, for ECE and FGSM, not measured).  ``★`` (bold in markdown,
+  LaTeX, HTML): best mean in the column (the lowest for ECE).
+* ``locality``: the method's locality index L at 32 px (0 = Mixup, ~0.8 = CutMix).
 * ``†`` after an average, rank or difference: computed only over the columns where the
   method has results; not comparable with complete rows.
 * Rows labelled ``(published)``: the paper's numbers, unranked.
@@ -29,6 +34,7 @@ from msda_arena.report.stats import ALPHA, MIN_PAIRS, TIE_TOLERANCE
 
 if TYPE_CHECKING:
     from msda_arena.report.build import Report
+    from msda_arena.report.profiles import ProfilePlot
     from msda_arena.report.stats import PairedResult
     from msda_arena.report.table import Cell, Row
 
@@ -39,6 +45,7 @@ __all__ = [
     "MISSING",
     "comparison_table",
     "format_cell",
+    "format_locality",
     "legend",
     "render",
     "to_csv",
@@ -105,7 +112,16 @@ def _headers(report: Report, sep: str) -> list[str]:
         "avg",
         "avg rank",
         "Δ best baseline",
+        "locality",
     ]
+
+
+def format_locality(value: float) -> str:
+    """``"0.79"``, ``"0.00"`` (never ``"-0.00"``) or ``"—"`` when the method has none."""
+    if value is None or math.isnan(value):
+        return MISSING
+    text = f"{value:.2f}"
+    return text[1:] if text.startswith("-") and float(text) == 0.0 else text
 
 
 def _row_summary(row: Row) -> list[_Piece]:
@@ -113,6 +129,7 @@ def _row_summary(row: Row) -> list[_Piece]:
         _Piece(_num(row.average, ".2f", row.complete)),
         _Piece(_num(row.avg_rank, ".2f", row.complete)),
         _Piece(_num(row.delta, "+.2f", row.delta_complete)),
+        _Piece(format_locality(row.locality)),
     ]
 
 
@@ -129,20 +146,28 @@ def _lines(report: Report) -> list[_Line]:
         pieces = [
             _Piece(MISSING if math.isnan(v) else f"{v:.2f}", status="published") for v in pub.values
         ]
-        pieces += [_Piece(""), _Piece(""), _Piece("")]
+        pieces += [_Piece("") for _ in range(4)]
         lines.append(_Line(pub.method + PUBLISHED_SUFFIX, pieces, published=True))
     return lines
 
 
 def legend(report: Report) -> list[str]:
     """The notes printed under every human-readable table."""
+    metric = report.metric
+    lowest = "" if metric.higher_is_better else " (lowest)"
+    missing = "not run" if metric.always_measured else "not run or not measured"
     notes = [
-        "Cells: mean ± sample std of top-1 % over successful seeds (n); failed seeds are "
-        f"counted, never averaged; {MISSING} = not run; {BEST_MARK} = best in column.",
+        f"Cells: mean ± sample std of {metric.short} {metric.unit} over successful seeds (n); "
+        f"{metric.direction}; failed seeds are counted, never averaged; {MISSING} = {missing}; "
+        f"{BEST_MARK} = best{lowest} in column.",
         "avg = mean of the cell means; avg rank = mean per-column rank (1 = best, ties "
         f"share); {INCOMPLETE_MARK} = over the columns this method has results in only.",
-        "Δ best baseline = mean over columns of (method - best of "
-        f"{', '.join(BASELINES)} in that column).",
+        "Δ best baseline = mean over columns of (method - best"
+        f"{lowest} of {', '.join(BASELINES)} in that column)"
+        + ("; negative is better." if not metric.higher_is_better else "."),
+        "locality = the method's locality index L at 32 px (arena fingerprint): 0 = Mixup "
+        "(pixel distance does not matter), about 0.8 = CutMix (near pixel pairs only); "
+        f"{MISSING} = none (vanilla never mixes).",
     ]
     if report.leaderboard.published:
         sources = sorted({s for p in report.leaderboard.published for s in p.sources if s})
@@ -152,7 +177,9 @@ def legend(report: Report) -> list[str]:
         )
     if report.comparisons:
         notes.append(
-            "Paired comparison: matched (dataset, arch, scenario, seed); W/T/L with ties "
+            "Paired comparison: matched (dataset, arch, scenario, seed); d = method - baseline "
+            f"in {metric.short} {metric.unit} ({metric.direction}: a "
+            f"{'positive' if metric.higher_is_better else 'negative'} d wins); W/T/L with ties "
             f"|d| <= {TIE_TOLERANCE}; 95% t-interval; two-sided paired t-test; fewer than "
             f"{MIN_PAIRS} pairs is too few to conclude; p not corrected for the "
             f"{len(report.comparisons)} baselines (alpha = {ALPHA:g})."
@@ -182,8 +209,8 @@ def comparison_table(report: Report) -> tuple[list[str], list[list[str]]]:
 
 def _comparison_title(report: Report) -> str:
     return (
-        f"Paired comparison: {report.compare_method} vs each baseline "
-        "(matched dataset, arch, scenario, seed)"
+        f"Paired comparison on {report.metric.short} ({report.metric.direction}): "
+        f"{report.compare_method} vs each baseline (matched dataset, arch, scenario, seed)"
     )
 
 
@@ -284,6 +311,8 @@ _TEX = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    "×": r"$\times$",
+    "ε": r"$\varepsilon$",
 }
 
 
@@ -376,6 +405,14 @@ def report_dict(report: Report) -> dict[str, Any]:
         "format": "msda-arena-report",
         "version": 1,
         "title": report.title,
+        "metric": {
+            "name": report.metric.name,
+            "column": report.metric.column,
+            "label": report.metric.label,
+            "unit": report.metric.unit,
+            "scale": report.metric.scale,
+            "higher_is_better": report.metric.higher_is_better,
+        },
         "profile": report.profile,
         "n_results": report.n_results,
         "baselines": list(BASELINES),
@@ -393,6 +430,7 @@ def report_dict(report: Report) -> dict[str, Any]:
                 "delta_best_baseline": _float(row.delta),
                 "delta_complete": row.delta_complete,
                 "n_columns": row.n_columns,
+                "locality": _float(row.locality),
             }
             for row in board.rows
         ],
@@ -442,20 +480,25 @@ CSV_COLUMNS: tuple[str, ...] = (
     "row_complete",
     "row_avg_rank",
     "row_delta_best_baseline",
+    "locality",
+    "metric",
 )
 
 
 def to_csv(report: Report) -> str:
     """One line per (row, column) cell in tidy form; measured then published rows.
 
-    Numbers are written in full precision; empty means "none". Published lines carry
-    the paper's number in ``mean`` and ``status`` = ``published``. The paired
-    comparison is not in the CSV (use JSON).
+    Numbers are written in full precision, in the display unit of the metric named in
+    ``metric`` (ECE in %); empty means "none". ``locality`` is the method's locality
+    index (the same on each of its lines). Published lines carry the paper's number in
+    ``mean`` and ``status`` = ``published``. The paired comparison is not in the CSV
+    (use JSON).
     """
     board = report.leaderboard
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
+    metric = report.metric.name
 
     def num(v: float) -> str:
         return "" if v is None or math.isnan(v) else repr(float(v))
@@ -468,7 +511,7 @@ def to_csv(report: Report) -> str:
                     c.n, c.n_failed, num(c.mean), num(c.std), c.status,
                     "true" if c.best else "false", num(c.rank), num(c.delta),
                     num(row.average), "true" if row.complete else "false",
-                    num(row.avg_rank), num(row.delta),
+                    num(row.avg_rank), num(row.delta), num(row.locality), metric,
                 ]
             )  # fmt: skip
     for pub in board.published:
@@ -477,7 +520,8 @@ def to_csv(report: Report) -> str:
                 continue
             writer.writerow(
                 ["published", pub.method, col.dataset, col.arch, col.scenario,
-                 "", "", num(v), "", "published", "false", "", "", "", "", "", ""]
+                 "", "", num(v), "", "published", "false", "", "", "", "", "", "", "",
+                 metric]
             )  # fmt: skip
     return buf.getvalue()
 
@@ -489,6 +533,7 @@ def render(
     color: bool = False,
     width: int | None = None,
     figures: dict[str, bytes] | None = None,
+    profiles: ProfilePlot | None = None,
 ) -> str:
     """Render ``report`` in one of :data:`FORMATS`.
 
@@ -498,6 +543,8 @@ def render(
         color: ANSI colours for ``table``.
         width: wrap ``table`` to this width (default: never wrap).
         figures: PNG images (name -> bytes) to embed in ``html``; drawn when omitted.
+        profiles: the pair-weight profile plot for ``html``
+            (:func:`~msda_arena.report.profiles.profiles_png`); drawn when omitted.
 
     Raises:
         UsageError: an unknown format.
@@ -515,5 +562,5 @@ def render(
     if fmt == "html":
         from msda_arena.report.html import html_page
 
-        return html_page(report, figures=figures)
+        return html_page(report, figures=figures, profiles=profiles)
     raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from msda_arena.errors import StoreError, UsageError
+from msda_arena.report.metrics import METRICS
 
 if TYPE_CHECKING:
     import pandas
@@ -34,9 +35,12 @@ BASELINES: tuple[str, ...] = ("mixup", "cutmix", "hmix", "gmix")
 REFERENCE_METHODS: tuple[str, ...] = ("vanilla", "mixup", "cutmix", "mixup-cutmix", "hmix", "gmix")
 
 CELL_IDENTITY: tuple[str, ...] = ("dataset", "arch", "scenario", "method", "seed")
-#: The result columns a report reads (``load_results(columns=REPORT_COLUMNS)`` is faster).
+#: The result columns a report reads (``load_results(columns=REPORT_COLUMNS)`` is faster):
+#: the cell's identity, every metric's column (:data:`~msda_arena.report.metrics.METRICS`),
+#: the method's locality index and what the selection rules need.
 REPORT_COLUMNS: tuple[str, ...] = (
-    "status", "profile", "dataset", "arch", "scenario", "method", "seed", "top1",
+    "status", "profile", "dataset", "arch", "scenario", "method", "seed",
+    *dict.fromkeys(m.column for m in METRICS.values()), "locality",
     "finished_at", "recipe_hash", "method_code",
 )  # fmt: skip
 

@@ -1,12 +1,16 @@
-"""The leaderboard: one row per method spec, one column per (dataset, arch, scenario).
+"""The leaderboard: one row per method spec, one column per (dataset, arch, scenario),
+built on one metric (:data:`~msda_arena.report.metrics.METRICS`: top-1 by default).
 
-Rules (each one tested):
+Rules (each one tested). "Better" follows the metric's direction: higher top-1 and
+FGSM top-1, lower ECE.
 
-* **Cell**: mean +- sample std (``ddof=1``) of ``top1`` over the seeds whose run
-  succeeded, with ``n`` those seeds. Failed seeds are counted (``n_failed``) and shown,
-  never averaged in. A cell is ``ok`` (all seeds succeeded), ``partial`` (some failed),
-  ``failed`` (all failed) or ``missing`` (never run).
-* **Best**: in each column, the measured row(s) with the highest mean are marked best
+* **Cell**: mean +- sample std (``ddof=1``) of the metric (in its display unit) over
+  the seeds whose run succeeded and measured it, with ``n`` those seeds. Failed seeds
+  are counted (``n_failed``) and shown, never averaged in; a successful seed whose
+  metric is NaN (stored before the metric existed) is missing for this metric, neither
+  averaged nor counted. A cell is ``ok`` (all seeds succeeded), ``partial`` (some
+  failed), ``failed`` (all failed) or ``missing`` (no result for this metric).
+* **Best**: in each column, the measured row(s) with the best mean are marked best
   (ties all marked).
 * **Rank**: in each column, measured rows with a result are ranked by mean, 1 = best,
   tied means share the average of their ranks. A row's rank is the mean of its ranks.
@@ -14,12 +18,16 @@ Rules (each one tested):
   where the row has a result; if it lacks any column (missing or failed), the row is
   *incomplete*: its average and rank are marked, because they are not comparable with
   complete rows.
-* **Difference from the best baseline**: per column, the row's mean minus the highest
-  mean among :data:`~msda_arena.report.selection.BASELINES` in that column; the row's
-  figure is the mean of these per-column differences, marked incomplete unless the
-  row and some baseline have results in every column.
-* **Order**: complete rows first, then by average rank, then by average (higher first),
-  then by name.
+* **Difference from the best baseline**: per column, the row's mean minus the best
+  mean among :data:`~msda_arena.report.selection.BASELINES` in that column (the
+  highest, or for a lower-is-better metric the lowest: a negative ECE difference is an
+  improvement); the row's figure is the mean of these per-column differences, marked
+  incomplete unless the row and some baseline have results in every column.
+* **Locality**: the mean of the ``locality`` column over the method's records (every
+  record of a method stores the same value, its locality index at 32 px from
+  :mod:`msda_arena.fingerprint`); NaN when none has one (``vanilla``). Not ranked.
+* **Order**: complete rows first, then by average rank, then by average (better
+  first), then by name.
 
 Means are compared after rounding to 1e-9 so that float noise never splits a tie.
 """
@@ -30,6 +38,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from msda_arena.report.metrics import DEFAULT_METRIC, METRICS, Metric, get_metric
 from msda_arena.report.published import PUBLISHED_ORDER, match_published
 from msda_arena.report.selection import BASELINES
 
@@ -96,7 +105,10 @@ class Cell:
 
 @dataclass
 class Row:
-    """One measured method: its cells (aligned with the columns) and its summary."""
+    """One measured method: its cells (aligned with the columns) and its summary.
+
+    ``locality`` is the method's locality index at 32 px (NaN when it has none).
+    """
 
     method: str
     cells: list[Cell]
@@ -105,6 +117,7 @@ class Row:
     delta: float = _NAN
     complete: bool = False
     delta_complete: bool = False
+    locality: float = _NAN
 
     @property
     def n_columns(self) -> int:
@@ -123,11 +136,12 @@ class PublishedRow:
 
 @dataclass
 class Leaderboard:
-    """Columns, measured rows (in display order) and published rows."""
+    """Columns, measured rows (in display order) and published rows, of one metric."""
 
     columns: list[Column]
     rows: list[Row]
     published: list[PublishedRow] = field(default_factory=list)
+    metric: Metric = field(default_factory=lambda: METRICS[DEFAULT_METRIC])
 
     def row(self, method: str) -> Row:
         """The measured row of ``method`` (KeyError if absent)."""
@@ -153,15 +167,22 @@ def build_leaderboard(
     frame: pandas.DataFrame,
     published: pandas.DataFrame | None = None,
     published_methods: list[str] | None = None,
+    metric: str | Metric = DEFAULT_METRIC,
 ) -> Leaderboard:
     """Build the leaderboard of ``frame`` (already selected: one profile, one result per
     cell; see :func:`~msda_arena.report.selection.select_results`).
 
     Args:
-        frame: result records (columns of :data:`msda_arena.store.RESULT_COLUMNS`).
+        frame: result records (columns of :data:`msda_arena.record.COLUMNS`).
         published: published numbers (:func:`~msda_arena.report.published.load_published`)
-            to add as unranked rows where dataset, scenario and arch match.
+            to add as unranked rows where dataset, scenario and arch match (top-1
+            only: ignored for another metric).
         published_methods: show only these methods' published rows (default: all).
+        metric: the metric of the cells (a name of
+            :data:`~msda_arena.report.metrics.METRICS`).
+
+    Raises:
+        UsageError: an unknown metric.
     """
     import numpy as np
     import pandas as pd
@@ -175,8 +196,11 @@ def build_leaderboard(
     col_pos = {(c.dataset, c.arch, c.scenario): i for i, c in enumerate(columns)}
     methods = sorted(str(m) for m in frame["method"].unique())
 
-    ok = frame[frame["status"] == "ok"]
-    agg = ok.groupby(keys, sort=False)["top1"].agg(["count", "mean", "std"])
+    metric = get_metric(metric)
+    values = metric.values(frame)
+    measured = (frame["status"] == "ok") & values.notna()
+    ok = frame.loc[measured, keys].assign(_value=values[measured])
+    agg = ok.groupby(keys, sort=False)["_value"].agg(["count", "mean", "std"])
     fails = frame[frame["status"] != "ok"].groupby(keys, sort=False).size()
 
     n_m, n_c = len(methods), len(columns)
@@ -191,21 +215,23 @@ def build_leaderboard(
     for (m, d, a, s), c in fails.items():
         nfail[m_pos[m], col_pos[(d, a, s)]] = int(c)
 
+    higher = metric.higher_is_better
     means = pd.DataFrame(np.round(mean, 9), index=methods)
-    ranks = means.rank(axis=0, ascending=False, method="average").to_numpy()
-    col_max = means.max(axis=0).to_numpy()
-    best = (means.to_numpy() == col_max[None, :]) & ~np.isnan(mean)
+    ranks = means.rank(axis=0, ascending=not higher, method="average").to_numpy()
+    col_best = (means.max(axis=0) if higher else means.min(axis=0)).to_numpy()
+    best = (means.to_numpy() == col_best[None, :]) & ~np.isnan(mean)
     base_idx = [m_pos[b] for b in BASELINES if b in m_pos]
     if base_idx:
         base = mean[base_idx]
         has_base = ~np.isnan(base).all(axis=0)
-        best_base = np.where(
-            has_base, np.nanmax(np.where(np.isnan(base), -np.inf, base), axis=0), np.nan
-        )
+        worst = -np.inf if higher else np.inf
+        pick = np.max if higher else np.min
+        best_base = np.where(has_base, pick(np.where(np.isnan(base), worst, base), axis=0), np.nan)
     else:
         has_base = np.zeros(n_c, dtype=bool)
         best_base = np.full(n_c, np.nan)
     delta = mean - best_base[None, :]
+    locality = _locality(frame)
 
     rows = []
     for i, method in enumerate(methods):
@@ -222,7 +248,7 @@ def build_leaderboard(
             for j in range(n_c)
         ]
         have = count[i] > 0
-        row = Row(method=method, cells=cells)
+        row = Row(method=method, cells=cells, locality=locality.get(method, _NAN))
         row.complete = bool(have.all())
         if have.any():
             row.average = float(mean[i, have].mean())
@@ -236,14 +262,22 @@ def build_leaderboard(
         key=lambda r: (
             not r.complete,
             r.avg_rank if not math.isnan(r.avg_rank) else math.inf,
-            -r.average if not math.isnan(r.average) else math.inf,
+            (-r.average if higher else r.average) if not math.isnan(r.average) else math.inf,
             r.method,
         )
     )
-    board = Leaderboard(columns=columns, rows=rows)
-    if published is not None:
+    board = Leaderboard(columns=columns, rows=rows, metric=metric)
+    if published is not None and metric.published:  # the paper's numbers are top-1 only
         board.published = _published_rows(published, columns, published_methods)
     return board
+
+
+def _locality(frame: pandas.DataFrame) -> dict[str, float]:
+    """Each method's locality index: the mean over its records (NaN where none has one)."""
+    if "locality" not in frame.columns:
+        return {}
+    means = frame.groupby("method", sort=False)["locality"].mean()
+    return {str(m): float(v) for m, v in means.items()}
 
 
 def _published_rows(
