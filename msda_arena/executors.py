@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from msda_arena.config import ArenaConfig, Profile
 from msda_arena.errors import UsageError
 from msda_arena.grid import GridCell
-from msda_arena.provenance import utc_now
 from msda_arena.record import ResultRecord
 from msda_arena.worker import (
     CellOutcome,
@@ -211,6 +210,15 @@ class Executor:
                 summary.failed.append((cell, rejected[cell.method] + " (not stored: busy)"))
             else:
                 self._count(outcome, summary, reporter)
+        settings = self.settings
+        try:
+            self._drain(todo, summary, reporter)
+        finally:
+            self.settings = settings
+        return summary
+
+    def _drain(self, todo: list[GridCell], summary: RunSummary, reporter: Reporter) -> None:
+        """Execute ``todo``, then wait for and retry the cells other runs held."""
         announced = False
         while todo:
             waiting = []
@@ -220,12 +228,13 @@ class Executor:
                 else:
                     self._count(outcome, summary, reporter)
             todo = waiting
+            if todo and self.settings.force:  # what another run trained meanwhile is fresh
+                self.settings = replace(self.settings, force=False)
             if todo:  # another run is training these: wait, then take over if it died
                 if not announced:
                     reporter.note(f"waiting for {len(todo)} cell(s) that another run is training")
                     announced = True
                 time.sleep(WAIT_POLL_S)
-        return summary
 
     def _count(self, outcome: CellOutcome, summary: RunSummary, reporter: Reporter) -> None:
         if outcome.action == "skipped":
@@ -296,7 +305,6 @@ class LocalExecutor(Executor):
             save_checkpoints=save_checkpoints,
             force=force,
             claim_ttl_s=claim_ttl_s,
-            run_started=utc_now(),
         )
         super().__init__(settings, skip_check)
         self.slots = list(slots) if slots else [device]
@@ -373,7 +381,6 @@ def create_executor(
         data_root=data_root or profile.data_root,
         save_checkpoints=save_checkpoints,
         force=force,
-        run_started=utc_now(),
     )
     if kind == "ray":
         from msda_arena.ray_executor import RayExecutor

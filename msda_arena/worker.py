@@ -65,8 +65,6 @@ class RunSettings:
     save_checkpoints: bool = False
     force: bool = False
     claim_ttl_s: float | None = None
-    #: UTC start of the run (ISO): with ``force``, results stored after it are fresh.
-    run_started: str = ""
 
     @property
     def recipe(self) -> Any:
@@ -139,7 +137,6 @@ def provenance(cell: GridCell, settings: RunSettings, started_at: str) -> dict[s
         )
     except Exception:  # an unknown method still gets a failed record
         pass
-    info["locality"] = method_locality(cell.method)
     return info
 
 
@@ -253,12 +250,8 @@ def run_cell(
         who = f"pid {owner.pid} on {owner.host}" if owner else "another run"
         return CellOutcome(cell, "busy", detail=f"being trained by {who}")
     with claim:
-        stored = stored_record(settings.results, cell)
         status = stored_status(settings.results, cell)
-        if status == "ok" and (
-            not settings.force
-            or (settings.run_started and stored and stored["finished_at"] >= settings.run_started)
-        ):  # with --force, a result another run stored during this run counts as fresh
+        if status == "ok" and not settings.force:
             return CellOutcome(cell, "skipped", detail="stored by another run")
         started = utc_now()
         if on_start is not None:
@@ -275,6 +268,8 @@ def run_cell(
             error = describe_exception(exc)
         else:
             info = provenance(cell, settings, started)
+            # only after a cell trained: a failure is written without running method code
+            info["locality"] = method_locality(cell.method)
             info["finished_at"] = utc_now()
             record = ResultRecord.finished(cell, result, info)
             if claim.lost():
@@ -325,6 +320,9 @@ def _train(
         "images_per_s": result.images_per_s,
         "peak_mem_mb": result.peak_mem_mb,
         "device_name": result.device_name,
+        "ece": result.ece,
+        "fgsm_top1": result.fgsm_top1,
+        "notes": result.notes,
         "state_dict": result.state_dict,
     }
 
