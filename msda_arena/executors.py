@@ -39,8 +39,8 @@ from msda_arena.worker import (
     CellOutcome,
     RunSettings,
     describe_exception,
+    fail_cell,
     load_data,
-    reject_cell,
     run_cell,
     stored_status,
 )
@@ -168,6 +168,10 @@ class Executor:
         if removed:
             reporter.note(f"removed {len(removed)} temporary file(s) left by dead runs")
 
+    def settings_changed(self) -> None:
+        """``self.settings`` changed during the run (``force`` dropped for cells another
+        run trained meanwhile): executors that keep derived settings refresh them."""
+
     def check_device(self) -> str:
         """Where the preflight checks run: the training device when this process can
         use it, else the CPU (a cluster driver without a GPU)."""
@@ -205,7 +209,7 @@ class Executor:
             if cell.method not in rejected:
                 todo.append(cell)
                 continue
-            outcome = reject_cell(cell, self.settings, rejected[cell.method])
+            outcome = fail_cell(cell, self.settings, rejected[cell.method])
             if outcome.action == "busy":  # another run is at it; this run reports why not
                 summary.failed.append((cell, rejected[cell.method] + " (not stored: busy)"))
             else:
@@ -230,6 +234,7 @@ class Executor:
             todo = waiting
             if todo and self.settings.force:  # what another run trained meanwhile is fresh
                 self.settings = replace(self.settings, force=False)
+                self.settings_changed()
             if todo:  # another run is training these: wait, then take over if it died
                 if not announced:
                     reporter.note(f"waiting for {len(todo)} cell(s) that another run is training")
@@ -306,8 +311,10 @@ class LocalExecutor(Executor):
             force=force,
             claim_ttl_s=claim_ttl_s,
         )
-        super().__init__(settings, skip_check)
         self.slots = list(slots) if slots else [device]
+        if len(self.slots) == 1:  # one slot runs here: on that slot's device (--gpus 1)
+            settings = replace(settings, device=self.slots[0])
+        super().__init__(settings, skip_check)
 
     def data(self) -> Any:
         """The profile's dataset on this process's device (loaded once)."""
@@ -330,9 +337,20 @@ class LocalExecutor(Executor):
             for cell in cells:
                 yield self._run_here(cell, reporter)
             return
+        from msda_arena import claims
         from msda_arena.pool import run_pool
 
-        yield from run_pool(cells, self.settings, self.slots, reporter)
+        free = []
+        for cell in cells:  # cells another run is training: no worker is started for them
+            path = claims.claim_path(self.results, cell.dataset, cell.key)
+            info = claims.read_claim(path) if path.exists() else None
+            ttl = self.settings.claim_ttl_s
+            if info is not None and claims.stale_reason(path, info, ttl) is None:
+                yield CellOutcome(cell, "busy", detail="being trained by another run")
+            else:
+                free.append(cell)
+        if free:
+            yield from run_pool(free, self.settings, self.slots, reporter)
 
     def run_cell(self, cell: GridCell, reporter: Reporter | None = None) -> ResultRecord | None:
         """Claim, train and store one cell now, in this process, whatever is stored;

@@ -67,6 +67,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CALIBRATION_BINS",
     "CALL_SIZE",
+    "LOCALITY_SAMPLES",
+    "LOCALITY_SEED",
+    "LOCALITY_SIZE",
     "Fingerprint",
     "default_samples",
     "fingerprint",
@@ -187,6 +190,13 @@ def _fmt_zero(value: float, fmt: str) -> str:
     """``format`` that prints a rounded-away ``-0`` as ``0``."""
     text = format(value, fmt)
     return text[1:] if text.startswith("-") and float(text) == 0.0 else text
+
+
+#: The fingerprint behind a result's ``locality`` column and the report's profiles plot:
+#: mask size, masks and seed (fixed, on the CPU, so every worker gets the same number).
+LOCALITY_SIZE: tuple[int, int] = (32, 32)
+LOCALITY_SAMPLES = 1024
+LOCALITY_SEED = 0
 
 
 def default_samples(size: Sequence[int]) -> int:

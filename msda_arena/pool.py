@@ -21,8 +21,9 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
+from msda_arena.errors import ArenaError, StoreError
 from msda_arena.grid import GridCell
-from msda_arena.worker import CellOutcome, RunSettings, failed_record, store_failure
+from msda_arena.worker import CellOutcome, RunSettings, fail_cell
 
 if TYPE_CHECKING:
     from msda_arena.executors import Reporter
@@ -50,7 +51,11 @@ def _worker_main(conn: Connection, settings: RunSettings, gpu: str | None) -> No
             return
         if cell is None:
             return
-        outcome = run_cell_here(cell, settings, on_start=on_start, on_epoch=on_epoch)
+        try:
+            outcome = run_cell_here(cell, settings, on_start=on_start, on_epoch=on_epoch)
+        except ArenaError as exc:  # the store cannot be written...: the driver stops, one line
+            conn.send(("error", cell, f"{type(exc).__name__}\x00{exc}"))
+            return
         conn.send(("done", cell, outcome))
 
 
@@ -66,11 +71,15 @@ def _start(slot: _Slot, settings: RunSettings) -> None:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     gpu = slot.device.split(":", 1)[1] if slot.device.startswith("cuda:") else None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    if gpu is not None and visible:  # index among the visible devices -> the same device
+        entries = [e.strip() for e in visible.split(",") if e.strip()]
+        gpu = entries[int(gpu)] if int(gpu) < len(entries) else gpu
     device = "cuda" if gpu is not None else slot.device
     slot.process = ctx.Process(
         target=_worker_main,
         args=(child, replace(settings, device=device), gpu),
-        daemon=True,
+        daemon=False,  # a worker may start DataLoader processes of its own
         name=f"arena-worker-{slot.device}",
     )
     slot.process.start()
@@ -143,6 +152,8 @@ def run_pool(
                         slot.cell = None
                         yield payload
                         continue
+                    if kind == "error":  # a harness error on the worker stops the run
+                        raise StoreError(payload.split("\x00", 1)[1])
                 if slot.cell is not None and not slot.process.is_alive():
                     cell, slot.cell = slot.cell, None
                     slot.process.join()
@@ -160,16 +171,6 @@ def run_pool(
 
 
 def _dead_outcome(cell: GridCell, settings: RunSettings, exitcode: int | None) -> CellOutcome:
-    """The failed record of a dead worker's cell, written under the cell's claim (the
-    dead worker's claim is stale at once: its process is gone)."""
-    from msda_arena import claims
-
-    record = failed_record(cell, settings, _death(exitcode))
-    claim = claims.try_claim(settings.results, cell.dataset, cell.key, settings.claim_ttl_s)
-    if claim is None:  # another run took the cell over meanwhile: it is theirs now
-        return CellOutcome(cell, "busy", detail="taken over by another run")
-    with claim:
-        stored = store_failure(settings, record)
-    if not stored:
-        record = record.replace(error=record.error + " (the stored ok result was kept)")
-    return CellOutcome(cell, "trained", record, kept_ok=not stored)
+    """The failed record of a dead worker's cell (its claim is stale at once: its
+    process is gone)."""
+    return fail_cell(cell, settings, _death(exitcode))

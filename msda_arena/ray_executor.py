@@ -50,9 +50,8 @@ from msda_arena.worker import (
     CellOutcome,
     RunSettings,
     describe_exception,
-    failed_record,
+    fail_cell,
     load_data,
-    store_failure,
 )
 
 __all__ = ["INSTALL_HINT", "MAX_RETRIES", "RayExecutor"]
@@ -110,25 +109,6 @@ def _claims_free_here(settings: RunSettings, cells: list[GridCell]) -> list[str 
     return reasons
 
 
-def _store_dead(cell: GridCell, settings: RunSettings, error: str) -> CellOutcome:
-    """The failed record of a cell whose task could not finish, written under the cell's
-    claim (a dead worker's claim is taken over at once on its host)."""
-    from msda_arena import claims
-
-    record = failed_record(cell, settings, error)
-    claim = claims.try_claim(settings.results, cell.dataset, cell.key, settings.claim_ttl_s)
-    if claim is None:  # held by a live process: it is theirs now, or will be retried
-        return CellOutcome(cell, "busy", detail="claim still held after its worker died")
-    with claim:
-        stored = store_failure(settings, record)
-    if not stored:
-        record = record.replace(error=record.error + " (the stored ok result was kept)")
-    return CellOutcome(cell, "trained", record, kept_ok=not stored)
-
-
-# --- The driver -------------------------------------------------------------------------
-
-
 class RayExecutor(Executor):
     """Cells as Ray tasks on a cluster or a local Ray instance (see the module docstring).
 
@@ -137,6 +117,10 @@ class RayExecutor(Executor):
     ``options.workers`` CPUs (every core when 1) is started and shut down at the end.
     Where Ray is already initialised in this process, that connection is used and kept.
     """
+
+    def settings_changed(self) -> None:
+        """Tasks get the driver's current settings (``force`` dropped while waiting)."""
+        self.task_settings = replace(self.task_settings, force=self.settings.force)
 
     def __init__(
         self, settings: RunSettings, options: ExecutorOptions, skip_check: bool = False
@@ -211,7 +195,7 @@ class RayExecutor(Executor):
         else:
             self._task = ray.remote(num_cpus=1, **common)(_cell_task)
         self._probe = ray.remote(num_cpus=0, max_retries=MAX_RETRIES)(_claims_free_here)
-        self._dead = ray.remote(num_cpus=0, max_retries=MAX_RETRIES)(_store_dead)
+        self._dead = ray.remote(num_cpus=0, max_retries=MAX_RETRIES)(fail_cell)
 
     def close(self) -> None:
         """Shut Ray down if this executor started it (else only forget the connection)."""
@@ -390,7 +374,7 @@ class RayExecutor(Executor):
         try:
             return ray.get(dead)
         except errors.RayError:  # no worker for it: write it from here, if the claim allows
-            return _store_dead(cell, self.task_settings, error)
+            return fail_cell(cell, self.task_settings, error)
 
     def _owner_node(self, cell: GridCell) -> str | None:
         """The node of the host that holds the cell's claim, if it is one of the cluster."""

@@ -327,7 +327,7 @@ _OK_RANGES: tuple[tuple[str, float, float | None], ...] = (
 _OK_OPTIONAL_RANGES: tuple[tuple[str, float, float], ...] = (
     ("ece", 0.0, 1.0),
     ("fgsm_top1", 0.0, 100.0),
-    ("locality", -1.0, 1.0),
+    ("locality", -math.inf, 1.0),
 )
 
 

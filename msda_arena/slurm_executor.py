@@ -119,6 +119,10 @@ class SlurmExecutor(Executor):
     processes.
     """
 
+    def settings_changed(self) -> None:
+        """Elements get the driver's current settings (``force`` dropped while waiting)."""
+        self.cell_settings = replace(self.cell_settings, force=self.settings.force)
+
     def __init__(
         self, settings: RunSettings, options: ExecutorOptions, skip_check: bool = False
     ) -> None:

@@ -440,14 +440,17 @@ class TrainStep:
         acc = EvalAccumulator(self.data.num_classes, self.device)
         eps, lo, hi = fgsm_bounds(self.data.mean, self.data.std, self.device)
         fmt = self.memory_format
+        chunk = self.recipe.batch_size  # FGSM's backward never needs more than training's
         for xb, yb in _test_batches(self.data, self.recipe, self.device):
             x = test_views(self.data.normalize(xb), self.scenario).contiguous(memory_format=fmt)
             with torch.no_grad(), self.autocast():
                 acc.add(self.model(x), yb)
-            with self.autocast():
-                moved = fgsm_inputs(self.model, x, yb, eps, lo, hi)
-            with torch.no_grad(), self.autocast():
-                acc.add_fgsm(self.model(moved.contiguous(memory_format=fmt)), yb)
+            for i in range(0, len(yb), chunk):
+                xc, yc = x[i : i + chunk], yb[i : i + chunk]
+                # the gradient's sign in float32 on every device, so FGSM figures compare
+                moved = fgsm_inputs(self.model, xc, yc, eps, lo, hi)
+                with torch.no_grad(), self.autocast():
+                    acc.add_fgsm(self.model(moved.contiguous(memory_format=fmt)), yc)
         return acc.result()  # the one read
 
 

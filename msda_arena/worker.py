@@ -40,11 +40,11 @@ __all__ = [
     "CellOutcome",
     "RunSettings",
     "describe_exception",
+    "fail_cell",
     "failed_record",
     "load_data",
     "method_locality",
     "provenance",
-    "reject_cell",
     "run_cell",
     "run_cell_here",
     "store_failure",
@@ -142,24 +142,31 @@ def provenance(cell: GridCell, settings: RunSettings, started_at: str) -> dict[s
 
 @functools.cache
 def method_locality(spec: str) -> float:
-    """The method's locality index (:mod:`msda_arena.fingerprint`) at 32 x 32 px from
-    1024 masks of a fixed seed on the CPU: the same number on every worker, stored with
+    """The method's locality index (:mod:`msda_arena.fingerprint`, at its
+    ``LOCALITY_*`` settings on the CPU): the same number on every worker, stored with
     each result so the report shows it without torch. NaN when it cannot be measured
     (``vanilla`` never mixes; a method that fails is failed by its own checks)."""
     import math
 
     try:
         from msda_arena import get_method
-        from msda_arena.fingerprint import fingerprint
+        from msda_arena.fingerprint import (
+            LOCALITY_SAMPLES,
+            LOCALITY_SEED,
+            LOCALITY_SIZE,
+            fingerprint,
+        )
 
-        value = float(fingerprint(get_method(spec), (32, 32), samples=1024, seed=0).locality)
+        method = get_method(spec)
+        fp = fingerprint(method, LOCALITY_SIZE, samples=LOCALITY_SAMPLES, seed=LOCALITY_SEED)
+        value = float(fp.locality)
     except BaseException as exc:
         from msda_arena import interrupts
 
         if interrupts.from_user(exc):
             raise
         return math.nan
-    return value if -1.0 <= value <= 1.0 else math.nan
+    return value if math.isfinite(value) and value <= 1.0 else math.nan
 
 
 def failed_record(
@@ -194,9 +201,10 @@ def store_failure(settings: RunSettings, record: ResultRecord) -> bool:
     return True
 
 
-def reject_cell(cell: GridCell, settings: RunSettings, error: str) -> CellOutcome:
-    """Store ``cell``'s failed record with ``error`` without training (a method that
-    failed its checks), under the cell's claim like every write."""
+def fail_cell(cell: GridCell, settings: RunSettings, error: str) -> CellOutcome:
+    """Store ``cell``'s failed record with ``error`` without training it (a method that
+    failed its checks, a worker that died), under the cell's claim like every write; a
+    stored current ok result is kept. ``busy`` when another run holds the claim."""
     from msda_arena import claims
 
     claim = claims.try_claim(settings.results, cell.dataset, cell.key, settings.claim_ttl_s)

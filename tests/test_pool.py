@@ -80,3 +80,45 @@ def test_slots_follow_the_options():
         slot_devices("cpu", ExecutorOptions(gpus=(0,)))
     with pytest.raises(UsageError, match="at least 1"):
         slot_devices("cpu", ExecutorOptions(workers=0))
+
+
+def test_pool_workers_may_start_dataloader_processes(tmp_path):
+    """An ImageFolder tree goes through a DataLoader with worker processes. Seen failing
+    with daemon worker processes: every cell a failed record ("daemonic processes are
+    not allowed to have children")."""
+    from PIL import Image
+
+    from msda_arena.config import parse_config
+
+    for split in ("train", "val"):
+        for k, colour in enumerate(((200, 30, 30), (30, 30, 200))):
+            folder = tmp_path / "tree" / split / f"class{k}"
+            folder.mkdir(parents=True)
+            for i in range(8):
+                Image.new("RGB", (20 + i, 18), colour).save(folder / f"{i}.png")
+    cfg = parse_config(
+        f"""
+[defaults]
+profile_gpu = "folder"
+profile_cpu = "folder"
+[scenarios.small-crop]
+scale = [0.25, 0.5]
+[recipes.t]
+epochs = 1
+batch_size = 4
+lr = 0.05
+eval_batch_size = 8
+[profiles.folder]
+dataset = "imagenet100"
+data_root = "{tmp_path / "tree"}"
+dataset_options = {{ image_size = 16 }}
+archs = ["resnet8_tiny_cifar"]
+scenarios = ["small-crop"]
+seeds = [0, 1]
+recipe = "t"
+"""
+    )
+    prof = cfg.profiles["folder"]
+    cells = build_cells(cfg, prof, ["cutmix"])
+    summary = LocalExecutor(cfg, prof, tmp_path / "res", slots=["cpu", "cpu"]).run(cells)
+    assert summary.failed == [] and len(summary.done) == 2

@@ -164,6 +164,13 @@ def run(
             raise typer.Exit(130) from None
     if summary.submitted:
         print(summary.submitted, file=err)
+        if summary.failed:
+            for cell, error in summary.failed:
+                print(f"  failed: {cell.label()}: {error}", file=err)
+            raise ArenaError(
+                f"{len(summary.failed)} cell(s) failed before submission (listed above, stored "
+                "as failed records); the others were submitted"
+            )
         return
     print(
         f"{len(summary.done)} trained, {len(summary.skipped)} already stored, "

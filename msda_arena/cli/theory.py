@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from msda_arena.cli._options import resolve_device
-from msda_arena.errors import UsageError
+from msda_arena.errors import ArenaError, UsageError
 
 _PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
@@ -87,6 +87,14 @@ def fingerprint(
             fps.append(measure(inst, size=(h, w), samples=n, seed=seed, device=dev))
         except ValueError as exc:
             raise UsageError(f"--method {inst.spec}: {exc}") from None
+        except ArenaError:
+            raise
+        except Exception as exc:  # the method's own code failed
+            text = str(exc).strip().splitlines()
+            raise UsageError(
+                f"--method {inst.spec}: its masks could not be drawn "
+                f"({type(exc).__name__}: {text[0] if text else ''}); see `arena check`"
+            ) from None
     if fmt == "json":
         json.dump([fp.to_dict() for fp in fps], sys.stdout, indent=2)
         sys.stdout.write("\n")

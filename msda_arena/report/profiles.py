@@ -20,12 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from msda_arena.fingerprint import LOCALITY_SAMPLES, LOCALITY_SEED, LOCALITY_SIZE
+
 __all__ = ["PROFILE_SAMPLES", "PROFILE_SEED", "PROFILE_SIZE", "ProfilePlot", "profiles_png"]
 
-#: Mask size, masks per method and seed of the profiles (those of a record's locality).
-PROFILE_SIZE: tuple[int, int] = (32, 32)
-PROFILE_SAMPLES = 1024
-PROFILE_SEED = 0
+#: Mask size, masks per method and seed of the profiles: those of a record's locality.
+PROFILE_SIZE: tuple[int, int] = LOCALITY_SIZE
+PROFILE_SAMPLES = LOCALITY_SAMPLES
+PROFILE_SEED = LOCALITY_SEED
 
 
 @dataclass
