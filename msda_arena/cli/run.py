@@ -164,13 +164,7 @@ def run(
             raise typer.Exit(130) from None
     if summary.submitted:
         print(summary.submitted, file=err)
-        if summary.failed:
-            for cell, error in summary.failed:
-                print(f"  failed: {cell.label()}: {error}", file=err)
-            raise ArenaError(
-                f"{len(summary.failed)} cell(s) failed before submission (listed above, stored "
-                "as failed records); the others were submitted"
-            )
+        _fail_if_failed(summary.failed, " before submission; the others were submitted")
         return
     print(
         f"{len(summary.done)} trained, {len(summary.skipped)} already stored, "
@@ -178,13 +172,16 @@ def run(
         file=err,
     )
     _leaderboard(root, prof.name, specs + baselines, specs[0])
-    if summary.failed:
-        for cell, error in summary.failed:
-            print(f"  failed: {cell.label()}: {error}", file=err)
-        raise ArenaError(
-            f"{len(summary.failed)} cell(s) failed (listed above, stored as failed records); "
-            "fix the cause and rerun the same command"
-        )
+    _fail_if_failed(summary.failed, "; fix the cause and rerun the same command")
+
+
+def _fail_if_failed(failed: list, tail: str) -> None:
+    """List the failed cells on stderr and exit 1 with one line, if there are any."""
+    if not failed:
+        return
+    for cell, error in failed:
+        print(f"  failed: {cell.label()}: {error}", file=sys.stderr)
+    raise ArenaError(f"{len(failed)} cell(s) failed (listed above, stored as failed records){tail}")
 
 
 def _executor_options(
