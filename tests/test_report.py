@@ -1044,3 +1044,172 @@ def test_the_store_defaults_to_the_results_folder_of_the_local_arena_toml(tmp_pa
     (tmp_path / "arena.toml").unlink()
     missing = invoke("--format", "csv")
     assert missing.exit_code == 1 and "no result store at results" in str(missing.exception)
+
+
+# ---------------------------------------------------------------- scenario interaction
+
+# (dataset, arch, seed) -> {(method, scenario): top1}; i = (c_L - m_L) - (c_S - m_S)
+INTERACTION_VALUES = {
+    ("resnet8_cifar", 0): {("cutmix", "large-crop"): 66.0, ("mixup", "large-crop"): 63.0,
+                           ("cutmix", "small-crop"): 70.0, ("mixup", "small-crop"): 71.0},  # 4
+    ("resnet8_cifar", 1): {("cutmix", "large-crop"): 67.0, ("mixup", "large-crop"): 64.5,
+                           ("cutmix", "small-crop"): 70.5, ("mixup", "small-crop"): 70.0},  # 2
+    ("resnet8_cifar", 2): {("cutmix", "large-crop"): 68.0, ("mixup", "large-crop"): 64.0,
+                           ("cutmix", "small-crop"): 69.0, ("mixup", "small-crop"): 70.0},  # 5
+    ("preactresnet10_cifar", 0): {("cutmix", "large-crop"): 60.0,
+                                  ("mixup", "large-crop"): 58.0,
+                                  ("cutmix", "small-crop"): 62.0,
+                                  ("mixup", "small-crop"): 61.0},  # 1
+}  # fmt: skip
+INTERACTION_I = [1.0, 4.0, 2.0, 5.0]  # sorted by (dataset, arch, seed)
+
+
+def interaction_store(root, values=INTERACTION_VALUES, skip=()):
+    for (arch, seed), cells in values.items():
+        for (method, scenario), top1 in cells.items():
+            if (method, scenario) not in skip:
+                add(root, method, arch, scenario, seed, top1, locality=LOCALITY[method])
+    # a failed run and an unmatched seed are left out of the pairs
+    add(root, "cutmix", "resnet8_cifar", "large-crop", 3, 70.0, locality=LOCALITY["cutmix"])
+    add(root, "mixup", "resnet8_cifar", "large-crop", 3, NAN, locality=LOCALITY["mixup"])
+    return root
+
+
+def test_scenario_interaction_against_hand_computed_statistics(tmp_path):
+    from scipy import stats
+
+    frame, _ = load_results(interaction_store(tmp_path / "r"))
+    rep = build_report(frame)
+    it = rep.interaction
+    assert it is not None
+    assert (it.method_a, it.method_b, it.large, it.small) == (
+        "cutmix", "mixup", "large-crop", "small-crop",
+    )  # fmt: skip
+    assert it.pairs["interaction"].tolist() == INTERACTION_I
+    # by hand: mean 3, sd = sqrt(((-2)^2 + 1 + 1 + 4) / 3) = sqrt(10/3)
+    sd = math.sqrt(10 / 3)
+    half = stats.t.ppf(0.975, 3) * sd / 2
+    assert it.n == 4
+    assert it.mean == pytest.approx(3.0)
+    assert (it.ci_low, it.ci_high) == pytest.approx((3.0 - half, 3.0 + half))
+    assert it.p_value == pytest.approx(stats.ttest_1samp(INTERACTION_I, 0.0).pvalue)
+    assert it.p_value < 0.05
+    assert it.verdict == (
+        "cutmix gains over mixup with large-crop relative to small-crop (p < 0.05), "
+        "as the paper predicts"
+    )
+    assert rep.interaction_note is None
+    # the other way round: the same numbers with A and B swapped
+    swapped = build_report(frame, interaction=("mixup", "cutmix")).interaction
+    assert swapped.mean == pytest.approx(-3.0)
+    assert swapped.verdict.endswith("as the paper predicts")
+    assert build_report(frame, interaction=None).interaction is None
+
+
+def test_scenario_interaction_verdicts_follow_the_metric_direction():
+    from msda_arena.report.interaction import _verdict
+
+    lower = _verdict("cutmix", "mixup", "large-crop", "small-crop", 4, 3.0, 0.01, False, False)
+    assert lower.startswith("mixup gains over cutmix")
+    assert lower.endswith("the opposite of the paper's prediction")
+    upper = _verdict("cutmix", "mixup", "large-crop", "small-crop", 4, -3.0, 0.01, False, True)
+    assert upper.endswith("the opposite of the paper's prediction")
+    assert _verdict("cutmix", "mixup", "L", "S", 4, 3.0, 0.2, False, True) == (
+        "no significant interaction (p >= 0.05)"
+    )
+    assert _verdict("cutmix", "mixup", "L", "S", 2, 3.0, 0.01, False, True).startswith(
+        "too few pairs to conclude"
+    )
+    other = _verdict("hmix", "mixup", "L", "S", 4, 3.0, 0.01, False, True)
+    assert other == "hmix gains over mixup with L relative to S (p < 0.05)"
+
+
+def test_scenario_interaction_on_ece(tmp_path):
+    root = tmp_path / "r"
+    for (arch, seed), cells in INTERACTION_VALUES.items():
+        for (method, scenario), top1 in cells.items():
+            add(root, method, arch, scenario, seed, 70.0, ece=top1 / 1000,
+                locality=LOCALITY[method])  # fmt: skip
+    it = build_report(load_results(root)[0], metric="ece").interaction
+    assert it.pairs["interaction"].tolist() == pytest.approx([i / 10 for i in INTERACTION_I])
+    # a larger ECE gap with large crops: cutmix loses ground there, against the paper
+    assert it.verdict.startswith("mixup gains over cutmix")
+    assert it.verdict.endswith("the opposite of the paper's prediction")
+
+
+def test_scenario_interaction_is_omitted_with_a_reason(tmp_path, pristine):
+    # the module's store has large-crop but no small-crop
+    frame, _ = load_results(pristine)
+    rep = build_report(frame)
+    assert rep.interaction is None
+    assert rep.interaction_note == "scenario interaction omitted: no small-crop results"
+    assert rep.warnings == []  # a note, not a warning: nothing is wrong with the store
+    assert "Scenario interaction omitted: no small-crop results." in render(rep, "markdown")
+    data = json.loads(render(rep, "json"))
+    assert data["interaction"] is None and data["interaction_note"] == rep.interaction_note
+    # both scenarios, but mixup never ran small-crop: no complete (dataset, arch, seed)
+    skip = {("mixup", "small-crop")}
+    frame, _ = load_results(interaction_store(tmp_path / "r", skip=skip))
+    rep = build_report(frame)
+    assert rep.interaction is None
+    assert rep.interaction_note == (
+        "scenario interaction omitted: no (dataset, arch, seed) with top-1 results of both "
+        "cutmix and mixup in both large-crop and small-crop"
+    )
+    table = render(rep, "table")
+    assert "Scenario interaction on" not in table
+    assert "Scenario interaction omitted: no (dataset, arch, seed)" in table
+    # neither scenario: not a crop-scenario report, nothing to say
+    add(tmp_path / "s", "mixup", *A, 0, 70.0)
+    rep = build_report(load_results(tmp_path / "s")[0])
+    assert rep.interaction is None and rep.interaction_note is None and rep.warnings == []
+
+
+def test_every_format_shows_the_scenario_interaction(tmp_path):
+    frame, _ = load_results(interaction_store(tmp_path / "r"))
+    rep = build_report(frame)
+    table = render(rep, "table")
+    assert "Scenario interaction on top-1" in table
+    row = next(line for line in table.splitlines() if "(cutmix - mixup) on large-crop" in line)
+    ci = f"[{rep.interaction.ci_low:+.2f}, {rep.interaction.ci_high:+.2f}]"
+    for text in ("4", "+3.00", ci, f"{rep.interaction.p_value:.3f}", "as the paper predicts"):
+        assert text in row
+    assert "Scenario interaction: i = (cutmix - mixup on large-crop)" in table
+    assert "as the paper predicts" in render(rep, "markdown")
+    assert "as the paper predicts" in render(rep, "latex")
+    from msda_arena.report import ProfilePlot
+
+    page = render(rep, "html", figures={}, profiles=ProfilePlot(None))
+    assert 'id="interaction"' in page and "as the paper predicts" in page
+    data = json.loads(render(rep, "json"))["interaction"]
+    assert data["n"] == 4 and data["mean"] == pytest.approx(3.0)
+    assert [p["interaction"] for p in data["pairs"]] == INTERACTION_I
+    assert data["verdict"] == rep.interaction.verdict
+
+
+def test_the_interaction_scenarios_are_the_arenas_own():
+    import tomllib
+    from importlib.resources import files
+
+    from msda_arena.report import INTERACTION_SCENARIOS
+
+    toml = tomllib.loads(files("msda_arena").joinpath("default_arena.toml").read_text())
+    assert set(INTERACTION_SCENARIOS) <= set(toml["scenarios"])
+
+
+def test_scenario_plot_draws_an_interval_only_from_two_pairs_or_more(tmp_path):
+    from matplotlib.container import ErrorbarContainer
+
+    from msda_arena.report.plots import scenario_figure
+
+    rep = build_report(load_results(interaction_store(tmp_path / "r"))[0])
+    fig = scenario_figure(rep)
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_visible()}
+    bars = {
+        title: [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        for title, ax in panels.items()
+    }
+    assert bars["cifar10 / preactresnet10_cifar"] == []  # one seed: a bar, no interval
+    (errs,) = bars["cifar10 / resnet8_cifar"]  # three seeds in both scenarios
+    assert len(errs.lines[2][0].get_segments()) == 2
+    assert "bars without one had fewer than 2 pairs" in fig.get_suptitle()

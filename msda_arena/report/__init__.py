@@ -15,6 +15,7 @@ One module per concern: :mod:`~msda_arena.report.metrics` (what a leaderboard ra
 top-1, ECE, FGSM top-1, and which way is better), :mod:`~msda_arena.report.selection`
 (which results), :mod:`~msda_arena.report.stats` (the numbers), :mod:`~msda_arena.report.table`
 (the leaderboard), :mod:`~msda_arena.report.compare` (paired comparison),
+:mod:`~msda_arena.report.interaction` (the crop-scenario interaction of CutMix and Mixup),
 :mod:`~msda_arena.report.published` (the paper's numbers),
 :mod:`~msda_arena.report.build` (all of it together), :mod:`~msda_arena.report.render`
 (text formats), :mod:`~msda_arena.report.plots` (figures), :mod:`~msda_arena.report.html`
@@ -28,6 +29,11 @@ from __future__ import annotations
 from msda_arena.report.build import Report, build_report, default_compare
 from msda_arena.report.compare import compare_to_baselines, matched_pairs
 from msda_arena.report.html import html_page
+from msda_arena.report.interaction import (
+    INTERACTION_SCENARIOS,
+    Interaction,
+    scenario_interaction,
+)
 from msda_arena.report.metrics import DEFAULT_METRIC, METRICS, Metric, get_metric
 from msda_arena.report.plots import figures_png, write_plots
 from msda_arena.report.profiles import ProfilePlot, profiles_png
@@ -41,10 +47,12 @@ __all__ = [
     "BASELINES",
     "DEFAULT_METRIC",
     "FORMATS",
+    "INTERACTION_SCENARIOS",
     "METRICS",
     "REFERENCE_METHODS",
     "Cell",
     "Column",
+    "Interaction",
     "Leaderboard",
     "Metric",
     "PairedResult",
@@ -66,6 +74,7 @@ __all__ = [
     "profiles_png",
     "render",
     "report_dict",
+    "scenario_interaction",
     "select_results",
     "t_interval",
     "write_plots",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from msda_arena.errors import UsageError
 from msda_arena.report.compare import compare_to_baselines
+from msda_arena.report.interaction import DEFAULT_METHODS, Interaction, scenario_interaction
 from msda_arena.report.metrics import DEFAULT_METRIC, Metric, get_metric
 from msda_arena.report.selection import REFERENCE_METHODS, select_results
 from msda_arena.report.stats import PairedResult
@@ -31,6 +32,12 @@ class Report:
         frame: the selected result records (one per cell), for plots.
         warnings: what was left out and why (bad files, superseded results, results
             that did not measure the metric).
+        interaction: the crop-scenario interaction of two methods (by default CutMix and
+            Mixup; :mod:`msda_arena.report.interaction`), or ``None`` when the results
+            lack a scenario or the matched runs.
+        interaction_note: when ``interaction`` is ``None`` although a crop scenario has
+            results, the one-line reason (printed with the notes under the table; not a
+            warning: nothing is wrong with the store).
     """
 
     leaderboard: Leaderboard
@@ -39,6 +46,8 @@ class Report:
     profile: str
     frame: pandas.DataFrame
     warnings: list[str] = field(default_factory=list)
+    interaction: Interaction | None = None
+    interaction_note: str | None = None
 
     @property
     def n_results(self) -> int:
@@ -80,6 +89,7 @@ def build_report(
     published: pandas.DataFrame | None = None,
     warnings: Sequence[str] = (),
     metric: str | Metric = DEFAULT_METRIC,
+    interaction: tuple[str, str] | None = DEFAULT_METHODS,
 ) -> Report:
     """Build a report from stored results.
 
@@ -96,6 +106,11 @@ def build_report(
             ``"fgsm"``). Successful results whose metric is NaN (stored before it was
             measured) are missing for it, never averaged, with one warning counting
             them. Published numbers are top-1: shown only for ``"top1"``.
+        interaction: methods (A, B) of the crop-scenario interaction
+            ``(A - B on large-crop) - (A - B on small-crop)``
+            (:func:`~msda_arena.report.interaction.scenario_interaction`), on ``metric``;
+            ``None`` skips it. When one scenario or the matched runs are missing it is
+            omitted with a one-line reason, ``Report.interaction_note``.
 
     Raises:
         StoreError: no results.
@@ -125,6 +140,9 @@ def build_report(
         published = None
     board = build_leaderboard(chosen, published=published, published_methods=shown, metric=metric)
     comparisons = compare_to_baselines(chosen, target, metric=metric) if target else []
+    inter, reason = None, None
+    if interaction is not None:
+        inter, reason = scenario_interaction(chosen, tuple(interaction), metric=metric)
     return Report(
         leaderboard=board,
         comparisons=comparisons,
@@ -132,4 +150,6 @@ def build_report(
         profile=selection.profile,
         frame=chosen,
         warnings=[*warnings, *notes],
+        interaction=inter,
+        interaction_note=reason,
     )

@@ -17,6 +17,8 @@ from msda_arena.report.render import (
     _headers,
     _lines,
     comparison_table,
+    interaction_table,
+    interaction_title,
     legend,
 )
 
@@ -117,6 +119,18 @@ def html_page(
             cells.append(f'<td class="verdict">{_e(row[-1])}</td>')
             out.append("<tr>" + "".join(cells) + "</tr>")
         out.append("</tbody></table>")
+    if report.interaction is not None:
+        headers, rows = interaction_table(report)
+        out.append(f"<h2>{_e(interaction_title(report))}</h2>")
+        out.append('<table id="interaction" class="comparison"><thead><tr>')
+        out += [f'<th scope="col">{_e(h)}</th>' for h in headers]
+        out.append("</tr></thead><tbody>")
+        for row in rows:
+            cells = [f'<td class="method">{_e(row[0])}</td>']
+            cells += [f"<td>{_e(c)}</td>" for c in row[1:-1]]
+            cells.append(f'<td class="verdict">{_e(row[-1])}</td>')
+            out.append("<tr>" + "".join(cells) + "</tr>")
+        out.append("</tbody></table>")
     out.append(
         '<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in legend(report)) + "</ul>"
     )
@@ -132,7 +146,8 @@ def html_page(
         "accuracy": f"{metric.short} ({metric.unit}, {metric.direction}) per column, "
         "mean ± 1 std over seeds, by method.",
         "scenarios": f"Each method minus Mixup in {metric.short} ({metric.direction}) per "
-        "crop scenario, with 95% paired intervals.",
+        "crop scenario, with 95% paired intervals where there are two or more pairs "
+        "(bars without an interval had fewer).",
     }
     for name, data in figures.items():
         out.append(_figure(name, data, captions.get(name, name)))

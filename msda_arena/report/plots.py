@@ -11,7 +11,8 @@ unit and direction on the axis.
 * ``scenarios``: the paper's crop-scenario view. One panel per (dataset, arch) where
   Mixup has results; for every crop scenario, each method's mean minus Mixup's mean
   (CutMix - Mixup drawn in its own colour), with the 95% t-interval of the paired
-  differences over matched seeds as error bar (when there are two or more pairs); the
+  differences over matched seeds as error bar only when there are two or more pairs
+  (the caption says that bars without one had fewer; never a zero-width bar); the
   paper's CutMix - Mixup as a black cross when published rows are shown. For ECE
   (lower is better) a bar below zero is an improvement over Mixup.
 """
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from msda_arena.report.build import Report
+
+#: Fewest matched pairs for which the scenario figure draws a 95% interval.
+MIN_INTERVAL_PAIRS = 2
 
 __all__ = ["FIGURE_NAMES", "accuracy_figure", "figures_png", "scenario_figure", "write_plots"]
 
@@ -185,21 +189,33 @@ def scenario_figure(report: Report) -> Figure | None:
                 diffs = (pairs["method_value"] - pairs["baseline_value"]).tolist()
                 if not diffs:  # nothing matched: no paired difference to draw
                     continue
-                low, high = t_interval(diffs)
+                low, high = (
+                    t_interval(diffs) if len(diffs) >= MIN_INTERVAL_PAIRS else (math.nan, math.nan)
+                )
                 xs.append(x - 0.4 + width * (k + 0.5))
                 hs.append(math.fsum(diffs) / len(diffs))  # paired mean, like its interval
-                errs.append(0.0 if math.isnan(low) else (high - low) / 2)
+                errs.append(math.nan if math.isnan(low) else (high - low) / 2)
             if xs:
                 ax.bar(
                     xs,
                     hs,
                     width=width * 0.9,
-                    yerr=errs,
-                    capsize=2,
                     color=colors[method],
                     label=f"{method} − mixup",
                     edgecolor="black" if method == "cutmix" else None,
                 )
+                # an interval only where there are enough pairs for one: never a
+                # zero-width "interval" from a single seed
+                with_err = [i for i, e in enumerate(errs) if not math.isnan(e)]
+                if with_err:
+                    ax.errorbar(
+                        [xs[i] for i in with_err],
+                        [hs[i] for i in with_err],
+                        yerr=[errs[i] for i in with_err],
+                        fmt="none",
+                        ecolor="black",
+                        capsize=2,
+                    )
         if "cutmix" in published and "mixup" in published:
             pc, pm = published["cutmix"], published["mixup"]
             labelled = False
@@ -228,7 +244,8 @@ def scenario_figure(report: Report) -> Figure | None:
         f"Each method minus Mixup per crop scenario: {report.metric.short} "
         f"({report.metric.direction})\n"
         "(large crop = small objects, small crop = large objects)\n"
-        "bars: mean paired difference; error bars: its 95% t-interval",
+        "bars: mean paired difference; error bars: its 95% t-interval "
+        f"(bars without one had fewer than {MIN_INTERVAL_PAIRS} pairs)",
         fontsize=10,
     )
     return fig

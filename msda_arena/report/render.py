@@ -34,6 +34,7 @@ from msda_arena.report.stats import ALPHA, MIN_PAIRS, TIE_TOLERANCE
 
 if TYPE_CHECKING:
     from msda_arena.report.build import Report
+    from msda_arena.report.interaction import Interaction
     from msda_arena.report.profiles import ProfilePlot
     from msda_arena.report.stats import PairedResult
     from msda_arena.report.table import Cell, Row
@@ -46,6 +47,8 @@ __all__ = [
     "comparison_table",
     "format_cell",
     "format_locality",
+    "interaction_table",
+    "interaction_title",
     "legend",
     "render",
     "to_csv",
@@ -184,7 +187,37 @@ def legend(report: Report) -> list[str]:
             f"{MIN_PAIRS} pairs is too few to conclude; p not corrected for the "
             f"{len(report.comparisons)} baselines (alpha = {ALPHA:g})."
         )
+    if report.interaction is not None:
+        it = report.interaction
+        notes.append(
+            f"Scenario interaction: i = ({it.method_a} - {it.method_b} on {it.large}) - "
+            f"({it.method_a} - {it.method_b} on {it.small}) in {metric.short} {metric.unit}, "
+            "one i per (dataset, arch, seed) with both methods in both scenarios; 95% "
+            "t-interval; two-sided one-sample t-test; the paper predicts CutMix gains over "
+            f"Mixup with large crops ({'positive' if metric.higher_is_better else 'negative'} "
+            f"i for cutmix - mixup); fewer than {MIN_PAIRS} pairs is too few to conclude."
+        )
+    elif report.interaction_note:
+        notes.append(f"{report.interaction_note[0].upper()}{report.interaction_note[1:]}.")
     return notes
+
+
+def interaction_title(report: Report) -> str:
+    """The heading of the scenario-interaction table."""
+    return (
+        f"Scenario interaction on {report.metric.short} ({report.metric.direction}), "
+        "matched dataset, arch, seed"
+    )
+
+
+def interaction_table(report: Report) -> tuple[list[str], list[list[str]]]:
+    """Headers and the one row of the scenario interaction (no rows if none)."""
+    headers = ["interaction", "pairs", "mean", "95% CI", "p", "verdict"]
+    it = report.interaction
+    if it is None:
+        return headers, []
+    ci = MISSING if math.isnan(it.ci_low) else f"[{it.ci_low:+.2f}, {it.ci_high:+.2f}]"
+    return headers, [[it.label, str(it.n), _num(it.mean, "+.2f"), ci, _p(it.p_value), it.verdict]]
 
 
 def comparison_table(report: Report) -> tuple[list[str], list[list[str]]]:
@@ -254,6 +287,14 @@ def to_rich(report: Report, color: bool = False, width: int | None = None) -> st
         for row in rows_c:
             comp.add_row(*row)
         parts.append(comp)
+    if report.interaction is not None:
+        headers_i, rows_i = interaction_table(report)
+        inter = Table(title=interaction_title(report), title_justify="left", header_style="bold")
+        for i, header in enumerate(headers_i):
+            inter.add_column(header, justify="left" if i in (0, 5) else "right", no_wrap=i != 5)
+        for row in rows_i:
+            inter.add_row(*row)
+        parts.append(inter)
     parts.append(Text("\n".join(legend(report)), style="dim"))
     buf = io.StringIO()
     console = Console(
@@ -295,6 +336,10 @@ def to_markdown(report: Report) -> str:
     if report.comparisons:
         headers, rows = comparison_table(report)
         out += ["", f"#### {_comparison_title(report)}", ""]
+        out.append(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
+    if report.interaction is not None:
+        headers, rows = interaction_table(report)
+        out += ["", f"#### {interaction_title(report)}", ""]
         out.append(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
     out += [""] + [f"- {note}" for note in legend(report)]
     return "\n".join(out) + "\n"
@@ -360,6 +405,18 @@ def to_latex(report: Report) -> str:
                 colalign=("left",) + ("right",) * (len(h) - 2) + ("left",),
             )
         )
+    if report.interaction is not None:
+        h, rows = interaction_table(report)
+        out += ["", f"% {interaction_title(report)}"]
+        out.append(
+            tabulate(
+                [[_tex(c) for c in r] for r in rows],
+                headers=[_tex(x) for x in h],
+                tablefmt="latex_raw",
+                disable_numparse=True,
+                colalign=("left",) + ("right",) * (len(h) - 2) + ("left",),
+            )
+        )
     return "\n".join(out) + "\n"
 
 
@@ -392,6 +449,38 @@ def _json_comparison(r: PairedResult) -> dict[str, Any]:
         "p_value": _float(r.p_value),
         "conclusive": r.conclusive,
         "verdict": r.verdict,
+    }
+
+
+def _json_interaction(it: Interaction | None) -> dict[str, Any] | None:
+    if it is None:
+        return None
+    pairs = []
+    if it.pairs is not None:
+        for rec in it.pairs.to_dict("records"):
+            pairs.append(
+                {
+                    "dataset": str(rec["dataset"]),
+                    "arch": str(rec["arch"]),
+                    "seed": int(rec["seed"]),
+                    **{
+                        k: _float(rec[k])
+                        for k in ("a_large", "b_large", "a_small", "b_small", "interaction")
+                    },
+                }
+            )
+    return {
+        "method_a": it.method_a,
+        "method_b": it.method_b,
+        "large": it.large,
+        "small": it.small,
+        "n": it.n,
+        "mean": _float(it.mean),
+        "ci95": [_float(it.ci_low), _float(it.ci_high)],
+        "p_value": _float(it.p_value),
+        "conclusive": it.conclusive,
+        "verdict": it.verdict,
+        "pairs": pairs,
     }
 
 
@@ -453,6 +542,8 @@ def report_dict(report: Report) -> dict[str, Any]:
             if report.compare_method
             else None
         ),
+        "interaction": _json_interaction(report.interaction),
+        "interaction_note": report.interaction_note,
         "warnings": list(report.warnings),
     }
 
