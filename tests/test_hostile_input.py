@@ -294,7 +294,7 @@ def test_long_or_control_character_specs_are_refused():
         with pytest.raises(SpecError, match=r"holds the control character .*\(U\+[0-9A-F]{4}\)"):
             parse_spec(bad)
     assert parse_spec("hmix(\n  r=0.25,\talpha=2\n)").params == {"r": 0.25, "alpha": 2}
-    with pytest.raises(ConfigError, match=r"\[profiles.imagenet100\]: 'baselines': method spec"):
+    with pytest.raises(ConfigError, match=r"\[profiles.fashion\]: 'baselines': method spec"):
         parse_config(edit('baselines = ["vanilla", "mixup", "cutmix", "hmix", "gmix"]\n',
                           'baselines = ["vanilla", "mix((up"]\n'), "arena.toml")  # fmt: skip
 
