@@ -110,27 +110,11 @@ def html_page(
             f"({_e(report.metric.direction)}): {_e(report.compare_method)} vs each baseline</h2>"
             "<p>Over matched (dataset, arch, scenario, seed) results.</p>"
         )
-        out.append('<table id="comparison" class="comparison"><thead><tr>')
-        out += [f'<th scope="col">{_e(h)}</th>' for h in headers]
-        out.append("</tr></thead><tbody>")
-        for row in rows:
-            cells = [f'<td class="method">{_e(row[0])}</td>']
-            cells += [f"<td>{_e(c)}</td>" for c in row[1:-1]]
-            cells.append(f'<td class="verdict">{_e(row[-1])}</td>')
-            out.append("<tr>" + "".join(cells) + "</tr>")
-        out.append("</tbody></table>")
+        out += _verdict_table("comparison", headers, rows)
     if report.interaction is not None:
         headers, rows = interaction_table(report)
         out.append(f"<h2>{_e(interaction_title(report))}</h2>")
-        out.append('<table id="interaction" class="comparison"><thead><tr>')
-        out += [f'<th scope="col">{_e(h)}</th>' for h in headers]
-        out.append("</tr></thead><tbody>")
-        for row in rows:
-            cells = [f'<td class="method">{_e(row[0])}</td>']
-            cells += [f"<td>{_e(c)}</td>" for c in row[1:-1]]
-            cells.append(f'<td class="verdict">{_e(row[-1])}</td>')
-            out.append("<tr>" + "".join(cells) + "</tr>")
-        out.append("</tbody></table>")
+        out += _verdict_table("interaction", headers, rows)
     out.append(
         '<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in legend(report)) + "</ul>"
     )
@@ -184,4 +168,19 @@ def _profiles(profiles: ProfilePlot) -> list[str]:
             + "".join(f"<li>{_e(n)}</li>" for n in profiles.notes)
             + "</ul>"
         )
+    return out
+
+
+def _verdict_table(table_id: str, headers: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of an HTML table whose first column names a row and whose last is a
+    verdict (the paired comparison, the scenario interaction)."""
+    out = [f'<table id="{table_id}" class="comparison"><thead><tr>']
+    out += [f'<th scope="col">{_e(h)}</th>' for h in headers]
+    out.append("</tr></thead><tbody>")
+    for row in rows:
+        cells = [f'<td class="method">{_e(row[0])}</td>']
+        cells += [f"<td>{_e(c)}</td>" for c in row[1:-1]]
+        cells.append(f'<td class="verdict">{_e(row[-1])}</td>')
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
     return out

@@ -394,30 +394,23 @@ def to_latex(report: Report) -> str:
         tabulate(body, headers=headers, tablefmt="latex_raw", disable_numparse=True, colalign=align)
     )
     if report.comparisons:
-        h, rows = comparison_table(report)
-        out += ["", f"% {_comparison_title(report)}"]
-        out.append(
-            tabulate(
-                [[_tex(c) for c in r] for r in rows],
-                headers=[_tex(x) for x in h],
-                tablefmt="latex_raw",
-                disable_numparse=True,
-                colalign=("left",) + ("right",) * (len(h) - 2) + ("left",),
-            )
-        )
+        out += ["", f"% {_comparison_title(report)}", _latex_verdicts(*comparison_table(report))]
     if report.interaction is not None:
-        h, rows = interaction_table(report)
-        out += ["", f"% {interaction_title(report)}"]
-        out.append(
-            tabulate(
-                [[_tex(c) for c in r] for r in rows],
-                headers=[_tex(x) for x in h],
-                tablefmt="latex_raw",
-                disable_numparse=True,
-                colalign=("left",) + ("right",) * (len(h) - 2) + ("left",),
-            )
-        )
+        out += ["", f"% {interaction_title(report)}", _latex_verdicts(*interaction_table(report))]
     return "\n".join(out) + "\n"
+
+
+def _latex_verdicts(headers: list[str], rows: list[list[str]]) -> str:
+    """A LaTeX table whose first column names a row and whose last is a verdict."""
+    from tabulate import tabulate
+
+    return tabulate(
+        [[_tex(c) for c in r] for r in rows],
+        headers=[_tex(x) for x in headers],
+        tablefmt="latex_raw",
+        disable_numparse=True,
+        colalign=("left",) + ("right",) * (len(headers) - 2) + ("left",),
+    )
 
 
 def _float(value: float) -> float | None:
