@@ -280,21 +280,9 @@ def to_rich(report: Report, color: bool = False, width: int | None = None) -> st
         table.add_row(*cells)
     parts: list[Any] = [table]
     if report.comparisons:
-        headers_c, rows_c = comparison_table(report)
-        comp = Table(title=_comparison_title(report), title_justify="left", header_style="bold")
-        for i, header in enumerate(headers_c):
-            comp.add_column(header, justify="left" if i in (0, 6) else "right", no_wrap=i != 6)
-        for row in rows_c:
-            comp.add_row(*row)
-        parts.append(comp)
+        parts.append(_rich_verdicts(_comparison_title(report), *comparison_table(report)))
     if report.interaction is not None:
-        headers_i, rows_i = interaction_table(report)
-        inter = Table(title=interaction_title(report), title_justify="left", header_style="bold")
-        for i, header in enumerate(headers_i):
-            inter.add_column(header, justify="left" if i in (0, 5) else "right", no_wrap=i != 5)
-        for row in rows_i:
-            inter.add_row(*row)
-        parts.append(inter)
+        parts.append(_rich_verdicts(interaction_title(report), *interaction_table(report)))
     parts.append(Text("\n".join(legend(report)), style="dim"))
     buf = io.StringIO()
     console = Console(
@@ -398,6 +386,19 @@ def to_latex(report: Report) -> str:
     if report.interaction is not None:
         out += ["", f"% {interaction_title(report)}", _latex_verdicts(*interaction_table(report))]
     return "\n".join(out) + "\n"
+
+
+def _rich_verdicts(title: str, headers: list[str], rows: list[list[str]]) -> Any:
+    """A rich table whose first column names a row and whose last, a verdict, wraps."""
+    from rich.table import Table
+
+    last = len(headers) - 1
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="left" if i in (0, last) else "right", no_wrap=i != last)
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def _latex_verdicts(headers: list[str], rows: list[list[str]]) -> str:
