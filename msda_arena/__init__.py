@@ -2,18 +2,21 @@
 
 Public API::
 
-    from msda_arena import get_method, list_methods, hookimpl, MaskMethod, Param
+    from msda_arena import get_method, list_methods, hookimpl, MaskMethod, MixMethod, Param
 
     method = get_method("hmix(r=0.25)")
     lam = method.sample_lam(8, generator, "cpu")
     masks = method.masks(lam, 32, 32, generator)   # [8, 1, 32, 32] in [0, 1]
+
+A :class:`MixMethod` (the second kind) mixes the batch itself:
+``mixed, weight = method.mix(x, y, partner, lam, generator, saliency)``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from msda_arena.contract import MaskMethod, Param
+from msda_arena.contract import MaskMethod, Method, MixMethod, Param, Saliency
 from msda_arena.hookspecs import hookimpl
 from msda_arena.spec import SpecError
 
@@ -24,7 +27,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MaskMethod",
+    "Method",
+    "MixMethod",
     "Param",
+    "Saliency",
     "SpecError",
     "__version__",
     "get_method",
@@ -34,7 +40,7 @@ __all__ = [
 ]
 
 
-def get_method(spec: str) -> MaskMethod:
+def get_method(spec: str) -> Method:
     """Build the method a spec names, e.g. ``"cutmix"`` or ``"hmix(r=0.25)"``.
 
     Raises :class:`SpecError` for a malformed spec, an unknown method or parameter,

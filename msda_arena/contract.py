@@ -1,4 +1,4 @@
-"""The mask contract every method, built-in or plugin, implements.
+"""The two method contracts, built-in or plugin: mask methods and mixing methods.
 
 A mask method (Park, Yun, Chun, "A Unified Analysis of Mixed Sample Data
 Augmentation: A Loss Function Perspective", NeurIPS 2022) is defined by its mask
@@ -13,6 +13,15 @@ things only:
 
 Pairing samples, mixing pixels and labels, and the loss belong to the harness
 (:mod:`msda_arena.mixing`), so every method is compared under identical training.
+
+A mixing method (:class:`MixMethod`) is the second kind, for methods that must see
+the images or the model (SaliencyMix, PuzzleMix, ResizeMix...). It receives the batch,
+the partner index the harness chose and the lambdas it drew, and, when it sets
+``needs_saliency``, a callable giving the current model's input-gradient magnitude;
+it returns the mixed inputs and the per-sample weight of the first label. The harness
+still pairs the samples, mixes the labels and computes the loss. A method that needs
+nothing but lambda should stay a mask method: its masks can be checked, drawn and
+fingerprinted on their own.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from msda_arena.spec import SpecError, canonical
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["MaskMethod", "Param"]
+__all__ = ["ALPHA", "MaskMethod", "Method", "MethodBase", "MixMethod", "Param", "Saliency"]
 
 
 @dataclass(frozen=True)
@@ -77,13 +86,16 @@ ALPHA = Param(
 )
 
 
-class MaskMethod:
-    """Base class of mask methods. Subclass it, set ``name`` and ``params``, implement
-    :meth:`masks`; override :meth:`sample_lam` to own how lambda is drawn.
+class MethodBase:
+    """What both method kinds share: a name, typed parameters and lambda's draw.
 
-    Parameter values are validated in ``__init__`` and available as attributes
-    (``self.alpha``) and as :attr:`values`.
+    Subclass :class:`MaskMethod` or :class:`MixMethod`, not this class. Parameter
+    values are validated in ``__init__`` and available as attributes (``self.alpha``)
+    and as :attr:`values`.
     """
+
+    #: The kind, as ``arena methods`` shows it: ``"mask"`` or ``"mix"``.
+    kind: ClassVar[str] = ""
 
     #: The method's name, as typed in specs: lower case, digits, ``-`` and ``_``.
     name: ClassVar[str] = ""
@@ -127,9 +139,73 @@ class MaskMethod:
         alpha = float(self.values.get("alpha", 1.0))
         return sample_beta(alpha, alpha, n, generator, device)
 
+
+class MaskMethod(MethodBase):
+    """Base class of mask methods. Subclass it, set ``name`` and ``params``, implement
+    :meth:`masks`; override :meth:`sample_lam` to own how lambda is drawn."""
+
+    kind: ClassVar[str] = "mask"
+
     def masks(
         self, lam: torch.Tensor, height: int, width: int, generator: torch.Generator
     ) -> torch.Tensor:
         """Masks for ratios ``lam`` (shape ``[B]``): a float tensor ``[B, 1, H, W]`` in
         ``[0, 1]`` on ``lam``'s device, the weight of the first image of each pair."""
         raise NotImplementedError(f"{type(self).__name__} must implement masks()")
+
+
+#: What a mixing method that sets ``needs_saliency`` receives: called with images
+#: ``[B, C, H, W]`` (normally the batch ``x`` itself), it returns the current model's
+#: input-gradient magnitude ``[B, H, W]`` (float32, >= 0): the root mean square over
+#: channels of the gradient of the cross-entropy of the true labels with respect to
+#: the input, as PuzzleMix computes it. Each call costs one forward and backward of
+#: the model, counted in the cell's time; the model's weights are not changed.
+Saliency = Callable[["torch.Tensor"], "torch.Tensor"]
+
+
+class MixMethod(MethodBase):
+    """Base class of mixing methods: methods that see the images (and, if they ask,
+    the model's saliency). Subclass it, set ``name``, ``params`` and ``summary``,
+    implement :meth:`mix`; override :meth:`sample_lam` to own how lambda is drawn
+    (ResizeMix draws its paste scale); set ``needs_saliency = True`` to receive a
+    :data:`Saliency` callable.
+
+    The harness pairs each sample ``i`` with ``partner[i]``, draws ``lam`` with
+    :meth:`sample_lam` (one value per batch, or one per sample when the recipe sets
+    ``per_sample_masks``), calls :meth:`mix`, and trains on
+    ``w * CE(y_i) + (1 - w) * CE(y_partner)`` with the ``w`` it returns.
+    """
+
+    kind: ClassVar[str] = "mix"
+    #: Whether :meth:`mix` receives the model's input-gradient saliency.
+    needs_saliency: ClassVar[bool] = False
+
+    def mix(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        partner: torch.Tensor,
+        lam: torch.Tensor,
+        generator: torch.Generator,
+        saliency: Saliency | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mix a batch.
+
+        Args:
+            x: normalised images ``[B, C, H, W]`` (after the scenario's crop).
+            y: integer labels ``[B]`` (rarely needed; the harness mixes labels).
+            partner: ``[B]`` long, the sample each sample is mixed with.
+            lam: ``[1]`` (one per batch) or ``[B]``: the lambdas :meth:`sample_lam` drew.
+            generator: draw every random number from it, on ``x``'s device.
+            saliency: a :data:`Saliency` callable when ``needs_saliency``, else None.
+
+        Returns:
+            ``(mixed, weight)``: ``mixed`` like ``x`` (same shape, dtype and device),
+            each pixel a convex combination of pixels of ``x[i]`` and ``x[partner[i]]``;
+            ``weight`` float ``[B]`` in ``[0, 1]``, the weight of label ``y[i]``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement mix()")
+
+
+#: Either kind of method.
+Method = MaskMethod | MixMethod

@@ -294,10 +294,19 @@ def fingerprint(
     Raises:
         ValueError: a bad size or sample count, or a method that never mixes
             (``vanilla``: every pair weight is 0).
+        UsageError: a mixing method (it has no masks).
         MaskContractError: the method returns masks that break the contract.
     """
     import torch
 
+    from msda_arena.contract import MixMethod
+    from msda_arena.errors import UsageError
+
+    if isinstance(method, MixMethod):
+        raise UsageError(
+            f"{method.spec} is a mixing method: its mixing depends on the images, so it has "
+            "no mask distribution to fingerprint; draw it with `arena masks` instead"
+        )
     h, w = int(size[0]), int(size[1])
     if h < 2 or w < 2:
         raise ValueError(f"size must be at least 2 x 2, got {h} x {w}")

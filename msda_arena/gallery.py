@@ -3,6 +3,10 @@
 For each lambda: the two source images, the mask M and the mixed image
 ``M * x_i + (1 - M) * x_j``. Images come from the procedural generator, so nothing
 is downloaded.
+
+A mixing method has no mask: its panel shows each mixed pixel's weight on ``x_i``,
+recovered with a code channel (:mod:`msda_arena.mixprobe`), and the label weight is
+the one the method returned; a saliency method gets a stand-in model's saliency.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from msda_arena.contract import MaskMethod
+from msda_arena.contract import Method, MixMethod
 
 __all__ = ["DEFAULT_LAMS", "gallery_tensors", "save_gallery"]
 
@@ -28,9 +32,11 @@ def _source_images(size: int, seed: int) -> torch.Tensor:
 
 
 def gallery_tensors(
-    method: MaskMethod, lams: Sequence[float] = DEFAULT_LAMS, size: int = 96, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(x_i, x_j, masks, mixed)`` for each lambda: ``[L, 3, S, S]``, ``[L, 1, S, S]``..."""
+    method: Method, lams: Sequence[float] = DEFAULT_LAMS, size: int = 96, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x_i, x_j, masks, mixed, weights)`` for each lambda: ``[L, 3, S, S]``,
+    ``[L, 1, S, S]``..., and the label weights ``[L]``. For a mixing method ``masks``
+    are the per-pixel weights on ``x_i`` its mixed images show."""
     for lam in lams:
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"lambda {lam} is outside [0, 1]")
@@ -38,17 +44,39 @@ def gallery_tensors(
     n = len(lams)
     xi = images[0:1].expand(n, -1, -1, -1)
     xj = images[1:2].expand(n, -1, -1, -1)
+    if isinstance(method, MixMethod):
+        return _mix_gallery(method, lams, xi, xj, seed)
     g = torch.Generator().manual_seed(seed)
     masks = method.masks(torch.tensor(list(lams), dtype=torch.float32), size, size, g)
     from msda_arena.mixing import validate_masks
 
     validate_masks(masks, n, size, size, torch.device("cpu"))
     mixed = masks * xi + (1.0 - masks) * xj
-    return xi, xj, masks, mixed
+    return xi, xj, masks, mixed, masks.mean(dim=(1, 2, 3))
+
+
+def _mix_gallery(
+    method: MixMethod, lams: Sequence[float], xi: torch.Tensor, xj: torch.Tensor, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A mixing method on a batch ``[x_i] * L + [x_j] * L`` paired by the harness's
+    ``flip`` (row r with its x_j copy), at lambdas ``lams`` then reversed."""
+    from msda_arena.mixing import Mixer
+    from msda_arena.mixprobe import code_batch, pixel_weights, stand_in_saliency, with_lams
+
+    n = len(lams)
+    coded = code_batch(torch.cat([xi, xj]), seed=seed)
+    lam = torch.tensor([*lams, *reversed(lams)], dtype=torch.float32)
+    y = torch.arange(2 * n)
+    saliency = stand_in_saliency(y, coded.images.shape[1]) if method.needs_saliency else None
+    mixer = Mixer(with_lams(method, lam), per_sample=True, pairing="flip")
+    out = mixer(coded.images, y, torch.Generator().manual_seed(seed), saliency)
+    weights = pixel_weights(out.inputs, coded, out.partner_targets)[:n].clamp(0, 1)
+    mixed = out.inputs[:n, : xi.shape[1]]
+    return xi, xj, weights.unsqueeze(1), mixed, out.weight[:n]
 
 
 def save_gallery(
-    method: MaskMethod,
+    method: Method,
     out: str | Path,
     lams: Sequence[float] = DEFAULT_LAMS,
     size: int = 96,
@@ -60,12 +88,13 @@ def save_gallery(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    xi, xj, masks, mixed = gallery_tensors(method, lams, size, seed)
+    xi, xj, masks, mixed, weights = gallery_tensors(method, lams, size, seed)
     n = len(lams)
+    mix_kind = isinstance(method, MixMethod)
     fig, axes = plt.subplots(n, 4, figsize=(8, 2.1 * n), squeeze=False)
-    titles = ("image x_i", "image x_j", "mask M", "mixed")
+    titles = ("image x_i", "image x_j", "weight of x_i" if mix_kind else "mask M", "mixed")
     for row, lam in enumerate(lams):
-        weight = float(masks[row].mean())
+        weight = float(weights[row])
         panels = (xi[row], xj[row], masks[row], mixed[row])
         for col, (ax, img) in enumerate(zip(axes[row], panels, strict=True)):
             if img.shape[0] == 1:
@@ -77,7 +106,11 @@ def save_gallery(
             if row == 0:
                 ax.set_title(titles[col], fontsize=10)
         axes[row][0].set_ylabel(f"λ={lam:g}\nw={weight:.3f}", fontsize=10)
-    fig.suptitle(f"{method.spec}: M * x_i + (1 - M) * x_j, label weight w = mean(M)", fontsize=11)
+    if mix_kind:
+        title = f"{method.spec}: mix(x_i, x_j), label weight w as the method returns it"
+    else:
+        title = f"{method.spec}: M * x_i + (1 - M) * x_j, label weight w = mean(M)"
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)

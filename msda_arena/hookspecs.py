@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from msda_arena.contract import MaskMethod
+    from msda_arena.contract import MaskMethod, MixMethod
 
 PROJECT = "msda_arena"
 
@@ -26,11 +26,14 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def register_mask_methods(register: Callable[[type[MaskMethod]], None]) -> None:
-    """Register mask methods by calling ``register`` once per method class.
+def register_mask_methods(
+    register: Callable[[type[MaskMethod] | type[MixMethod]], None],
+) -> None:
+    """Register methods, of either kind, by calling ``register`` once per method class.
 
     Args:
-        register: call it with a :class:`msda_arena.MaskMethod` subclass; its ``name``
+        register: call it with a :class:`msda_arena.MaskMethod` or
+            :class:`msda_arena.MixMethod` subclass; its ``name``
             becomes the method name used in specs (``arena run --method NAME``).
             Registering a name that another package already registered is an error
             that names both packages.

@@ -6,6 +6,11 @@ draws lambdas and masks (one per batch, as the reference code does, or one per
 sample), mixes ``x~ = M * x_i + (1 - M) * x_j`` and weighs the labels with each mask's
 true mean ``w = mean(M)``. Everything stays on the batch's device.
 
+A mixing method (:class:`~msda_arena.contract.MixMethod`) gets the partner index and
+the lambdas and returns the mixed inputs and the label weights itself; the harness
+checks them the same way (the weights in ``[0, 1]``, the inputs finite) and mixes the
+labels and the loss exactly as for a mask method.
+
 Every batch's lambdas and masks are checked against the contract without a host
 sync per step: type, shape, dtype and device in Python on each call; the values
 (finite, in ``[0, 1]``) by reductions on the device whose results
@@ -18,14 +23,15 @@ or a ``KeyboardInterrupt`` that did not come from the user, fails with
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
 from msda_arena import interrupts
-from msda_arena.contract import MaskMethod
+from msda_arena.contract import Method, MixMethod, Saliency
 from msda_arena.errors import ArenaError
 
 __all__ = [
@@ -57,12 +63,17 @@ class MaskContractError(ArenaError):
         where: the batch, e.g. ``"batch 17 (epoch 2)"``; empty outside training.
     """
 
-    def __init__(self, rule: str, message: str, where: str = "") -> None:
+    def __init__(self, rule: str, message: str, where: str = "", contract: str = "mask") -> None:
         at = f" at {where}" if where else ""
-        super().__init__(f"mask contract rule '{rule}' failed{at}: {message}")
+        super().__init__(f"{contract} contract rule '{rule}' failed{at}: {message}")
         self.rule = rule
         self.detail = message
         self.where = where
+        self.contract = contract
+
+    def at(self, where: str) -> MaskContractError:
+        """The same violation, located at ``where`` (a batch)."""
+        return MaskContractError(self.rule, self.detail, where, self.contract)
 
 
 class MethodError(ArenaError):
@@ -120,13 +131,63 @@ def _check_mask_meta(
         raise MaskContractError("device", f"expected masks on {device}, got {masks.device}")
 
 
-def _mask_value_error(lo: float, hi: float, where: str = "") -> MaskContractError | None:
-    """Rules ``finite`` then ``range`` from the masks' min and max (NaN propagates)."""
+def _check_mix_meta(out: object, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rules ``type``, ``shape``, ``dtype`` and ``device`` of a mixing method's
+    ``(mixed, weight)``, in order; no sync."""
+    b = x.shape[0]
+    if not (
+        isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)
+    ):
+        raise MaskContractError(
+            "type", "mix() must return a tuple (mixed, weight) of two tensors", contract="mix"
+        )
+    mixed, weight = out
+    if mixed.shape != x.shape or tuple(weight.shape) != (b,):
+        raise MaskContractError(
+            "shape",
+            f"expected mixed {list(x.shape)} and weight [{b}], got "
+            f"{list(mixed.shape)} and {list(weight.shape)}",
+            contract="mix",
+        )
+    if mixed.dtype != x.dtype or not weight.is_floating_point():
+        raise MaskContractError(
+            "dtype",
+            f"expected mixed {x.dtype} (the inputs' dtype) and a floating-point weight, got "
+            f"{mixed.dtype} and {weight.dtype}",
+            contract="mix",
+        )
+    if mixed.device != x.device or weight.device != x.device:
+        raise MaskContractError(
+            "device",
+            f"expected both on {x.device}, got {mixed.device} and {weight.device}",
+            contract="mix",
+        )
+    return mixed, weight
+
+
+def _mix_summary(mixed: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weights' min and max, both NaN when ``mixed`` is not all finite: what the
+    value rules of a mixing method need, reduced on the device without a sync."""
+    lo, hi = torch.aminmax(weight.detach().float())
+    finite = torch.isfinite(mixed.detach()).all()
+    nan = torch.full_like(lo, math.nan)
+    return torch.where(finite, lo, nan), torch.where(finite, hi, nan)
+
+
+def _mask_value_error(
+    lo: float, hi: float, where: str = "", contract: str = "mask"
+) -> MaskContractError | None:
+    """Rules ``finite`` then ``range`` from the masks' (a mixing method's label
+    weights') min and max (NaN propagates)."""
+    if contract == "mix":
+        what, finite = "label weights", "mixed inputs or label weights contain NaN or infinity"
+    else:
+        what, finite = "mask values", "masks contain NaN or infinity"
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        return MaskContractError("finite", "masks contain NaN or infinity", where)
+        return MaskContractError("finite", finite, where, contract)
     if lo < 0.0 or hi > 1.0:
         return MaskContractError(
-            "range", f"mask values must lie in [0, 1], found [{lo:.4g}, {hi:.4g}]", where
+            "range", f"{what} must lie in [0, 1], found [{lo:.4g}, {hi:.4g}]", where, contract
         )
     return None
 
@@ -168,7 +229,7 @@ class MixedBatch:
     partner_targets: torch.Tensor
     weight: torch.Tensor  # [B], mean of each sample's mask = weight of ``targets``
     lam: torch.Tensor  # the drawn lambdas, [B] per sample or [1] per batch
-    masks: torch.Tensor  # [B or 1, 1, H, W]
+    masks: torch.Tensor | None  # [B or 1, 1, H, W]; None for a mixing method
 
     def soft_targets(self, num_classes: int) -> torch.Tensor:
         """``w * onehot(y_i) + (1 - w) * onehot(y_j)`` as float ``[B, num_classes]``."""
@@ -189,7 +250,7 @@ class Mixer:
     """Mixes batches with one method under the harness's fixed rules.
 
     Args:
-        method: the mask method.
+        method: the mask method or mixing method.
         per_sample: one lambda and mask per sample; default one per batch, as the
             reference implementations do.
         pairing: ``"flip"`` pairs sample i with sample B-1-i (reference); ``"permute"``
@@ -207,7 +268,7 @@ class Mixer:
 
     def __init__(
         self,
-        method: MaskMethod,
+        method: Method,
         per_sample: bool = False,
         pairing: Pairing = "flip",
         validate: bool = True,
@@ -215,6 +276,7 @@ class Mixer:
         if pairing not in ("flip", "permute"):
             raise ValueError(f"pairing must be 'flip' or 'permute', got {pairing!r}")
         self.method = method
+        self.contract = "mix" if isinstance(method, MixMethod) else "mask"
         self.per_sample = per_sample
         self.pairing = pairing
         self._validate = validate
@@ -243,10 +305,13 @@ class Mixer:
         except Exception:
             return getattr(self.method, "name", "") or type(self.method).__name__
 
-    def _record(self, call: int, lam: torch.Tensor, masks: torch.Tensor) -> None:
-        """Queue this call's value summary: two reductions and a stack, no sync."""
+    def _record(
+        self, call: int, lam: torch.Tensor, values: tuple[torch.Tensor, torch.Tensor]
+    ) -> None:
+        """Queue this call's value summary (the lambdas' min and max, and ``values``: the
+        masks' or the label weights' min and max): reductions and a stack, no sync."""
         lam_lo, lam_hi = torch.aminmax(lam.detach())
-        mask_lo, mask_hi = torch.aminmax(masks.detach())
+        mask_lo, mask_hi = values
         if not self._pending:
             self._pending_base = call
         self._pending.append(
@@ -294,43 +359,85 @@ class Mixer:
                 f"sample_lam() values must be finite and lie in [0, 1], "
                 f"found [{lam_lo:.4g}, {lam_hi:.4g}]",
                 self._where(int(first_lam)),
+                self.contract,
             )
-        error = _mask_value_error(mask_lo, mask_hi, self._where(int(first_mask)))
+        error = _mask_value_error(mask_lo, mask_hi, self._where(int(first_mask)), self.contract)
         if error is not None:
             raise error
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> MixedBatch:
-        """Mix ``x`` ``[B, C, H, W]`` with labels ``y`` ``[B]`` drawing from ``generator``."""
+    def _run(self, call_name: str, call: int, fn: Callable[[], Any]) -> Any:
+        """``fn()``, with anything it raises (but the user's Ctrl-C) as :class:`MethodError`."""
+        try:
+            return fn()
+        except BaseException as exc:
+            if interrupts.from_user(exc):
+                raise
+            raise MethodError(self._spec(), call_name, self._where(call), exc) from exc
+
+    def __call__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        generator: torch.Generator,
+        saliency: Saliency | None = None,
+    ) -> MixedBatch:
+        """Mix ``x`` ``[B, C, H, W]`` with labels ``y`` ``[B]`` drawing from ``generator``.
+
+        ``saliency`` is passed to a mixing method that sets ``needs_saliency`` (the
+        trainer gives the current model's, see :meth:`msda_arena.train.TrainStep`)."""
         b, _, h, w = x.shape
         n = b if self.per_sample else 1
         call = self._calls
         self._calls += 1
-        try:
-            lam = self.method.sample_lam(n, generator, x.device)
-        except BaseException as exc:
-            if interrupts.from_user(exc):
-                raise
-            raise MethodError(self._spec(), "sample_lam()", self._where(call), exc) from exc
+        method = self.method
+        lam = self._run("sample_lam()", call, lambda: method.sample_lam(n, generator, x.device))
         if self._validate:
             try:
                 _check_lam_meta(lam, n, x.device)
             except MaskContractError as exc:
-                raise MaskContractError(exc.rule, exc.detail, self._where(call)) from None
-        try:
-            masks = self.method.masks(lam, h, w, generator)
-        except BaseException as exc:
-            if interrupts.from_user(exc):
-                raise
-            raise MethodError(self._spec(), "masks()", self._where(call), exc) from exc
+                raise MaskContractError(
+                    exc.rule, exc.detail, self._where(call), self.contract
+                ) from None
+        if isinstance(method, MixMethod):
+            return self._mix(method, x, y, lam, generator, saliency, call)
+        masks = self._run("masks()", call, lambda: method.masks(lam, h, w, generator))
         if self._validate:
             try:
                 _check_mask_meta(masks, n, h, w, x.device)
             except MaskContractError as exc:
-                raise MaskContractError(exc.rule, exc.detail, self._where(call)) from None
-            self._record(call, lam, masks)
+                raise exc.at(self._where(call)) from None
+            self._record(call, lam, torch.aminmax(masks.detach()))
             if call == 0:
                 self.raise_if_violated()  # a broken method fails at once, for one sync
         idx = pair_indices(b, self.pairing, generator, x.device)
         weight = masks.mean(dim=(1, 2, 3), dtype=torch.float32).expand(b)  # [1] -> [B] per batch
         mixed = torch.lerp(x[idx], x, masks.to(x.dtype))
         return MixedBatch(mixed, y, y[idx], weight, lam, masks)
+
+    def _mix(
+        self,
+        method: MixMethod,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        lam: torch.Tensor,
+        generator: torch.Generator,
+        saliency: Saliency | None,
+        call: int,
+    ) -> MixedBatch:
+        """A mixing method's step: partner, ``mix()``, its checks, the labels."""
+        idx = pair_indices(x.shape[0], self.pairing, generator, x.device)
+        if method.needs_saliency and saliency is None:
+            raise ValueError(f"method '{self._spec()}' needs saliency; pass saliency=")
+        given = saliency if method.needs_saliency else None
+        out = self._run("mix()", call, lambda: method.mix(x, y, idx, lam, generator, given))
+        if not self._validate:
+            mixed, weight = out
+            return MixedBatch(mixed, y, y[idx], weight.float(), lam, None)
+        try:
+            mixed, weight = _check_mix_meta(out, x)
+        except MaskContractError as exc:
+            raise exc.at(self._where(call)) from None
+        self._record(call, lam, _mix_summary(mixed, weight))
+        if call == 0:
+            self.raise_if_violated()
+        return MixedBatch(mixed, y, y[idx], weight.float(), lam, None)

@@ -25,7 +25,7 @@ from typing import Any
 import pluggy
 
 from msda_arena import hookspecs
-from msda_arena.contract import MaskMethod
+from msda_arena.contract import MaskMethod, MixMethod
 from msda_arena.errors import PluginError
 from msda_arena.spec import NAME_PATTERN, SpecError
 
@@ -48,7 +48,7 @@ class MethodInfo:
     """A registered method: its class and the package that provides it."""
 
     name: str
-    cls: type[MaskMethod]
+    cls: type[MaskMethod] | type[MixMethod]
     package: str
     version: str
 
@@ -260,8 +260,8 @@ def _load() -> Registry:
         staged: list[MethodInfo] = []
 
         def register(cls: Any, _package=package, _version=version, _staged=staged) -> None:
-            if not (isinstance(cls, type) and issubclass(cls, MaskMethod)):
-                raise TypeError(f"register() takes a MaskMethod subclass, got {cls!r}")
+            if not (isinstance(cls, type) and issubclass(cls, (MaskMethod, MixMethod))):
+                raise TypeError(f"register() takes a MaskMethod or MixMethod subclass, got {cls!r}")
             if not isinstance(cls.name, str) or not NAME_PATTERN.match(cls.name):
                 raise TypeError(
                     f"{cls.__name__}.name must be lower-case letters, digits, '-' and '_' "

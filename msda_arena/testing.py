@@ -1,4 +1,4 @@
-"""Conformance checks of the mask contract, for ``arena check`` and plugin test suites.
+"""Conformance checks of both method contracts, for ``arena check`` and plugin test suites.
 
 In a plugin's own pytest suite::
 
@@ -7,9 +7,17 @@ In a plugin's own pytest suite::
     def test_mymask_conforms():
         assert_conforms("mymask(k=3)")
 
-Each rule is named; a failure says which rule broke and how. Rules: ``runs``,
-``lam``, ``type``, ``shape``, ``dtype``, ``device``, ``finite``, ``range``,
-``determinism``, ``vectorised`` and ``label-weight``.
+Each rule is named; a failure says which rule broke and how. Rules of a mask method
+(:data:`RULES`): ``runs``, ``lam``, ``type``, ``shape``, ``dtype``, ``device``,
+``finite``, ``range``, ``determinism``, ``vectorised`` and ``label-weight``.
+
+A mixing method (:data:`MIX_RULES`) is run on images this module supplies (with a
+stand-in model's saliency when it asks for one) through the harness's own
+:class:`~msda_arena.mixing.Mixer`: ``type``/``shape``/``dtype``/``device`` of
+``(mixed, weight)``, ``finite``, ``range`` (the label weight in ``[0, 1]``),
+``determinism``, ``vectorised`` (torch calls must not grow with the batch) and
+``convex``: every mixed pixel a convex combination of pixels of its two sources, with
+one weight for all channels (:mod:`msda_arena.mixprobe`).
 
 :func:`preflight` runs the same rules but stops at the first failure; every rule
 takes milliseconds for a conforming method, so an executor can afford it before a
@@ -18,18 +26,31 @@ method's first cell.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
 
 from msda_arena import interrupts
-from msda_arena.contract import MaskMethod
+from msda_arena.contract import MaskMethod, Method, MixMethod
 from msda_arena.mixing import MaskContractError, Mixer, validate_masks
 
-__all__ = ["RULES", "CheckResult", "assert_conforms", "preflight", "run_checks"]
+__all__ = [
+    "MIX_RULES",
+    "ONE_CELL_TOML",
+    "RULES",
+    "CheckResult",
+    "assert_conforms",
+    "one_cell_run",
+    "preflight",
+    "rules_for",
+    "run_checks",
+]
 
 RULES = (
     "runs",
@@ -43,6 +64,21 @@ RULES = (
     "determinism",
     "vectorised",
     "label-weight",
+)
+
+#: The rules of a mixing method, in order.
+MIX_RULES = (
+    "runs",
+    "lam",
+    "type",
+    "shape",
+    "dtype",
+    "device",
+    "finite",
+    "range",
+    "determinism",
+    "vectorised",
+    "convex",
 )
 
 # (batch, height, width): square, non-square, a single sample.
@@ -85,15 +121,21 @@ def _gen(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def _resolve(method: MaskMethod | str) -> MaskMethod:
-    if isinstance(method, MaskMethod):
+def rules_for(method: Method) -> tuple[str, ...]:
+    """The rules ``method`` is checked against: :data:`MIX_RULES` for a mixing method,
+    :data:`RULES` for a mask method."""
+    return MIX_RULES if isinstance(method, MixMethod) else RULES
+
+
+def _resolve(method: Method | str) -> Method:
+    if isinstance(method, (MaskMethod, MixMethod)):
         return method
     from msda_arena import get_method
 
     return get_method(method)
 
 
-def _check_lam(method: MaskMethod, device: torch.device) -> None:
+def _check_lam(method: Method, device: torch.device) -> None:
     lam = method.sample_lam(64, _gen(device, 0), device)
     if not isinstance(lam, torch.Tensor):
         raise MaskContractError("lam", f"sample_lam returned {type(lam).__name__}, not a tensor")
@@ -223,6 +265,119 @@ def _check_label_weight(method: MaskMethod, device: torch.device) -> None:
             raise MaskContractError("label-weight", "soft targets do not sum to 1")
 
 
+# Mixing methods: (batch, channels, height, width): RGB, one channel (Fashion-MNIST)
+# non-square, a single sample.
+_MIX_SIZES = ((16, 3, 32, 32), (5, 1, 24, 40), (1, 3, 8, 8))
+_MIX_SCALING_BATCHES = (32, 256)
+_MIX_SCALING_SIZE = 8
+# Rounding allowed in the convex rule: weights within [0, 1] by this, and the second
+# code channel's identity to this (codes are O(1), weights >= 0.1 apart).
+_CONVEX_TOL = 1e-3
+
+
+def _images(b: int, c: int, h: int, w: int, device: torch.device, seed: int) -> torch.Tensor:
+    """Normalised-looking images: procedural objects (3 channels) or their luminance,
+    as the trainer hands them to a method (zero mean, unit-ish variance)."""
+    from msda_arena.data.procedural import generate
+
+    out = generate(b, num_classes=10, image_size=max(h, w), object_scale=0.6, seed=seed)
+    x = (out[0] if isinstance(out, tuple) else out).float()[:, :, :h, :w] / 255.0
+    if c == 1:
+        x = x.mean(dim=1, keepdim=True)
+    return ((x - 0.5) / 0.25).to(device)
+
+
+def _mix_once(
+    method: MixMethod,
+    x: torch.Tensor,
+    per_sample: bool,
+    seed: int,
+    validate: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One harness call on ``x``: ``(mixed, weight, partner)``; a broken rule raises."""
+    from msda_arena.mixprobe import stand_in_saliency
+
+    y = torch.arange(x.shape[0], device=x.device)  # a label is its row: partner = label
+    saliency = stand_in_saliency(y, x.shape[1]) if method.needs_saliency else None
+    mixer = Mixer(method, per_sample=per_sample, pairing="permute", validate=validate)
+    mixed = mixer(x, y, _gen(x.device, seed), saliency)
+    return mixed.inputs, mixed.weight, mixed.partner_targets
+
+
+def _check_mix_outputs(method: MixMethod, device: torch.device) -> None:
+    for i, (b, c, h, w) in enumerate(_MIX_SIZES):
+        x = _images(b, c, h, w, device, seed=i)
+        for per_sample in (False, True):
+            _mix_once(method, x, per_sample, seed=10 + i)
+    # the edge lambdas, one per sample, through the same harness call
+    from msda_arena.mixprobe import with_lams
+
+    lam = torch.tensor(_EDGE_LAMS, device=device)
+    _mix_once(with_lams(method, lam), _images(len(lam), 3, 16, 16, device, seed=7), True, 8)
+
+
+def _check_mix_determinism(method: MixMethod, device: torch.device) -> None:
+    x = _images(8, 3, 16, 20, device, seed=3)
+    (m1, w1, p1), (m2, w2, p2) = (
+        _mix_once(method, x, True, 1234, validate=False) for _ in range(2)
+    )
+    if not (torch.equal(p1, p2) and torch.equal(m1, m2) and torch.equal(w1, w2)):
+        raise MaskContractError(
+            "determinism",
+            "mix() gave different outputs for the same inputs and seeded generator; draw "
+            "all randomness from the generator argument",
+            contract="mix",
+        )
+
+
+def _mix_torch_calls(method: MixMethod, batch: int, device: torch.device) -> int:
+    size = _MIX_SCALING_SIZE
+    x = _images(batch, 3, size, size, device, seed=5)
+    with _CallCounter() as counter:
+        _mix_once(method, x, True, 6, validate=False)
+    return counter.calls
+
+
+def _check_mix_vectorised(method: MixMethod, device: torch.device) -> None:
+    small_b, large_b = _MIX_SCALING_BATCHES
+    small = _mix_torch_calls(method, small_b, device)
+    large = _mix_torch_calls(method, large_b, device)
+    if large > small + _MAX_EXTRA_CALLS:
+        raise MaskContractError(
+            "vectorised",
+            f"mix() makes {large} torch calls for {large_b} samples but {small} for "
+            f"{small_b}; mix the whole batch with batched tensor operations, not a loop "
+            "per sample",
+            contract="mix",
+        )
+
+
+def _check_convex(method: MixMethod, device: torch.device) -> None:
+    from msda_arena.mixprobe import code_batch, convexity_error
+
+    for per_sample in (False, True):
+        coded = code_batch(_images(8, 3, 24, 24, device, seed=9), seed=int(per_sample))
+        mixed, _, partner = _mix_once(method, coded.images, per_sample, 11, validate=False)
+        outside, residual = convexity_error(mixed, coded, partner)
+        if outside > _CONVEX_TOL or residual > _CONVEX_TOL:
+            raise MaskContractError(
+                "convex",
+                "mixed pixels are not convex combinations of pixels of the two paired images "
+                f"(weight outside [0, 1] by {outside:.3g}, other content {residual:.3g}); "
+                "mix with one weight per pixel for all channels, from x[i] and "
+                "x[partner[i]] only, and do not rescale or add to the images",
+                contract="mix",
+            )
+
+
+_MIX_STAGES = (
+    (("lam",), _check_lam),
+    (("type", "shape", "dtype", "device", "finite", "range"), _check_mix_outputs),
+    (("determinism",), _check_mix_determinism),
+    (("vectorised",), _check_mix_vectorised),
+    (("convex",), _check_convex),
+)
+
 _STAGES = (
     (("lam",), _check_lam),
     (("type", "shape", "dtype", "device", "finite", "range"), _check_masks),
@@ -232,7 +387,7 @@ _STAGES = (
 )
 
 
-def _stage_results(method: MaskMethod | str, device: torch.device) -> Iterator[CheckResult]:
+def _stage_results(method: Method | str, device: torch.device) -> Iterator[CheckResult]:
     """Results stage by stage: ``runs`` (only when it fails) and each stage's rules.
 
     A stage that raises something other than a contract violation (``SystemExit`` and
@@ -244,7 +399,8 @@ def _stage_results(method: MaskMethod | str, device: torch.device) -> Iterator[C
     except Exception as exc:
         yield CheckResult("runs", False, f"cannot build the method: {exc}")
         return
-    for rules, stage in _STAGES:
+    stages = _MIX_STAGES if isinstance(method, MixMethod) else _STAGES
+    for rules, stage in stages:
         try:
             stage(method, device)
         except MaskContractError as exc:
@@ -261,7 +417,9 @@ def _stage_results(method: MaskMethod | str, device: torch.device) -> Iterator[C
             if interrupts.from_user(exc):
                 raise
             yield CheckResult(
-                "runs", False, f"{stage.__name__[7:]} raised {type(exc).__name__}: {exc}"
+                "runs",
+                False,
+                f"{stage.__name__[7:].removeprefix('mix_')} raised {type(exc).__name__}: {exc}",
             )
             for rule in rules:
                 yield CheckResult(rule, False, "not checked (the method raised)")
@@ -270,32 +428,38 @@ def _stage_results(method: MaskMethod | str, device: torch.device) -> Iterator[C
                 yield CheckResult(rule, True, "ok")
 
 
-def run_checks(method: MaskMethod | str, device: torch.device | str = "cpu") -> list[CheckResult]:
-    """Check ``method`` (an instance or a spec) against every rule; one result per rule.
+def run_checks(method: Method | str, device: torch.device | str = "cpu") -> list[CheckResult]:
+    """Check ``method`` (an instance or a spec) against every rule of its kind
+    (:func:`rules_for`); one result per rule.
 
     A stage that raises something other than a contract violation fails ``runs``
     and its own rules; within a stage, rules after the failed one are not checked.
     """
-    results: dict[str, CheckResult] = {
-        "runs": CheckResult("runs", True, "sample_lam and masks ran")
-    }
+    try:
+        method = _resolve(method)
+    except Exception as exc:
+        return [CheckResult("runs", False, f"cannot build the method: {exc}")]
+    calls = (
+        "sample_lam and mix ran" if isinstance(method, MixMethod) else "sample_lam and masks ran"
+    )
+    results: dict[str, CheckResult] = {"runs": CheckResult("runs", True, calls)}
     with interrupts.watching():
         for result in _stage_results(method, _device(device)):
             if result.rule == "runs" or result.rule not in results:
                 results[result.rule] = result
-    if not results["runs"].passed and len(results) == 1:  # the method could not be built
-        return [results["runs"]]
-    return [results[r] for r in RULES]
+    return [results[r] for r in rules_for(method)]
 
 
-def preflight(method: MaskMethod | str, device: torch.device | str = "cpu") -> CheckResult | None:
+def preflight(method: Method | str, device: torch.device | str = "cpu") -> CheckResult | None:
     """The first rule ``method`` (an instance or a spec) fails on ``device``, or ``None``.
 
-    Runs the conformance rules in the order of :data:`RULES`'s stages (``runs``,
-    ``lam``, the mask rules, ``determinism``, ``vectorised``, ``label-weight``) and
-    stops at the first failure, for an executor to call before a method's first cell.
-    A conforming method passes in milliseconds; one that loops over samples in Python
-    takes a second or two to be caught by ``vectorised``.
+    Runs the conformance rules in the order of its kind's stages (:data:`RULES`:
+    ``runs``, ``lam``, the mask rules, ``determinism``, ``vectorised``,
+    ``label-weight``; :data:`MIX_RULES` for a mixing method) and stops at the first
+    failure, for an executor to call before a method's first cell. A conforming
+    method passes in milliseconds (a saliency method: a few stand-in model passes);
+    one that loops over samples in Python takes a second or two to be caught by
+    ``vectorised``.
     """
     with interrupts.watching():
         for result in _stage_results(method, _device(device)):
@@ -304,8 +468,90 @@ def preflight(method: MaskMethod | str, device: torch.device | str = "cpu") -> C
     return None
 
 
-def assert_conforms(method: MaskMethod | str, device: torch.device | str = "cpu") -> None:
+def assert_conforms(method: Method | str, device: torch.device | str = "cpu") -> None:
     """Raise ``AssertionError`` naming every failed rule; for plugins' own tests."""
     failed = [r for r in run_checks(method, device) if not r.passed]
     if failed:
         raise AssertionError("; ".join(f"{r.rule}: {r.detail}" for r in failed))
+
+
+#: The one-cell grid :func:`one_cell_run` trains: procedural images, one epoch.
+ONE_CELL_TOML = """\
+[defaults]
+profile_gpu = "one"
+profile_cpu = "one"
+
+[scenarios.large-crop]
+scale = [2.0, 4.0]
+ratio = [0.75, 1.3333333333333333]
+flip = true
+
+[recipes.one]
+epochs = 1
+batch_size = 32
+lr = 0.05
+
+[profiles.one]
+dataset = "procedural"
+dataset_options = { train_size = 128, test_size = 64, num_classes = 4, image_size = 16 }
+archs = ["resnet8_tiny_cifar"]
+scenarios = ["large-crop"]
+seeds = [0]
+recipe = "one"
+baselines = []
+"""
+
+
+def one_cell_run(method: str, workdir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Train ``method`` (a spec) for one cell with the real ``arena run`` in a
+    subprocess (one epoch on 128 procedural images, a few seconds on a CPU) and return
+    its stored result record; for plugins' own tests::
+
+        def test_mymethod_trains(tmp_path):
+            record = one_cell_run("mymethod", tmp_path)
+            assert record["status"] == "ok"
+
+    Raises:
+        AssertionError: ``arena run`` failed (its output is in the message) or stored
+            no result for ``method``.
+    """
+    import subprocess
+    import sys
+
+    from msda_arena.store import load_results
+
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    config = work / "arena.toml"
+    config.write_text(ONE_CELL_TOML)
+    results = work / "results"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "msda_arena.cli.main",
+            "run",
+            "--method",
+            method,
+            "--config",
+            str(config),
+            "--results",
+            str(results),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"arena run --method {method} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
+        )
+    frame, _warnings = load_results(results)
+    from msda_arena import get_method
+
+    spec = get_method(method).spec
+    rows = frame[frame["method"] == spec]
+    if len(rows) != 1:
+        raise AssertionError(f"arena run stored {len(rows)} results for {spec}, expected 1")
+    return rows.iloc[0].to_dict()

@@ -48,7 +48,7 @@ import torch
 
 from msda_arena import interrupts
 from msda_arena.config import Recipe
-from msda_arena.contract import MaskMethod
+from msda_arena.contract import Method, Saliency
 from msda_arena.errors import ArenaError
 from msda_arena.metrics import EvalMetrics
 from msda_arena.mixing import Mixer
@@ -261,7 +261,7 @@ class TrainStep:
     def __init__(
         self,
         arch: str,
-        method: MaskMethod,
+        method: Method,
         data: Any,
         recipe: Recipe,
         scenario: Any,
@@ -303,6 +303,7 @@ class TrainStep:
         self.data_gen = torch.Generator(device=device).manual_seed(seed)
         self.mix_gen = torch.Generator(device=device).manual_seed(seed + _MIX_SEED_OFFSET)
         self.mixer = Mixer(method, per_sample=recipe.per_sample_masks, pairing=recipe.pairing)  # type: ignore[arg-type]
+        self._wants_saliency = bool(getattr(method, "needs_saliency", False))
         self.notes = ""
         self.net: Callable[[torch.Tensor], torch.Tensor] = model
         self._trial = False  # the next step is the first compiled one
@@ -351,7 +352,8 @@ class TrainStep:
         from msda_arena.data.crops import train_views
 
         x = train_views(self.data.normalize(xb), self.scenario, self.data_gen)
-        mixed = self.mixer(x, yb, self.mix_gen)
+        saliency = self._saliency(yb) if self._wants_saliency else None
+        mixed = self.mixer(x, yb, self.mix_gen, saliency)
         inputs = mixed.inputs.contiguous(memory_format=self.memory_format)
         if self._trial:
             loss = self._first_compiled_step(inputs, mixed)
@@ -364,6 +366,27 @@ class TrainStep:
         self._loss_max = torch.maximum(self._loss_max, loss)  # NaN propagates
         self.epoch_steps += 1
         return loss
+
+    def _saliency(self, y: torch.Tensor) -> Saliency:
+        """The :data:`~msda_arena.contract.Saliency` callable of this batch: the eager
+        model's input-gradient magnitude (RMS over channels, as PuzzleMix) on the images
+        it is given, labels ``y``, in the model's current (training) mode. One forward
+        and backward per call, inside the step and so inside the cell's time; the
+        parameters' gradients are not touched."""
+        from msda_arena.gradients import input_gradients
+
+        def saliency(images: torch.Tensor) -> torch.Tensor:
+            if images.ndim != 4 or images.shape[0] != y.shape[0]:
+                raise ValueError(
+                    f"saliency() takes the batch's {y.shape[0]} images [B, C, H, W], "
+                    f"got shape {list(images.shape)}"
+                )
+            with self.autocast():
+                return input_gradients(
+                    self.model, images.contiguous(memory_format=self.memory_format), y, "rms"
+                )
+
+        return saliency
 
     def _forward_backward(self, inputs: torch.Tensor, mixed: Any) -> torch.Tensor:
         with self.autocast():
@@ -471,7 +494,7 @@ def cuda_tuning(device: torch.device | str) -> Iterator[None]:
 
 def train_cell(
     arch: str,
-    method: MaskMethod,
+    method: Method,
     data: Any,
     recipe: Recipe,
     scenario: Any,
@@ -500,7 +523,7 @@ def train_cell(
 
 def _train_cell(
     arch: str,
-    method: MaskMethod,
+    method: Method,
     data: Any,
     recipe: Recipe,
     scenario: Any,

@@ -21,7 +21,8 @@ def _console(stderr: bool = False):
 def methods(
     pattern: str = typer.Argument(None, help="Shell-style filter on method names, e.g. 'h*'."),
 ) -> None:
-    """List installed mask methods: name, parameters with defaults, package and version."""
+    """List installed methods: name, kind (mask or mix), parameters with defaults,
+    package and version."""
     from rich.table import Table
 
     from msda_arena import list_methods
@@ -29,12 +30,13 @@ def methods(
     from msda_arena.spec import format_value
 
     infos = list_methods(pattern)
-    table = Table(title="Installed mask methods", title_justify="left")
-    for col in ("method", "parameters (defaults)", "package", "version", "description"):
+    table = Table(title="Installed methods", title_justify="left")
+    for col in ("method", "kind", "parameters (defaults)", "package", "version", "description"):
         table.add_column(col)
     for info in infos:
         params = ", ".join(f"{p.name}={format_value(p.default)}" for p in info.cls.params) or "-"
-        table.add_row(info.name, params, info.package, info.version, info.cls.summary)
+        kind = info.cls.kind + (" (saliency)" if getattr(info.cls, "needs_saliency", False) else "")
+        table.add_row(info.name, kind, params, info.package, info.version, info.cls.summary)
     _console().print(table)
     if pattern and not infos:
         print(f"arena: no method matches {pattern!r}", file=sys.stderr)
@@ -87,7 +89,8 @@ def check(
     method: str = typer.Option(..., "--method", "-m", help="Method spec, e.g. 'hmix(r=0.25)'."),
     device: str = typer.Option("cpu", help="Device to check on: cpu, cuda, auto."),
 ) -> None:
-    """Check a mask method against the contract; exit 1 naming any failed rule."""
+    """Check a method against its kind's contract (mask or mix); exit 1 naming any
+    failed rule."""
     from rich.table import Table
 
     from msda_arena import get_method
@@ -105,7 +108,9 @@ def check(
     _console().print(table)
     failed = [r.rule for r in results if not r.passed]
     if failed:
-        raise ArenaError(f"{instance.spec} fails the mask contract: rule(s) {', '.join(failed)}")
+        raise ArenaError(
+            f"{instance.spec} fails the {instance.kind} contract: rule(s) {', '.join(failed)}"
+        )
     print(f"{instance.spec}: all {len(results)} rules pass", file=sys.stderr)
 
 
