@@ -399,11 +399,18 @@ def _stage_results(method: Method | str, device: torch.device) -> Iterator[Check
     except Exception as exc:
         yield CheckResult("runs", False, f"cannot build the method: {exc}")
         return
-    stages = _MIX_STAGES if isinstance(method, MixMethod) else _STAGES
+    mix = isinstance(method, MixMethod)
+    stages = _MIX_STAGES if mix else _STAGES
+    outputs_ok = True
     for rules, stage in stages:
+        if not outputs_ok:  # a mixing method's later rules need outputs of the right form
+            for rule in rules:
+                yield CheckResult(rule, False, "not checked (an earlier rule failed)")
+            continue
         try:
             stage(method, device)
         except MaskContractError as exc:
+            outputs_ok = not (mix and exc.rule in ("type", "shape", "dtype", "device"))
             # A stage checks its rules in order: those before the failed one passed.
             failed_at = rules.index(exc.rule) if exc.rule in rules else 0
             for i, rule in enumerate(rules):
@@ -416,6 +423,7 @@ def _stage_results(method: Method | str, device: torch.device) -> Iterator[Check
         except BaseException as exc:
             if interrupts.from_user(exc):
                 raise
+            outputs_ok = not (mix and stage is _check_mix_outputs)
             yield CheckResult(
                 "runs",
                 False,

@@ -1213,3 +1213,38 @@ def test_scenario_plot_draws_an_interval_only_from_two_pairs_or_more(tmp_path):
     (errs,) = bars["cifar10 / resnet8_cifar"]  # three seeds in both scenarios
     assert len(errs.lines[2][0].get_segments()) == 2
     assert "bars without one had fewer than 2 pairs" in fig.get_suptitle()
+
+
+def _lead_store(root, vanilla_loss):
+    """vanilla first in both columns, with the given last-epoch training loss."""
+    values = {"vanilla": [80, 81], "mixup": [75, 76], "cutmix": [74, 77]}
+    for method, tops in values.items():
+        for scenario in ("large-crop", "small-crop"):
+            for seed, top1 in enumerate(tops):
+                loss = vanilla_loss if method == "vanilla" else 1.3
+                add(root, method, "resnet8_cifar", scenario, seed, top1, train_loss=loss, epochs=4)
+    frame, _ = load_results(root)
+    return frame
+
+
+def test_when_vanilla_leads_the_terminal_says_why_in_one_line(tmp_path):
+    frame = _lead_store(tmp_path / "short", vanilla_loss=0.62)
+    report = build_report(frame)
+    assert report.regime_note.startswith("vanilla leads because training is too short")
+    assert "after 4 epoch(s) the un-mixed model's training loss is still 0.62" in report.regime_note
+    result = invoke("--results", tmp_path / "short")
+    assert result.exit_code == 0, result.output
+    said = [line for line in result.output.splitlines() if "Vanilla leads" in line]
+    assert len(said) == 1 and "fashion, cifar100" in said[0]
+    from msda_arena.report.render import to_json
+
+    assert json.loads(to_json(report))["regime_note"] == report.regime_note
+
+    fitted = build_report(_lead_store(tmp_path / "fitted", vanilla_loss=0.02))
+    assert fitted.regime_note.startswith("vanilla leads although it fits its training set")
+    # no note when a mixing method leads, or on a lower-is-better metric
+    assert build_report(frame, metric="ece").regime_note is None
+
+
+def test_no_vanilla_note_when_a_mixing_method_leads(rep):
+    assert rep.leaderboard.rows[0].method != "vanilla" and rep.regime_note is None

@@ -10,6 +10,7 @@ from msda_arena.errors import UsageError
 from msda_arena.report.compare import compare_to_baselines
 from msda_arena.report.interaction import DEFAULT_METHODS, Interaction, scenario_interaction
 from msda_arena.report.metrics import DEFAULT_METRIC, Metric, get_metric
+from msda_arena.report.regime import vanilla_lead_note
 from msda_arena.report.selection import REFERENCE_METHODS, select_results
 from msda_arena.report.stats import PairedResult
 from msda_arena.report.table import Leaderboard, build_leaderboard
@@ -38,6 +39,8 @@ class Report:
         interaction_note: when ``interaction`` is ``None`` although a crop scenario has
             results, the one-line reason (printed with the notes under the table; not a
             warning: nothing is wrong with the store).
+        regime_note: when ``vanilla`` leads an accuracy leaderboard, the one-line reason
+            read from its training loss (:func:`~msda_arena.report.regime.vanilla_lead_note`).
     """
 
     leaderboard: Leaderboard
@@ -48,6 +51,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     interaction: Interaction | None = None
     interaction_note: str | None = None
+    regime_note: str | None = None
 
     @property
     def n_results(self) -> int:
@@ -152,4 +156,5 @@ def build_report(
         warnings=[*warnings, *notes],
         interaction=inter,
         interaction_note=reason,
+        regime_note=vanilla_lead_note(chosen, board),
     )

@@ -199,6 +199,8 @@ def legend(report: Report) -> list[str]:
         )
     elif report.interaction_note:
         notes.append(f"{report.interaction_note[0].upper()}{report.interaction_note[1:]}.")
+    if report.regime_note:
+        notes.insert(0, f"{report.regime_note[0].upper()}{report.regime_note[1:]}.")
     return notes
 
 
@@ -538,6 +540,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         ),
         "interaction": _json_interaction(report.interaction),
         "interaction_note": report.interaction_note,
+        "regime_note": report.regime_note,
         "warnings": list(report.warnings),
     }
 

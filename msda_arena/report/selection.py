@@ -37,11 +37,12 @@ REFERENCE_METHODS: tuple[str, ...] = ("vanilla", "mixup", "cutmix", "mixup-cutmi
 CELL_IDENTITY: tuple[str, ...] = ("dataset", "arch", "scenario", "method", "seed")
 #: The result columns a report reads (``load_results(columns=REPORT_COLUMNS)`` is faster):
 #: the cell's identity, every metric's column (:data:`~msda_arena.report.metrics.METRICS`),
-#: the method's locality index and what the selection rules need.
+#: the method's locality index, what the selection rules need, and the training loss
+#: and epochs that say why vanilla leads (:mod:`~msda_arena.report.regime`).
 REPORT_COLUMNS: tuple[str, ...] = (
     "status", "profile", "dataset", "arch", "scenario", "method", "seed",
     *dict.fromkeys(m.column for m in METRICS.values()), "locality",
-    "finished_at", "recipe_hash", "method_code",
+    "finished_at", "recipe_hash", "method_code", "train_loss", "epochs",
 )  # fmt: skip
 
 
