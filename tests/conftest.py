@@ -79,6 +79,54 @@ def run_arena(
     )
 
 
+def make_venv(path: Path) -> Path:
+    """A throwaway virtual environment at ``path`` that sees this interpreter's packages
+    (torch, msda-arena...) but installs into its own site-packages, so the main
+    environment is never changed; returns its python.
+
+    It has no pip of its own (quicker to make): ``python -m pip`` runs the pip of the
+    system site-packages, which installs into the environment it runs in; where there
+    is none, ``ensurepip`` installs one.
+    """
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    python = path / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    if venv_run(python, "-m", "pip", "--version").returncode != 0:
+        venv_run(python, "-m", "ensurepip", "--default-pip", check=True)
+    return python
+
+
+def venv_run(
+    python: Path,
+    *args: str,
+    env: dict | None = None,
+    cwd: Path | None = None,
+    check: bool = False,
+) -> subprocess.CompletedProcess:
+    """Run ``python args...`` (a :func:`make_venv` interpreter) in a subprocess, pip
+    quiet about its own version; ``check`` raises with the output on failure."""
+    full_env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [str(python), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or REPO,
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n"
+            f"{proc.stderr[-3000:]}"
+        )
+    return proc
+
+
 TINY_TOML = """
 [defaults]
 profile_gpu = "tiny"

@@ -17,7 +17,7 @@ def png_size(path):
 
 
 def test_methods_lists_every_builtin_with_defaults_and_package():
-    result = runner.invoke(app, ["methods"])
+    result = runner.invoke(app, ["methods"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     for name in ("vanilla", "mixup", "cutmix", "hmix", "gmix", "mixup-cutmix"):
         assert name in result.stdout

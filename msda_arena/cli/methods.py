@@ -1,5 +1,5 @@
 """``arena methods``, ``arena plugins``, ``arena check`` and ``arena masks``: inspect
-installed methods and the packages that provide them."""
+installed methods and the packages that provide them; ``arena new-plugin``: start one."""
 
 from __future__ import annotations
 
@@ -136,3 +136,35 @@ def masks(
     instance = get_method(method)
     path = save_gallery(instance, out, values, size=size, seed=seed)
     print(path)
+
+
+def new_plugin(
+    name: str = typer.Argument(
+        ...,
+        help="Method name: lower-case letters, digits, '-' and '_', starting with a letter.",
+    ),
+    kind: str = typer.Option(
+        "mask", "--kind", help="mask (a MaskMethod: masks from lambda) or mix (a MixMethod)."
+    ),
+    param: list[str] = typer.Option(
+        [],
+        "--param",
+        "-p",
+        help="A parameter NAME:TYPE=DEFAULT, TYPE float, int, bool or str (repeatable).",
+    ),
+    directory: Path = typer.Option(
+        Path("."), "--dir", help="Folder to write arena-NAME into (default: the current one)."
+    ),
+) -> None:
+    """Write a plugin package arena-NAME whose placeholder method already passes
+    `arena check`; print its path and the next commands."""
+    import shlex
+
+    from msda_arena.scaffold import write_plugin
+
+    path = write_plugin(name, kind=kind, params=param, directory=directory)
+    print(path)
+    print("next:")
+    print(f"    pip install -e {shlex.quote(str(path))}")
+    print(f"    arena check --method {name}")
+    print(f"    arena run --method {name}")
