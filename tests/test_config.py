@@ -54,7 +54,7 @@ BASE = (REPO / "arena.toml").read_text()
     [
         (lambda t: t + "\n[profiles.x\n", r"^my/arena.toml:\d+:12: invalid TOML: Expected"),
         (
-            lambda t: t.replace("epochs = 4 ", 'epochs = "four" '),
+            lambda t: t.replace("epochs = 8 ", 'epochs = "four" '),
             r"\[recipes.quick\]: 'epochs' must be a int",
         ),
         (
