@@ -158,8 +158,9 @@ class MaskMethod(MethodBase):
 #: ``[B, C, H, W]`` (normally the batch ``x`` itself), it returns the current model's
 #: input-gradient magnitude ``[B, H, W]`` (float32, >= 0): the root mean square over
 #: channels of the gradient of the cross-entropy of the true labels with respect to
-#: the input, as PuzzleMix computes it. Each call costs one forward and backward of
-#: the model, counted in the cell's time; the model's weights are not changed.
+#: the input, as PuzzleMix computes it, with the model in evaluation mode (as
+#: PuzzleMix's reference does). Each call costs one forward and backward of the
+#: model, counted in the cell's time; the model's weights and statistics are not changed.
 Saliency = Callable[["torch.Tensor"], "torch.Tensor"]
 
 

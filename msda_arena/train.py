@@ -370,9 +370,10 @@ class TrainStep:
     def _saliency(self, y: torch.Tensor) -> Saliency:
         """The :data:`~msda_arena.contract.Saliency` callable of this batch: the eager
         model's input-gradient magnitude (RMS over channels, as PuzzleMix) on the images
-        it is given, labels ``y``, in the model's current (training) mode. One forward
-        and backward per call, inside the step and so inside the cell's time; the
-        parameters' gradients are not touched."""
+        it is given, labels ``y``, in evaluation mode as PuzzleMix's reference computes
+        it (so BatchNorm's running statistics are not updated by it; training mode is
+        restored after). One forward and backward per call, inside the step and so
+        inside the cell's time; the parameters' gradients are not touched."""
         from msda_arena.gradients import input_gradients
 
         def saliency(images: torch.Tensor) -> torch.Tensor:
@@ -381,10 +382,15 @@ class TrainStep:
                     f"saliency() takes the batch's {y.shape[0]} images [B, C, H, W], "
                     f"got shape {list(images.shape)}"
                 )
-            with self.autocast():
-                return input_gradients(
-                    self.model, images.contiguous(memory_format=self.memory_format), y, "rms"
-                )
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                with self.autocast():
+                    return input_gradients(
+                        self.model, images.contiguous(memory_format=self.memory_format), y, "rms"
+                    )
+            finally:
+                self.model.train(was_training)
 
         return saliency
 

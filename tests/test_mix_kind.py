@@ -176,12 +176,16 @@ def test_the_saliency_is_the_input_gradient_and_leaves_parameter_gradients_alone
         DEFAULT_SCENARIOS["standard"],
         0,
     )
-    step.model.eval()  # no batch statistics: the two computations must agree exactly
+    step.model.train()
+    stats = [b.clone() for b in step.model.buffers()]
     x = torch.randn(16, 3, 16, 16)
     y = torch.arange(16) % 4
     s = step._saliency(y)(x)
+    assert step.model.training  # training mode restored
+    assert all(torch.equal(a, b) for a, b in zip(stats, step.model.buffers(), strict=True))
     grads = [p.grad for p in step.model.parameters()]
     assert all(g is None for g in grads)
+    step.model.eval()  # the saliency is the eval-mode input gradient
     expected = input_gradients(step.model, x, y, "rms")
     assert s.shape == (16, 16, 16) and torch.allclose(s, expected)
     assert float(s.min()) >= 0 and float(s.max()) > 0
