@@ -8,6 +8,10 @@ exactly those of every other executor. A worker that dies mid-cell (a segfault, 
 out-of-memory kill) is noticed through its process sentinel: its cell gets a failed
 record naming the signal, and the slot gets a fresh process. Ctrl-C (or any error in
 the driver) stops every worker; their cells write nothing.
+
+CPU workers share the machine's cores: each gets ``cores // workers`` torch threads
+(:func:`cpu_threads`), unless ``OMP_NUM_THREADS`` says otherwise, so two workers on
+two cores do not run four threads that fight over them.
 """
 
 from __future__ import annotations
@@ -28,14 +32,33 @@ from msda_arena.worker import CellOutcome, RunSettings, fail_cell
 if TYPE_CHECKING:
     from msda_arena.executors import Reporter
 
-__all__ = ["run_pool"]
+__all__ = ["cpu_threads", "run_pool"]
 
 
-def _worker_main(conn: Connection, settings: RunSettings, gpu: str | None) -> None:
+def cpu_threads(cpu_workers: int) -> int | None:
+    """Torch threads for each of ``cpu_workers`` CPU worker processes: the cores this
+    process may use divided among them (at least 1); ``None`` (torch's default) when
+    ``OMP_NUM_THREADS`` is set or there are no CPU workers."""
+    if cpu_workers < 1 or os.environ.get("OMP_NUM_THREADS"):
+        return None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // cpu_workers)
+
+
+def _worker_main(
+    conn: Connection, settings: RunSettings, gpu: str | None, threads: int | None = None
+) -> None:
     """A slot's process: receive cells, send progress and outcomes, until told to stop."""
     if gpu is not None:  # this process sees only its GPU, as cuda:0
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides; it stops us
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     from msda_arena.worker import run_cell_here
 
     def on_start(cell: GridCell, epochs: int) -> None:
@@ -67,7 +90,7 @@ class _Slot:
     cell: GridCell | None = None
 
 
-def _start(slot: _Slot, settings: RunSettings) -> None:
+def _start(slot: _Slot, settings: RunSettings, threads: int | None = None) -> None:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     gpu = slot.device.split(":", 1)[1] if slot.device.startswith("cuda:") else None
@@ -78,7 +101,7 @@ def _start(slot: _Slot, settings: RunSettings) -> None:
     device = "cuda" if gpu is not None else slot.device
     slot.process = ctx.Process(
         target=_worker_main,
-        args=(child, replace(settings, device=device), gpu),
+        args=(child, replace(settings, device=device), gpu, threads if gpu is None else None),
         daemon=False,  # a worker may start DataLoader processes of its own
         name=f"arena-worker-{slot.device}",
     )
@@ -117,9 +140,10 @@ def run_pool(
     as they finish (see the module docstring)."""
     queue = list(cells)
     slots = [_Slot(d) for d in devices[: max(1, len(queue))]]
+    threads = cpu_threads(sum(not s.device.startswith("cuda") for s in slots))
     try:
         for slot in slots:
-            _start(slot, settings)
+            _start(slot, settings, threads)
         while True:
             for slot in slots:
                 if slot.cell is None and queue:
@@ -128,7 +152,7 @@ def run_pool(
                         slot.conn.send(slot.cell)
                     except OSError:  # the idle worker died: a fresh one takes the cell
                         cell = slot.cell
-                        _start(slot, settings)
+                        _start(slot, settings, threads)
                         slot.cell = cell
                         slot.conn.send(cell)
             busy = [s for s in slots if s.cell is not None]
@@ -160,7 +184,7 @@ def run_pool(
                     yield _dead_outcome(cell, settings, slot.process.exitcode)
                     with contextlib.suppress(OSError):
                         slot.conn.close()
-                    _start(slot, settings)  # the slot is refilled
+                    _start(slot, settings, threads)  # the slot is refilled
         for slot in slots:
             with contextlib.suppress(OSError):
                 slot.conn.send(None)

@@ -9,6 +9,7 @@ from msda_arena.config import load_config
 from msda_arena.errors import UsageError
 from msda_arena.executors import ExecutorOptions, LocalExecutor, slot_devices
 from msda_arena.grid import build_cells
+from msda_arena.pool import cpu_threads
 from msda_arena.store import load_results
 
 pytestmark = pytest.mark.slow
@@ -29,6 +30,24 @@ def test_two_cpu_workers_give_the_same_results_as_serial(tiny_config, tmp_path):
     pool = LocalExecutor(cfg, prof, tmp_path / "pool", slots=["cpu", "cpu"]).run(cells)
     assert len(serial.done) == len(pool.done) == len(cells) == 6
     assert _top1(tmp_path / "serial") == _top1(tmp_path / "pool")
+
+
+def test_cpu_workers_share_the_cores_instead_of_each_taking_all(tiny_config, tmp_path, monkeypatch):
+    """Seen before: 2 workers on 2 cores each ran torch's default 2 threads (4 threads
+    fighting over 2 cores); each worker's record names its thread count."""
+    import os
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cores = len(os.sched_getaffinity(0))
+    cfg = load_config(tiny_config)
+    prof = cfg.profiles["tiny"]
+    cells = build_cells(cfg, prof, ["vanilla"], baselines=[])
+    LocalExecutor(cfg, prof, tmp_path / "pool", slots=["cpu", "cpu"]).run(cells)
+    frame, _ = load_results(tmp_path / "pool")
+    expected = f"{max(1, cores // 2)} threads)"
+    assert len(frame) == 2 and all(name.endswith(expected) for name in frame["device_name"])
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert cpu_threads(2) is None  # the user's setting wins
 
 
 KILLER = """
