@@ -32,7 +32,11 @@ def test_default_profiles_are_complete(tmp_path, monkeypatch):
     }
     paper = {"vanilla", "mixup", "cutmix", "hmix", "gmix"}
     for prof in cfg.profiles.values():  # the paper's tables also list Stochastic Mixup & CutMix
-        extra = {"mixup-cutmix"} if prof.name in ("cifar100", "imagenet100", "speed") else set()
+        extra = (
+            {"mixup-cutmix"}
+            if prof.name in ("cifar100", "imagenet100", "speed", "fashion")
+            else set()
+        )
         assert set(prof.baselines) == paper | extra
     with pytest.raises(UsageError, match=r"unknown profile 'nope'.*quick"):
         cfg.profile("nope", cuda=False)

@@ -1,0 +1,151 @@
+"""The recipe search behind the ``fashion`` profile, on the training split only.
+
+Fashion-MNIST's 60,000 training images are split once: the first 50,000 are where
+each candidate's training subset comes from (its first ``train_subset`` images, as
+the profile takes them), the last 10,000 are held out and are the only images a
+candidate is judged on. The 10,000 test images are never read.
+
+Each candidate recipe trains vanilla, mixup and cutmix on both crop scenarios with
+one seed through the arena's own :func:`msda_arena.train.train_cell`, and is scored by
+the mean held-out top-1 over those six cells: a recipe good for every method, not one
+picked to make mixing win. The table also shows each candidate's final training loss
+of vanilla against its held-out top-1, the overfitting the profile is meant to have.
+
+    python benchmarks/fashion_search.py [--workers 2] [--arch preactresnet10_tiny_cifar]
+
+Cells run in ``--workers`` processes with one thread each. The figures go to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import multiprocessing
+import platform
+import statistics
+import time
+from typing import Any
+
+HOLDOUT = 10_000
+METHODS = ("vanilla", "mixup", "cutmix")
+SCENARIOS = ("large-crop", "small-crop")
+#: (train_subset, epochs, lr) of the first round: equal compute per cell (about
+#: 100,000 images seen). ``--candidates`` runs others.
+CANDIDATES: tuple[tuple[int, int, float], ...] = (
+    (5_000, 20, 0.1),
+    (5_000, 20, 0.05),
+    (10_000, 10, 0.1),
+    (10_000, 10, 0.05),
+)
+
+
+def parse_candidates(text: str) -> tuple[tuple[int, int, float], ...]:
+    """``"2000x50x0.1,1000x100x0.1"`` -> ``((2000, 50, 0.1), (1000, 100, 0.1))``."""
+    out = []
+    for item in text.split(","):
+        subset, epochs, lr = item.strip().split("x")
+        out.append((int(subset), int(epochs), float(lr)))
+    return tuple(out)
+
+
+def held_out_data() -> Any:
+    """Fashion-MNIST with the last :data:`HOLDOUT` training images as the test split."""
+    from msda_arena.data import load_dataset
+
+    data = load_dataset("fashion_mnist")
+    n = data.train_x.shape[0] - HOLDOUT
+    return dataclasses.replace(
+        data,
+        train_x=data.train_x[:n],
+        train_y=data.train_y[:n],
+        test_x=data.train_x[n:],
+        test_y=data.train_y[n:],
+        info=dict(data.info, split=f"train[:{n}] / held-out train[{n}:]"),
+    )
+
+
+def run_one(job: tuple[str, int, int, float, str, str, int]) -> dict[str, Any]:
+    """Train one cell of one candidate; what a worker process runs."""
+    import torch
+
+    torch.set_num_threads(1)
+    from msda_arena import get_method
+    from msda_arena.config import load_config
+    from msda_arena.train import train_cell
+
+    arch, subset, epochs, lr, method, scenario, seed = job
+    config = load_config()
+    base = config.recipes["fashion"]
+    recipe = dataclasses.replace(base, epochs=epochs, lr=lr, train_subset=subset)
+    result = train_cell(
+        arch, get_method(method), held_out_data(), recipe, config.scenarios[scenario], seed
+    )
+    return dict(
+        subset=subset,
+        epochs=epochs,
+        lr=lr,
+        method=method,
+        scenario=scenario,
+        top1=result.top1,
+        train_loss=result.train_loss,
+        seconds=result.wall_time_s,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--arch", default="preactresnet10_tiny_cifar")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--candidates",
+        type=parse_candidates,
+        default=CANDIDATES,
+        help="SUBSETxEPOCHSxLR,... (default: the first round)",
+    )
+    args = parser.parse_args()
+    candidates = args.candidates
+    jobs = [
+        (args.arch, subset, epochs, lr, method, scenario, args.seed)
+        for subset, epochs, lr in candidates
+        for method in METHODS
+        for scenario in SCENARIOS
+    ]
+    t0 = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        rows = []
+        for row in pool.imap_unordered(run_one, jobs):
+            rows.append(row)
+            print(
+                f"[{len(rows)}/{len(jobs)}] subset {row['subset']} x {row['epochs']} ep, "
+                f"lr {row['lr']}: {row['method']} {row['scenario']} top-1 {row['top1']:.2f} "
+                f"(train loss {row['train_loss']:.3f}, {row['seconds']:.0f} s)",
+                flush=True,
+            )
+    wall = time.perf_counter() - t0
+    print(
+        f"\n{args.arch}, seed {args.seed}, held-out top-1 on train[50000:] "
+        f"({platform.processor() or platform.machine()}, {args.workers} workers, "
+        f"{wall / 60:.1f} min)\n"
+    )
+    head = (
+        "| train_subset x epochs | lr | "
+        + " | ".join(f"{m} {s}" for m in METHODS for s in SCENARIOS)
+        + " | mean | vanilla train loss |"
+    )
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for subset, epochs, lr in candidates:
+        mine = [r for r in rows if (r["subset"], r["epochs"], r["lr"]) == (subset, epochs, lr)]
+        cells = {(r["method"], r["scenario"]): r for r in mine}
+        tops = [cells[m, s]["top1"] for m in METHODS for s in SCENARIOS]
+        loss = statistics.mean(cells["vanilla", s]["train_loss"] for s in SCENARIOS)
+        print(
+            f"| {subset} x {epochs} | {lr} | "
+            + " | ".join(f"{t:.2f}" for t in tops)
+            + f" | **{statistics.mean(tops):.2f}** | {loss:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
