@@ -1235,11 +1235,13 @@ def test_when_vanilla_leads_the_terminal_says_why_in_one_line(tmp_path):
     result = invoke("--results", tmp_path / "short")
     assert result.exit_code == 0, result.output
     said = [line for line in result.output.splitlines() if "Vanilla leads" in line]
-    assert len(said) == 1 and "fashion, cifar100" in said[0]
+    assert len(said) == 1 and "trains longer (fashion, cifar100)" in said[0]
     from msda_arena.report.render import to_json
 
     assert json.loads(to_json(report))["regime_note"] == report.regime_note
 
+    on_fashion = build_report(frame.assign(profile="fashion"))
+    assert on_fashion.regime_note.endswith("a profile that trains longer (cifar100)")
     fitted = build_report(_lead_store(tmp_path / "fitted", vanilla_loss=0.02))
     assert fitted.regime_note.startswith("vanilla leads although it fits its training set")
     # no note when a mixing method leads, or on a lower-is-better metric
