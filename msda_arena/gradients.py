@@ -209,13 +209,18 @@ def _select(
     profile: str | None,
     arch: str | None,
     scenario: str | None,
+    notes: list[str],
 ) -> tuple[Any, str]:
-    """The ok records with a checkpoint that match the filters, and their profile."""
+    """The ok records with a checkpoint that match the filters, and their profile;
+    results of an older recipe or older method code are left out (as the report
+    leaves them out), with a line in ``notes``."""
     from msda_arena import get_method
+    from msda_arena.report.selection import latest_code, latest_recipe
     from msda_arena.store import checkpoint_path, load_results
 
     frame, _ = load_results(results)
     frame = frame[frame.status == "ok"]
+    frame = latest_code(latest_recipe(frame, notes), notes)
     has = [
         checkpoint_path(results, d, k).is_file()
         for d, k in zip(frame.dataset, frame.key, strict=True)
@@ -267,6 +272,7 @@ def gradient_maps(
     scenario: str | None = None,
     device: Any = "cpu",
     batch_size: int = 128,
+    notes: list[str] | None = None,
 ) -> list[GradientMap]:
     """The gradient pair statistic of every checkpointed cell in a result store.
 
@@ -276,7 +282,9 @@ def gradient_maps(
     its test inputs are the first ``samples`` test images of the profile's dataset,
     normalised and viewed as the cell was evaluated (the scenario's test view). Cells
     that differ only by seed are averaged into one :class:`GradientMap`, in the order of
-    ``methods`` (else by method name).
+    ``methods`` (else by method name). Cells of an older recipe or older method code
+    are left out, as the report leaves them out; a line in ``notes`` (when given) says
+    how many.
 
     Raises:
         UsageError: nothing matches, the cells span several profiles, or the profile is
@@ -293,7 +301,9 @@ def gradient_maps(
     if samples < 1:
         raise UsageError(f"--samples {samples}: must be at least 1")
     root = Path(results)
-    frame, prof_name = _select(root, methods, profile, arch, scenario)
+    frame, prof_name = _select(
+        root, methods, profile, arch, scenario, notes if notes is not None else []
+    )
     cfg = load_config(config)
     if prof_name not in cfg.profiles:
         raise UsageError(

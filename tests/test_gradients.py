@@ -151,3 +151,31 @@ def test_gradient_maps_library_and_errors(trained):
         gradient_maps(results, scenario="large-crop", config=config)
     with pytest.raises(UsageError, match="save-checkpoints"):
         gradient_maps(results.parent / "empty", config=config)
+
+
+def test_gradient_maps_leave_out_checkpoints_of_older_method_code(trained, tmp_path):
+    """Seen before: a checkpoint trained by an older version of a method was averaged
+    with the current one's; the report leaves such results out, so must the maps."""
+    import shutil
+
+    from msda_arena.gradients import gradient_maps
+    from msda_arena.record import cell_key
+    from msda_arena.store import checkpoint_path, load_results, write_result
+
+    config, pristine = trained
+    results = tmp_path / "results"
+    shutil.copytree(pristine, results)
+    frame, _ = load_results(results)
+    current = frame[frame.method == "mixup"].iloc[0].to_dict()
+    old = dict(current, seed=1, method_code="0.0.1:older", finished_at="2020-01-01T00:00:00+00:00")
+    parts = ("profile", "arch", "scenario", "method", "seed", "recipe_hash")
+    old["key"] = cell_key(*(old[p] for p in parts))
+    write_result(results, old)
+    shutil.copy(
+        checkpoint_path(results, current["dataset"], current["key"]),
+        checkpoint_path(results, old["dataset"], old["key"]),
+    )
+    notes: list[str] = []
+    (mixup,) = gradient_maps(results, methods=["mixup"], config=config, samples=8, notes=notes)
+    assert len(mixup.keys) == 1  # the older code's seed-1 cell is not averaged in
+    assert len(notes) == 1 and "older code of the method" in notes[0]

@@ -190,6 +190,7 @@ def gradients(
     if not results.is_dir():
         raise UsageError(f"--results {results}: no such result store")
     dev = resolve_device(device)
+    notes: list[str] = []
     maps = gradient_maps(
         results,
         methods=method or None,
@@ -201,7 +202,10 @@ def gradients(
         arch=arch,
         scenario=scenario,
         device=dev,
+        notes=notes,
     )
+    for note in notes:
+        print(f"arena: warning: {note}", file=sys.stderr)
     path = plot_gradient_maps(maps, out)
     if fmt == "json":
         json.dump({"out": str(path), "maps": [m.to_dict() for m in maps]}, sys.stdout, indent=2)

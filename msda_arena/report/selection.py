@@ -27,7 +27,15 @@ from msda_arena.report.metrics import METRICS
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["BASELINES", "REFERENCE_METHODS", "REPORT_COLUMNS", "Selection", "select_results"]
+__all__ = [
+    "BASELINES",
+    "REFERENCE_METHODS",
+    "REPORT_COLUMNS",
+    "Selection",
+    "latest_code",
+    "latest_recipe",
+    "select_results",
+]
 
 #: The methods every other method is measured against (the paper's four masks).
 BASELINES: tuple[str, ...] = ("mixup", "cutmix", "hmix", "gmix")
@@ -104,8 +112,8 @@ def select_results(
         keep = wanted + [b for b in BASELINES if b in present and b not in wanted]
         frame = frame[frame["method"].isin(keep)]
     warnings: list[str] = []
-    frame = _current_recipe(frame, warnings)
-    frame = _current_code(frame, warnings)
+    frame = latest_recipe(frame, warnings)
+    frame = latest_code(frame, warnings)
     duplicated = frame.duplicated(list(CELL_IDENTITY), keep=False)
     if duplicated.any():
         dup = frame[duplicated].sort_values("finished_at", kind="stable")
@@ -128,8 +136,9 @@ def _concat(a: pandas.DataFrame, b: pandas.DataFrame) -> pandas.DataFrame:
     return pd.concat([a, b], ignore_index=True)
 
 
-def _current_code(frame: pandas.DataFrame, warnings: list[str]) -> pandas.DataFrame:
-    """Keep, per method, the results of the method code that finished last.
+def latest_code(frame: pandas.DataFrame, warnings: list[str]) -> pandas.DataFrame:
+    """Keep, per method, the results of the method code that finished last; append
+    a note to ``warnings`` when any are left out.
 
     Editing a method's code (or bumping its version) makes its stored results stale;
     `arena run` retrains them, and until it has, old and new numbers are never mixed.
@@ -154,8 +163,9 @@ def _current_code(frame: pandas.DataFrame, warnings: list[str]) -> pandas.DataFr
     return frame[keep]
 
 
-def _current_recipe(frame: pandas.DataFrame, warnings: list[str]) -> pandas.DataFrame:
-    """Keep, per (dataset, scenario), the results of the recipe that finished last.
+def latest_recipe(frame: pandas.DataFrame, warnings: list[str]) -> pandas.DataFrame:
+    """Keep, per (dataset, scenario), the results of the recipe that finished last;
+    append a note to ``warnings`` when any are left out.
 
     Editing arena.toml changes the recipe hash of new results; older results stay in
     the store but must not be averaged, ranked or paired with the new ones.
