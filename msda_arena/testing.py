@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,17 +216,28 @@ def _torch_calls(method: MaskMethod, batch: int, device: torch.device) -> int:
     return counter.calls
 
 
-def _check_vectorised(method: MaskMethod, device: torch.device) -> None:
-    small_b, large_b = _SCALING_BATCHES
-    small_calls = _torch_calls(method, small_b, device)
-    large_calls = _torch_calls(method, large_b, device)
-    if large_calls > small_calls + _MAX_EXTRA_CALLS:
+def _check_call_growth(
+    calls: Callable[[int], int], batches: tuple[int, int], call: str, contract: str
+) -> None:
+    """Rule ``vectorised`` by counting: ``calls(batch)`` torch calls must not grow
+    with the batch by more than :data:`_MAX_EXTRA_CALLS`."""
+    small_b, large_b = batches
+    small, large = calls(small_b), calls(large_b)
+    if large > small + _MAX_EXTRA_CALLS:
         raise MaskContractError(
             "vectorised",
-            f"masks() makes {large_calls} torch calls for {large_b} samples but {small_calls} "
-            f"for {small_b}; compute all masks with batched tensor operations, not a loop "
+            f"{call} makes {large} torch calls for {large_b} samples but {small} for "
+            f"{small_b}; work on the whole batch with batched tensor operations, not a loop "
             "per sample",
+            contract=contract,
         )
+
+
+def _check_vectorised(method: MaskMethod, device: torch.device) -> None:
+    _check_call_growth(
+        lambda b: _torch_calls(method, b, device), _SCALING_BATCHES, "masks()", "mask"
+    )
+    small_b, large_b = _SCALING_BATCHES
     for _attempt in range(2):  # a second look before blaming the method for a busy machine
         _best_time(method, small_b, device, repeats=2)  # warm-up
         small = _best_time(method, small_b, device)
@@ -339,17 +350,9 @@ def _mix_torch_calls(method: MixMethod, batch: int, device: torch.device) -> int
 
 
 def _check_mix_vectorised(method: MixMethod, device: torch.device) -> None:
-    small_b, large_b = _MIX_SCALING_BATCHES
-    small = _mix_torch_calls(method, small_b, device)
-    large = _mix_torch_calls(method, large_b, device)
-    if large > small + _MAX_EXTRA_CALLS:
-        raise MaskContractError(
-            "vectorised",
-            f"mix() makes {large} torch calls for {large_b} samples but {small} for "
-            f"{small_b}; mix the whole batch with batched tensor operations, not a loop "
-            "per sample",
-            contract="mix",
-        )
+    _check_call_growth(
+        lambda b: _mix_torch_calls(method, b, device), _MIX_SCALING_BATCHES, "mix()", "mix"
+    )
 
 
 def _check_convex(method: MixMethod, device: torch.device) -> None:

@@ -29,14 +29,7 @@ from msda_arena.train import CompileFallbackWarning, TrainStep, compile_wanted, 
 ARCH = "resnet8_tiny_cifar"
 SCENARIO = DEFAULT_SCENARIOS["small-crop"]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny cells run fastest on one thread, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

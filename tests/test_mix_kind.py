@@ -19,13 +19,7 @@ from msda_arena.mixing import MaskContractError, Mixer
 from msda_arena.testing import MIX_RULES, RULES, run_checks
 from msda_arena.train import train_cell
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class LerpMix(MixMethod):

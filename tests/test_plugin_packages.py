@@ -1,6 +1,7 @@
 """Every plugin package under plugins/ works as a user installs it: pip-installed (not
 editable) into one throwaway environment, each method it registers passes
-`arena check` and trains one cell.
+`arena check` and trains one cell, and the package's own test suite passes there
+(its one-cell tests deselected: the cell was just trained).
 
 The packages are found, not listed: a folder under plugins/ with a pyproject.toml is
 one. They are installed with ``--no-deps`` (pip never touches torch); their declared
@@ -127,6 +128,7 @@ def env(tmp_path_factory):
         venv=(root / "venv").resolve(),
         python=python,
         errors=errors,
+        copies=copies,
         listing=json.loads(listed.stdout.strip().splitlines()[-1]),
     )
 
@@ -166,3 +168,13 @@ def test_plugin_package_installs_checks_and_trains(env, package_dir):
         assert _normal(record["method_package"]) == dist
         if "version" in project:  # not when dynamic
             assert record["method_version"] == project["version"]
+    tests = env.copies[package_dir.name] / "tests"
+    if tests.is_dir():
+        own = venv_run(
+            env.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not one_cell",
+            str(tests), cwd=env.copies[package_dir.name],
+        )  # fmt: skip
+        only_deselected = own.returncode == 5 and "deselected" in own.stdout
+        assert own.returncode == 0 or only_deselected, (
+            f"{dist}'s own tests failed:\n{own.stdout[-3000:]}\n{own.stderr[-2000:]}"
+        )

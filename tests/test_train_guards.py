@@ -30,14 +30,7 @@ ARCH = "resnet8_cifar"
 SCENARIO = DEFAULT_SCENARIOS["standard"]
 STEPS = 6  # batches per epoch: 96 training images, batches of 16
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny cells run fastest on one thread, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
