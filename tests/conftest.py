@@ -13,6 +13,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    """Seen in CI launched as ``nohup ... &``: a shell without job control starts
+    background commands with SIGINT ignored, Python then installs no Ctrl-C handler, and
+    every test that presses Ctrl-C failed. Restore it here; processes the tests start
+    inherit the default disposition."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def pytest_report_header(config):
     import pluggy
     import timm
