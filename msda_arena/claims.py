@@ -12,7 +12,7 @@ the process start time (``/proc/<pid>/stat`` field 22, ``''`` where unavailable)
 start timestamp and a random token (:class:`ClaimInfo`). The store's scanner skips
 dot-directories, so ``.claims`` is invisible to it. Next to the claims live short-lived
 takeover locks ``<key>.<digest>.takeover`` (same JSON) and, for a moment,
-``.<key>.<token>.tmp`` files. A claim file's content never changes once created; only
+``.<key>.<host>.<pid>.<token>.tmp`` files. A claim file's content never changes once created; only
 its mtime does.
 
 Creation
@@ -85,6 +85,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -108,6 +109,7 @@ __all__ = [
     "claim_path",
     "clean_leftovers",
     "clear_stale",
+    "host_tag",
     "iter_claims",
     "pid_alive",
     "read_claim",
@@ -350,9 +352,29 @@ def _check_name(what: str, name: str) -> None:
         raise StoreError(f"{what} {str(name)[:80]!r} is not a file-name-safe store name")
 
 
+def host_tag() -> str:
+    """This host's name as temporary file names carry it (letters, digits and ``-``,
+    at most 32 characters), so a reader on the same host can tell a dead writer's
+    leftovers from a live writer's files."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
+
+
+def _dead_writer(name: str) -> bool:
+    """Whether the temporary file ``name`` (``.<...>.<host>.<pid>.<token>.tmp``) was
+    written by a process of this host that is gone."""
+    parts = name[: -len(".tmp")].rsplit(".", 3)
+    return (
+        len(parts) == 4
+        and parts[1] == host_tag()
+        and parts[2].isdigit()
+        and not pid_alive(int(parts[2]))
+    )
+
+
 def _write_tmp(directory: Path, key: str, data: bytes) -> Path:
-    """Write ``data`` to a new, unique, fsynced dot-file in ``directory``."""
-    tmp = directory / f".{key}.{uuid.uuid4().hex}.tmp"
+    """Write ``data`` to a new, unique, fsynced dot-file in ``directory``, named with
+    this host and process (:func:`clean_leftovers` removes a dead writer's at once)."""
+    tmp = directory / f".{key}.{host_tag()}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         view = memoryview(data)
@@ -672,15 +694,19 @@ def iter_claims(
 
 
 def clean_leftovers(root: str | os.PathLike[str], ttl_s: float | None = None) -> list[Path]:
-    """Remove claim temporary files (``.claims/.*.tmp``) older than the bound: left by a
-    claimer that died between writing and linking (a live one lives for seconds).
-    Take-over locks are left alone: inert once their claim is gone. Returns the paths."""
+    """Remove claim temporary files (``.claims/.*.tmp``) left by a claimer that died
+    between writing and linking: at once when the file names a process of this host
+    that is gone, else once older than the bound (a live one lives for seconds).
+    Take-over locks are left alone: inert once their claim is gone. Returns the paths.
+
+    Seen before the names carried the process: a SIGKILL in that window left the file
+    for the whole bound (600 s by default), after the resumed run had finished."""
     ttl = resolve_ttl(ttl_s)
     removed = []
     now = time.time()
     for path in Path(root).glob(f"*/{CLAIM_DIR}/.*.tmp"):
         try:
-            if now - path.stat().st_mtime > ttl:
+            if _dead_writer(path.name) or now - path.stat().st_mtime > ttl:
                 path.unlink()
                 removed.append(path)
         except OSError:

@@ -34,8 +34,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
-import socket
 import stat
 import tempfile
 import time
@@ -173,13 +171,11 @@ def write_checkpoint(
     return target
 
 
-def _host_tag() -> str:
-    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
-
-
 def _temp_prefix() -> str:
     """Temporary files are ``.<host>.<pid>.<random>.tmp``: whose they are is in the name."""
-    return f".{_host_tag()}.{os.getpid()}."
+    from msda_arena.claims import host_tag
+
+    return f".{host_tag()}.{os.getpid()}."
 
 
 def write_result(root: str | os.PathLike[str], record: ResultRecord | Mapping[str, Any]) -> Path:
@@ -275,10 +271,10 @@ def temporaries(root: str | os.PathLike[str], now: float | None = None) -> list[
     root = Path(root)
     if not root.is_dir():
         return []
-    from msda_arena.claims import pid_alive
+    from msda_arena.claims import host_tag, pid_alive
 
     now = time.time() if now is None else now
-    host = _host_tag()
+    host = host_tag()
     found: list[tuple[Path, bool]] = []
     for directory, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]

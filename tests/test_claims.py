@@ -481,3 +481,27 @@ def test_ttl_from_argument_environment_and_default(monkeypatch, tmp_path):
     for dataset, key in (("..", "cell"), ("ds", "../x"), ("ds", ".hidden"), ("", "k")):
         with pytest.raises(StoreError):
             try_claim(tmp_path, dataset, key)
+
+
+def test_a_dead_claimers_temporary_file_is_removed_at_once_a_live_ones_kept(tmp_path):
+    """Seen in the SIGKILL fault test: a kill between writing a claim's temporary file
+    and linking it left the file for the whole TTL, after the resumed run finished."""
+    folder = tmp_path / "procedural" / CLAIM_DIR
+    folder.mkdir(parents=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead_pid = int(gone.stdout)
+    host = claims.host_tag()
+    dead = folder / f".cell__s0.{host}.{dead_pid}.{'a' * 32}.tmp"
+    live = folder / f".cell__s1.{host}.{os.getpid()}.{'b' * 32}.tmp"
+    other_host = folder / f".cell__s2.elsewhere.{dead_pid}.{'c' * 32}.tmp"
+    for path in (dead, live, other_host):
+        path.write_bytes(b"{}")
+    assert claims.clean_leftovers(tmp_path) == [dead]  # fresh files: only the dead writer's
+    assert live.exists() and other_host.exists()
+    claim = try_claim(tmp_path, "procedural", "cell__s3")
+    assert claim is not None  # and a real claim's temporary named this way is gone after it
+    assert sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp")) == sorted(
+        [live.name, other_host.name]
+    )
+    claim.release()
