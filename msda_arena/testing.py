@@ -52,7 +52,8 @@ __all__ = [
     "run_checks",
 ]
 
-RULES = (
+# The rules both kinds are checked against, in order.
+_SHARED_RULES = (
     "runs",
     "lam",
     "type",
@@ -63,23 +64,11 @@ RULES = (
     "range",
     "determinism",
     "vectorised",
-    "label-weight",
 )
-
+#: The rules of a mask method, in order.
+RULES = (*_SHARED_RULES, "label-weight")
 #: The rules of a mixing method, in order.
-MIX_RULES = (
-    "runs",
-    "lam",
-    "type",
-    "shape",
-    "dtype",
-    "device",
-    "finite",
-    "range",
-    "determinism",
-    "vectorised",
-    "convex",
-)
+MIX_RULES = (*_SHARED_RULES, "convex")
 
 # (batch, height, width): square, non-square, a single sample.
 _SIZES = ((16, 32, 32), (5, 24, 40), (1, 8, 8))
