@@ -108,6 +108,7 @@ __all__ = [
     "ClaimInfo",
     "claim_path",
     "clean_leftovers",
+    "clear_dead_claims",
     "clear_stale",
     "host_tag",
     "iter_claims",
@@ -711,6 +712,21 @@ def clean_leftovers(root: str | os.PathLike[str], ttl_s: float | None = None) ->
                 removed.append(path)
         except OSError:
             continue
+    return removed
+
+
+def clear_dead_claims(root: str | os.PathLike[str], ttl_s: float | None = None) -> list[Path]:
+    """Remove every stale claim under the store at ``root`` (its owner gone, or not
+    refreshed within the bound) through the take-over protocol (:func:`clear_stale`),
+    so a live claim is never touched; returns the paths removed.
+
+    Seen in the SIGKILL fault test: a run killed after storing a cell's result but
+    before releasing its claim left the claim for good, since a resumed run skips
+    stored cells and never claims them again."""
+    removed = []
+    for path, _info, reason in list(iter_claims(root, ttl_s)):
+        if reason is not None and clear_stale(path, ttl_s):
+            removed.append(path)
     return removed
 
 

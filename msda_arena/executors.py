@@ -158,15 +158,30 @@ class Executor:
         return [(c, stored_status(self.results, c)) for c in cells]
 
     def prepare(self, reporter: Reporter) -> None:
-        """Before the first cell: prove the store writable, remove dead writers'
-        temporary files. Subclasses add their own checks (the local data)."""
-        from msda_arena.claims import clean_leftovers
-        from msda_arena.store import check_writable, clean_temporaries
+        """Before the first cell: prove the store writable, then :meth:`tidy` it.
+        Subclasses add their own checks (the local data)."""
+        from msda_arena.store import check_writable
 
         check_writable(self.results)
-        removed = clean_temporaries(self.results) + clean_leftovers(self.results)
+        self.tidy(reporter)
+
+    def tidy(self, reporter: Reporter) -> None:
+        """Remove what dead runs left: temporary files and stale claims (a run killed
+        after storing a cell but before releasing its claim). Called whether or not
+        there is a cell to train; a store that cannot be tidied is left as it is."""
+        from msda_arena.claims import clean_leftovers, clear_dead_claims
+        from msda_arena.errors import StoreError
+        from msda_arena.store import clean_temporaries
+
+        try:
+            removed = clean_temporaries(self.results) + clean_leftovers(self.results)
+            claims = clear_dead_claims(self.results)
+        except (OSError, StoreError):
+            return
         if removed:
             reporter.note(f"removed {len(removed)} temporary file(s) left by dead runs")
+        if claims:
+            reporter.note(f"removed {len(claims)} claim(s) left by dead runs")
 
     def settings_changed(self) -> None:
         """``self.settings`` changed during the run (``force`` dropped for cells another
@@ -195,6 +210,8 @@ class Executor:
         plan = self.pending(cells)
         to_run = [c for c, s in plan if self.settings.force or s != "ok"]
         rejected: dict[str, str] = {}
+        if not to_run:
+            self.tidy(reporter)
         if to_run:  # problems with the store, the data or a method stop before any cell
             self.prepare(reporter)
             if not self.skip_check:

@@ -505,3 +505,34 @@ def test_a_dead_claimers_temporary_file_is_removed_at_once_a_live_ones_kept(tmp_
         [live.name, other_host.name]
     )
     claim.release()
+
+
+def test_a_claim_left_on_a_stored_cell_by_a_killed_run_is_removed_by_the_next_run(
+    tiny_config, tmp_path
+):
+    """Seen in the SIGKILL fault test: killed after storing a cell but before releasing
+    its claim, a run left the claim for good (a resumed run skips stored cells)."""
+    from msda_arena.config import load_config
+    from msda_arena.executors import LocalExecutor
+    from msda_arena.grid import build_cells
+
+    cfg = load_config(tiny_config)
+    prof = cfg.profiles["tiny"]
+    cells = build_cells(cfg, prof, ["vanilla"], baselines=[])
+    results = tmp_path / "res"
+    assert len(LocalExecutor(cfg, prof, results).run(cells).done) == len(cells)
+    key = cells[0].key
+    dying = (
+        "import os, sys; from msda_arena.claims import try_claim; "
+        "claim = try_claim(sys.argv[1], 'procedural', sys.argv[2]); "
+        "os._exit(0 if claim is not None else 3)"
+    )
+    subprocess.run([sys.executable, "-c", dying, str(results), key], check=True)
+    left = claims.claim_path(results, "procedural", key)
+    assert left.exists()  # its owner is gone, the cell is stored
+    live = try_claim(results, "procedural", cells[1].key)  # a live run's claim stays
+    summary = LocalExecutor(cfg, prof, results).run(cells)
+    assert summary.done == [] and len(summary.skipped) == len(cells)
+    assert not left.exists()
+    assert claims.claim_path(results, "procedural", cells[1].key).exists()
+    live.release()
