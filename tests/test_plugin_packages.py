@@ -41,13 +41,20 @@ print(json.dumps({
 }))
 """
 
-#: One cell of the method argv[1] in the folder argv[2], by the environment's python.
-ONE_CELL = """
+#: By the environment's python, for the method argv[1]: ``arena check`` (the command
+#: itself, run in this process to save a start-up), then one cell in the folder argv[2].
+CHECK_AND_CELL = """
 import json, sys
+from typer.testing import CliRunner
+from msda_arena.cli.main import app
 from msda_arena.testing import one_cell_run
-record = one_cell_run(sys.argv[1], sys.argv[2])
-keys = ("status", "error", "method_package", "method_version", "top1")
-print(json.dumps({key: str(record[key]) for key in keys}))
+check = CliRunner().invoke(app, ["check", "--method", sys.argv[1]])
+out = {"check_exit": check.exit_code, "check_output": check.output[-3000:]}
+if check.exit_code == 0:
+    record = one_cell_run(sys.argv[1], sys.argv[2])
+    keys = ("status", "error", "method_package", "method_version", "top1")
+    out.update({key: str(record[key]) for key in keys})
+print(json.dumps(out))
 """
 
 TORCH_FAMILY = re.compile(r"torch|torchvision|torchaudio|triton|nvidia-.*")
@@ -156,14 +163,12 @@ def test_plugin_package_installs_checks_and_trains(env, package_dir):
     for name in methods:
         source = Path(env.listing["methods"][name]["file"]).resolve()
         assert source.is_relative_to(env.venv), f"{name} came from {source}, not the install"
-        check = venv_run(
-            env.python, "-m", "msda_arena.cli.main", "check", "--method", name, cwd=env.root
-        )
-        assert check.returncode == 0, f"arena check --method {name}:\n{check.stderr[-3000:]}"
         work = env.root / "runs" / name
-        cell = venv_run(env.python, "-c", ONE_CELL, name, str(work), cwd=env.root)
-        assert cell.returncode == 0, f"one cell of {name}:\n{cell.stderr[-3000:]}"
+        cell = venv_run(env.python, "-c", CHECK_AND_CELL, name, str(work), cwd=env.root)
+        assert cell.returncode == 0, f"check and one cell of {name}:\n{cell.stderr[-3000:]}"
         record = json.loads(cell.stdout.strip().splitlines()[-1])
+        assert record["check_exit"] == 0, f"arena check --method {name}:\n{record['check_output']}"
+        assert "rules pass" in record["check_output"]
         assert record["status"] == "ok", record["error"]
         assert _normal(record["method_package"]) == dist
         if "version" in project:  # not when dynamic

@@ -133,11 +133,11 @@ data_root = "{tmp_path / "tree"}"
 dataset_options = {{ image_size = 16 }}
 archs = ["resnet8_tiny_cifar"]
 scenarios = ["small-crop"]
-seeds = [0, 1]
+seeds = [0]
 recipe = "t"
 """
     )
     prof = cfg.profiles["folder"]
-    cells = build_cells(cfg, prof, ["cutmix"])
+    cells = build_cells(cfg, prof, ["cutmix"], baselines=[])
     summary = LocalExecutor(cfg, prof, tmp_path / "res", slots=["cpu", "cpu"]).run(cells)
-    assert summary.failed == [] and len(summary.done) == 2
+    assert summary.failed == [] and len(summary.done) == 1  # trained in a pool worker
