@@ -430,14 +430,13 @@ class Mixer:
             raise ValueError(f"method '{self._spec()}' needs saliency; pass saliency=")
         given = saliency if method.needs_saliency else None
         out = self._run("mix()", call, lambda: method.mix(x, y, idx, lam, generator, given))
-        if not self._validate:
-            mixed, weight = out
-            return MixedBatch(mixed, y, y[idx], weight.float(), lam, None)
-        try:
-            mixed, weight = _check_mix_meta(out, x)
-        except MaskContractError as exc:
-            raise exc.at(self._where(call)) from None
-        self._record(call, lam, _mix_summary(mixed, weight))
-        if call == 0:
-            self.raise_if_violated()
+        if self._validate:
+            try:
+                out = _check_mix_meta(out, x)
+            except MaskContractError as exc:
+                raise exc.at(self._where(call)) from None
+            self._record(call, lam, _mix_summary(*out))
+            if call == 0:
+                self.raise_if_violated()
+        mixed, weight = out
         return MixedBatch(mixed, y, y[idx], weight.float(), lam, None)
