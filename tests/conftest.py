@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import site
 import subprocess
 import sys
 import textwrap
@@ -107,19 +108,29 @@ def make_venv(path: Path) -> Path:
     (torch, msda-arena...) but installs into its own site-packages, so the main
     environment is never changed; returns its python.
 
-    It has no pip of its own (quicker to make): ``python -m pip`` runs the pip of the
-    system site-packages, which installs into the environment it runs in; where there
-    is none, ``ensurepip`` installs one.
+    Works the same whether the tests run in the base interpreter or in a virtual
+    environment: ``--system-site-packages`` would show the *base* interpreter's packages
+    (from inside a venv: no torch, no msda-arena, an old setuptools), so instead a
+    ``.pth`` file adds this interpreter's own site directories (their ``.pth`` files,
+    editable installs included, processed too) after the new environment's. It has no
+    pip of its own (quicker to make): ``python -m pip`` runs this environment's pip,
+    which installs into the environment it runs in.
     """
     subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(path)],
+        [sys.executable, "-m", "venv", "--without-pip", str(path)],
         check=True,
         capture_output=True,
         timeout=300,
     )
     python = path / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    if venv_run(python, "-m", "pip", "--version").returncode != 0:
-        venv_run(python, "-m", "ensurepip", "--default-pip", check=True)
+    own_site = venv_run(
+        python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", check=True
+    ).stdout.strip()
+    parents = [*site.getsitepackages()]
+    if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages()):
+        parents.append(site.getusersitepackages())
+    lines = [f"import site; site.addsitedir({str(d)!r})" for d in parents if d != own_site]
+    (Path(own_site) / "_arena_tests_parent.pth").write_text("\n".join(lines) + "\n")
     return python
 
 
