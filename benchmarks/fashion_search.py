@@ -6,7 +6,7 @@ the profile takes them), the last 10,000 are held out and are the only images a
 candidate is judged on. The 10,000 test images are never read.
 
 Each candidate recipe trains vanilla, mixup and cutmix on both crop scenarios with
-one seed through the arena's own :func:`msda_arena.train.train_cell`, and is scored by
+one seed through the arena's own :func:`msda_arena.train.loop.train_cell`, and is scored by
 the mean held-out top-1 over those six cells: a recipe good for every method, not one
 picked to make mixing win. The table also shows each candidate's final training loss
 of vanilla against its held-out top-1, the overfitting the profile is meant to have.
@@ -70,8 +70,8 @@ def run_one(job: tuple[str, int, int, float, str, str, int]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     from msda_arena import get_method
-    from msda_arena.config import load_config
-    from msda_arena.train import train_cell
+    from msda_arena.grid.config import load_config
+    from msda_arena.train.loop import train_cell
 
     arch, subset, epochs, lr, method, scenario, seed = job
     config = load_config()

@@ -3,7 +3,7 @@
 One script, under 8 minutes on one H100; prints a table and writes JSON (``--out``,
 default ``benchmarks/gpu.json``) with the device name, torch version and date:
 
-a. **Step overhead**: the arena's real step (:class:`msda_arena.train.TrainStep`, what
+a. **Step overhead**: the arena's real step (:class:`msda_arena.train.loop.TrainStep`, what
    ``train_cell`` runs per batch) over the bare model step (same model, batch and
    precision: forward + backward + SGD on a fixed pre-normalised batch), for
    ``preactresnet18_cifar`` at 32x32, batch 128 and 512, eager and compiled. CUDA
@@ -11,7 +11,7 @@ a. **Step overhead**: the arena's real step (:class:`msda_arena.train.TrainStep`
 b. **Seconds per cell**: one CIFAR-100-shaped ``preactresnet18_cifar`` cell on the
    ``speed`` profile's data (procedural, 32 px, 100 classes, 50,000 / 10,000 images,
    rendered on the GPU) with the profile's recipe (``cifar``: batch 128) through
-   :func:`msda_arena.train.train_cell`, a few epochs with compile off and on; the first
+   :func:`msda_arena.train.loop.train_cell`, a few epochs with compile off and on; the first
    epoch (compiling, warm-up) is dropped from the per-epoch figure, and the 200-epoch
    cell is extrapolated: set-up and evaluation + the first epoch's extra time + 200 x
    the steady epoch. Target: under 5 minutes.
@@ -99,9 +99,9 @@ class Plan:
 def speed_profile() -> tuple[dict[str, Any], Any, Any]:
     """The shipped ``speed`` profile's dataset options, recipe and the scenario used
     here (from the arena.toml embedded in the package, so a local one cannot change it)."""
-    from msda_arena.config import parse_config
+    from msda_arena.grid.config import parse_config
 
-    text = resources.files("msda_arena").joinpath("default_arena.toml").read_text("utf-8")
+    text = resources.files("msda_arena.grid").joinpath("default_arena.toml").read_text("utf-8")
     cfg = parse_config(text, "arena.toml (embedded default)")
     prof = cfg.profiles["speed"]
     return dict(prof.dataset_options), cfg.recipes[prof.recipe], cfg.scenarios[SCENARIO]
@@ -196,7 +196,7 @@ def extrapolate(
 
 def section_cell(plan: Plan, device: torch.device, data: Any, budget: Budget) -> list[dict]:
     from msda_arena import get_method
-    from msda_arena.train import train_cell
+    from msda_arena.train.loop import train_cell
 
     speed, recipe, scenario = speed_profile()
     full_steps = speed["train_size"] // recipe.batch_size
@@ -246,10 +246,10 @@ def child_main(spec: dict[str, Any]) -> None:
     """One concurrent cell of (c): train, wait for the others after the first epoch,
     print one JSON line."""
     from msda_arena import get_method
-    from msda_arena.config import Recipe
     from msda_arena.data.crops import Scenario
     from msda_arena.data.procedural import procedural_dataset
-    from msda_arena.train import train_cell
+    from msda_arena.grid.config import Recipe
+    from msda_arena.train.loop import train_cell
 
     t0 = time.perf_counter()
     if spec["threads"]:
@@ -530,14 +530,14 @@ def render(report: dict[str, Any]) -> str:
 
 
 def device_label(device: torch.device) -> str:
-    from msda_arena.train import device_name
+    from msda_arena.train.loop import device_name
 
     return device_name(device)
 
 
 def run(plan: Plan, device: torch.device, sections: set[str]) -> dict[str, Any]:
     from msda_arena.data.procedural import procedural_dataset
-    from msda_arena.provenance import utc_now
+    from msda_arena.store.provenance import utc_now
 
     budget = Budget(plan.budget_s)
     date = utc_now()

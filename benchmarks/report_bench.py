@@ -3,7 +3,7 @@
 Builds a store in a temporary directory (one-row parquet files in exactly the store's
 format, written with pyarrow in two processes), then measures
 
-* cold load: :func:`msda_arena.store.load_results` with no index (reads every file and
+* cold load: :func:`msda_arena.store.results.load_results` with no index (reads every file and
   builds ``.index.parquet``);
 * warm load: the same call again (scan + index);
 * warm report in-process: load + build_report + render (the ``arena report`` command
@@ -74,8 +74,8 @@ def _write_chunk(args: tuple[str, int, int, int]) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from msda_arena.spec import slug
-    from msda_arena.store import RESULT_COLUMNS, SCHEMA_VERSION, WRITE_OPTIONS, arrow_schema
+    from msda_arena.api.spec import slug
+    from msda_arena.store.results import RESULT_COLUMNS, SCHEMA_VERSION, WRITE_OPTIONS, arrow_schema
 
     root, n_rows, start, stop = args
     rng = random.Random(start)
@@ -153,7 +153,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from msda_arena.cli.report import report
-    from msda_arena.store import INDEX_NAME, load_results
+    from msda_arena.store.results import INDEX_NAME, load_results
 
     tmp = None
     if args.keep:

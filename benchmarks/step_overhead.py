@@ -5,7 +5,7 @@ model (same weights, optimizer, precision and memory format):
 
 * model: forward + backward + SGD step on one fixed, pre-normalised batch (the bare
   model step);
-* harness: the arena's real step, :class:`msda_arena.train.TrainStep` (what
+* harness: the arena's real step, :class:`msda_arena.train.loop.TrainStep` (what
   ``train_cell`` runs per batch): the next batch of uint8 images indexed on the device
   in the seed's order, normalised, cropped (scenario views), mixed (the method's masks
   and label weights), forward, soft-target loss, backward, SGD and schedule steps, loss
@@ -80,8 +80,8 @@ def overhead(
         ``model_ms`` and ``harness_ms`` (median per step), ``ratio`` (harness / model)
         and ``notes`` (the step's, e.g. a compile fallback).
     """
-    from msda_arena.config import load_config
-    from msda_arena.train import cuda_tuning
+    from msda_arena.grid.config import load_config
+    from msda_arena.train.loop import cuda_tuning
 
     if recipe is None:
         recipe = load_config().recipes["cifar"]
@@ -102,7 +102,7 @@ def _overhead(
     warmup: int,
 ) -> dict[str, Any]:
     from msda_arena import get_method
-    from msda_arena.train import TrainStep
+    from msda_arena.train.loop import TrainStep
 
     batch = recipe.batch_size
     step = TrainStep(arch, get_method(method_spec), data, recipe, scenario, 0, device)
@@ -141,8 +141,8 @@ def _overhead(
 
 
 def main() -> None:
-    from msda_arena.config import load_config
     from msda_arena.data.procedural import procedural_dataset
+    from msda_arena.grid.config import load_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -14,16 +14,15 @@ A :class:`MixMethod` (the second kind) mixes the batch itself:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from msda_arena.contract import MaskMethod, Method, MixMethod, Param, Saliency
-from msda_arena.hookspecs import hookimpl
-from msda_arena.spec import SpecError
+from msda_arena.api import __version__
+from msda_arena.api.contract import MaskMethod, Method, MixMethod, Param, Saliency
+from msda_arena.api.hookspecs import hookimpl
+from msda_arena.api.spec import SpecError
 
 if TYPE_CHECKING:
-    from msda_arena.plugins import MethodInfo
-
-__version__ = "0.1.0"
+    from msda_arena.methods.registry import get_method, list_methods, method_info
 
 __all__ = [
     "MaskMethod",
@@ -39,31 +38,15 @@ __all__ = [
     "method_info",
 ]
 
-
-def get_method(spec: str) -> Method:
-    """Build the method a spec names, e.g. ``"cutmix"`` or ``"hmix(r=0.25)"``.
-
-    Raises :class:`SpecError` for a malformed spec, an unknown method or parameter,
-    or a bad value.
-    """
-    from msda_arena.plugins import registry
-    from msda_arena.spec import parse_spec
-
-    parsed = parse_spec(spec)
-    info = registry().get(parsed.name)
-    return info.cls(**parsed.params)
+_REGISTRY_NAMES = ("get_method", "list_methods", "method_info")
 
 
-def method_info(spec_or_name: str) -> MethodInfo:
-    """The registered method (class, package, version) a spec or name refers to."""
-    from msda_arena.plugins import registry
-    from msda_arena.spec import parse_spec
+def __getattr__(name: str) -> Any:
+    """``get_method``, ``list_methods`` and ``method_info`` load the registry (and with the
+    built-in methods, torch) on first use: every ``import msda_arena.x`` runs this package
+    first, and ``arena --help`` must stay instant."""
+    if name in _REGISTRY_NAMES:
+        from msda_arena.methods import registry
 
-    return registry().get(parse_spec(spec_or_name).name)
-
-
-def list_methods(pattern: str | None = None) -> list[MethodInfo]:
-    """Installed methods whose names match the shell-style ``pattern``, sorted by name."""
-    from msda_arena.plugins import registry
-
-    return registry().select(pattern)
+        return getattr(registry, name)
+    raise AttributeError(f"module 'msda_arena' has no attribute {name!r}")

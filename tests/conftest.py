@@ -76,7 +76,7 @@ def install_fake_plugin(
 @pytest.fixture
 def plugin_site(tmp_path, monkeypatch):
     """A directory on sys.path (and PYTHONPATH for subprocesses) to install plugins into."""
-    from msda_arena import plugins
+    from msda_arena.methods import registry as plugins
 
     site = tmp_path / "site"
     site.mkdir()

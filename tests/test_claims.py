@@ -1,8 +1,8 @@
-"""Per-cell claims (msda_arena.claims) with real processes: racing claimers, killed and
+"""Per-cell claims (msda_arena.store.claims) with real processes: racing claimers, killed and
 paused owners, pid reuse, foreign hosts, damaged files and racing takers.
 
 Every test's docstring says how it was seen to fail when the guard it covers was
-removed from msda_arena/claims.py (each was tried)."""
+removed from msda_arena/store/claims.py (each was tried)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from msda_arena import claims
-from msda_arena.claims import (
+from msda_arena.api.errors import StoreError, UsageError
+from msda_arena.store import claims
+from msda_arena.store.claims import (
     CLAIM_DIR,
     DEFAULT_TTL_S,
     ClaimInfo,
@@ -30,7 +31,6 @@ from msda_arena.claims import (
     stale_reason,
     try_claim,
 )
-from msda_arena.errors import StoreError, UsageError
 
 HOST = socket.gethostname()
 HAS_PROC = Path("/proc/self/stat").exists()
@@ -43,7 +43,7 @@ HAS_PROC = Path("/proc/self/stat").exists()
 WORKER = r"""
 import os, sys, time
 from pathlib import Path
-from msda_arena.claims import try_claim
+from msda_arena.store.claims import try_claim
 
 mode, root, work, rounds, ttl, me, go = sys.argv[1:8]
 work = Path(work)
@@ -512,9 +512,9 @@ def test_a_claim_left_on_a_stored_cell_by_a_killed_run_is_removed_by_the_next_ru
 ):
     """Seen in the SIGKILL fault test: killed after storing a cell but before releasing
     its claim, a run left the claim for good (a resumed run skips stored cells)."""
-    from msda_arena.config import load_config
-    from msda_arena.executors import LocalExecutor
-    from msda_arena.grid import build_cells
+    from msda_arena.execute.local import LocalExecutor
+    from msda_arena.grid.cells import build_cells
+    from msda_arena.grid.config import load_config
 
     cfg = load_config(tiny_config)
     prof = cfg.profiles["tiny"]
@@ -523,7 +523,7 @@ def test_a_claim_left_on_a_stored_cell_by_a_killed_run_is_removed_by_the_next_ru
     assert len(LocalExecutor(cfg, prof, results).run(cells).done) == len(cells)
     key = cells[0].key
     dying = (
-        "import os, sys; from msda_arena.claims import try_claim; "
+        "import os, sys; from msda_arena.store.claims import try_claim; "
         "claim = try_claim(sys.argv[1], 'procedural', sys.argv[2]); "
         "os._exit(0 if claim is not None else 3)"
     )

@@ -3,14 +3,14 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from msda_arena.config import load_config, parse_config
-from msda_arena.errors import ConfigError, UsageError
+from msda_arena.api.errors import ConfigError, UsageError
+from msda_arena.grid.config import load_config, parse_config
 
 
 def test_repo_arena_toml_is_the_embedded_default():
-    embedded = (REPO / "msda_arena" / "default_arena.toml").read_text()
+    embedded = (REPO / "msda_arena" / "grid" / "default_arena.toml").read_text()
     assert (REPO / "arena.toml").read_text() == embedded, (
-        "copy arena.toml to msda_arena/default_arena.toml"
+        "copy arena.toml to msda_arena/grid/default_arena.toml"
     )
 
 
@@ -43,7 +43,7 @@ def test_default_profiles_are_complete(tmp_path, monkeypatch):
 
 
 def test_every_default_architecture_is_a_timm_name():
-    from msda_arena.grid import validate_archs
+    from msda_arena.grid.cells import validate_archs
 
     cfg = load_config(REPO / "arena.toml")
     for prof in cfg.profiles.values():

@@ -2,7 +2,7 @@ import torch
 
 from msda_arena import MaskMethod, get_method
 from msda_arena.methods.cutmix import CutMix
-from msda_arena.testing import RULES, assert_conforms, run_checks
+from msda_arena.pluginkit.conformance import RULES, assert_conforms, run_checks
 
 
 def failed(method):

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from msda_arena.api.errors import ConfigError
 from msda_arena.data.crops import (
     DEFAULT_SCENARIOS,
     CropParams,
@@ -17,7 +18,6 @@ from msda_arena.data.crops import (
     train_views,
 )
 from msda_arena.data.procedural import generate
-from msda_arena.errors import ConfigError
 
 SIZE = 32
 

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import msda_arena.data.cifar as cifar
+from msda_arena.api.errors import UsageError
 from msda_arena.data import FolderData, TensorData, load_dataset, normalize
 from msda_arena.data.procedural import class_names, generate, procedural_dataset
-from msda_arena.errors import UsageError
 
 FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
 

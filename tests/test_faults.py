@@ -26,10 +26,16 @@ import pandas as pd
 import pytest
 from conftest import REPO, install_fake_plugin, run_arena
 
-from msda_arena.config import parse_config
-from msda_arena.grid import build_cells
-from msda_arena.record import ResultRecord
-from msda_arena.store import cell_path, checkpoint_path, load_results, read_result, write_result
+from msda_arena.api.record import ResultRecord
+from msda_arena.grid.cells import build_cells
+from msda_arena.grid.config import parse_config
+from msda_arena.store.results import (
+    cell_path,
+    checkpoint_path,
+    load_results,
+    read_result,
+    write_result,
+)
 
 pytestmark = pytest.mark.slow
 

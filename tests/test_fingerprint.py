@@ -9,8 +9,8 @@ import torch
 from conftest import run_arena
 
 from msda_arena import get_method
-from msda_arena.contract import MaskMethod
-from msda_arena.fingerprint import fingerprint
+from msda_arena.api.contract import MaskMethod
+from msda_arena.theory.fingerprint import fingerprint
 
 N = 1024  # masks per fingerprint: enough for every assertion below, well under a second
 
@@ -47,7 +47,7 @@ def fps():
 def test_pair_map_is_the_definition_by_brute_force():
     # E[(1-M_p)(1-M_q)] averaged over the positions of each offset, on a non-square
     # image, against the FFT route, with the masks drawn the same way.
-    from msda_arena.fingerprint import _draw
+    from msda_arena.theory.fingerprint import _draw
 
     h, w, n = 6, 5, 64
     method = get_method("cutmix")
@@ -161,8 +161,8 @@ def test_cli_fingerprint_json_table_and_plot(tmp_path):
 def test_cli_fingerprint_table_and_errors():
     from typer.testing import CliRunner
 
+    from msda_arena.api.errors import UsageError
     from msda_arena.cli.main import app
-    from msda_arena.errors import UsageError
 
     runner = CliRunner()
     table = runner.invoke(app, ["fingerprint", "-m", "hmix(r=0.25)", "-m", "gmix", "-n", "64"])

@@ -18,13 +18,14 @@ import torch
 from conftest import REPO
 from torch.overrides import TorchFunctionMode
 
-from msda_arena import get_method, train
-from msda_arena.config import Recipe, load_config, parse_config
+from msda_arena import get_method
+from msda_arena.api.errors import ConfigError
 from msda_arena.data import load_dataset
 from msda_arena.data.crops import DEFAULT_SCENARIOS
 from msda_arena.data.procedural import CUTS, class_names, generate, procedural_dataset
-from msda_arena.errors import ConfigError
-from msda_arena.train import CompileFallbackWarning, TrainStep, compile_wanted, train_cell
+from msda_arena.grid.config import Recipe, load_config, parse_config
+from msda_arena.train import loop as train
+from msda_arena.train.loop import CompileFallbackWarning, TrainStep, compile_wanted, train_cell
 
 ARCH = "resnet8_tiny_cifar"
 SCENARIO = DEFAULT_SCENARIOS["small-crop"]

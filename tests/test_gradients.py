@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import TINY_TOML, run_arena
 
-from msda_arena.gradients import distance_curve, input_gradients, pair_statistic
+from msda_arena.theory.gradients import distance_curve, input_gradients, pair_statistic
 
 H, W = 10, 12
 
@@ -138,8 +138,8 @@ def test_arena_gradients_draws_both_methods(trained, tmp_path):
 
 
 def test_gradient_maps_library_and_errors(trained):
-    from msda_arena.errors import UsageError
-    from msda_arena.gradients import gradient_maps
+    from msda_arena.api.errors import UsageError
+    from msda_arena.theory.gradients import gradient_maps
 
     config, results = trained
     maps = gradient_maps(results, config=config, samples=16, window=3)
@@ -158,9 +158,9 @@ def test_gradient_maps_leave_out_checkpoints_of_older_method_code(trained, tmp_p
     with the current one's; the report leaves such results out, so must the maps."""
     import shutil
 
-    from msda_arena.gradients import gradient_maps
-    from msda_arena.record import cell_key
-    from msda_arena.store import checkpoint_path, load_results, write_result
+    from msda_arena.api.record import cell_key
+    from msda_arena.store.results import checkpoint_path, load_results, write_result
+    from msda_arena.theory.gradients import gradient_maps
 
     config, pristine = trained
     results = tmp_path / "results"

@@ -3,9 +3,9 @@ import re
 import pytest
 from conftest import TINY_TOML
 
-from msda_arena.config import parse_config
-from msda_arena.errors import UsageError
-from msda_arena.grid import build_cells, parse_seeds, validate_archs
+from msda_arena.api.errors import UsageError
+from msda_arena.grid.cells import build_cells, parse_seeds, validate_archs
+from msda_arena.grid.config import parse_config
 
 
 def cfg(text=TINY_TOML):
@@ -75,7 +75,7 @@ def test_a_scenario_description_edit_keeps_every_key():
 def test_two_specs_with_one_slug_never_share_a_file(tiny_config):
     """Before the spec hash in the key, `coll(a_b=2)` and `coll_a(b=2)` both became
     `coll_a_b=2` and `--force` on one destroyed the other's result."""
-    from msda_arena.record import cell_key
+    from msda_arena.api.record import cell_key
 
     one = cell_key("p", "resnet8_cifar", "standard", "coll(a_b=2)", 0, "r")
     two = cell_key("p", "resnet8_cifar", "standard", "coll_a(b=2)", 0, "r")

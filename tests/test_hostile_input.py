@@ -17,13 +17,13 @@ import time
 import pytest
 from conftest import REPO, TINY_TOML, run_arena
 
+from msda_arena.api.errors import ConfigError, UsageError
+from msda_arena.api.spec import MAX_SPEC_LENGTH, SpecError, parse_spec
 from msda_arena.cli.main import main
-from msda_arena.config import MAX_SEED, MAX_SEEDS, default_results, load_config, parse_config
 from msda_arena.data import check_dataset_options, load_dataset
 from msda_arena.data.crops import Scenario
-from msda_arena.errors import ConfigError, UsageError
-from msda_arena.grid import parse_seeds, validate_archs
-from msda_arena.spec import MAX_SPEC_LENGTH, SpecError, parse_spec
+from msda_arena.grid.cells import parse_seeds, validate_archs
+from msda_arena.grid.config import MAX_SEED, MAX_SEEDS, default_results, load_config, parse_config
 
 BASE = (REPO / "arena.toml").read_text()
 

@@ -7,7 +7,7 @@ import torch
 from scipy import stats
 
 from msda_arena import get_method
-from msda_arena.methods._beta import sample_beta
+from msda_arena.api._beta import sample_beta
 
 H, W = 32, 24
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from msda_arena.metrics import EvalAccumulator, ece, fgsm_bounds, fgsm_inputs
+from msda_arena.train.evaluate import EvalAccumulator, ece, fgsm_bounds, fgsm_inputs
 
 
 def test_ece_of_a_hand_built_case():

@@ -11,13 +11,13 @@ import torch.nn.functional as F
 from conftest import install_fake_plugin, run_arena
 
 from msda_arena import MixMethod
-from msda_arena.config import Recipe
 from msda_arena.data import load_dataset
 from msda_arena.data.crops import DEFAULT_SCENARIOS
-from msda_arena.gallery import gallery_tensors
-from msda_arena.mixing import MaskContractError, Mixer
-from msda_arena.testing import MIX_RULES, RULES, run_checks
-from msda_arena.train import train_cell
+from msda_arena.grid.config import Recipe
+from msda_arena.pluginkit.conformance import MIX_RULES, RULES, run_checks
+from msda_arena.theory.gallery import gallery_tensors
+from msda_arena.train.loop import train_cell
+from msda_arena.train.mixing import MaskContractError, Mixer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -156,8 +156,8 @@ def test_a_saliency_method_gets_the_models_input_gradients_every_step():
 
 
 def test_the_saliency_is_the_input_gradient_and_leaves_parameter_gradients_alone():
-    from msda_arena.gradients import input_gradients
-    from msda_arena.train import TrainStep
+    from msda_arena.train.loop import TrainStep
+    from msda_arena.train.saliency import input_gradients
 
     data = load_dataset(
         "procedural", None, train_size=32, test_size=16, num_classes=4, image_size=16
@@ -259,7 +259,7 @@ def test_cli_lists_checks_draws_and_trains_an_installed_mixing_plugin(plugin_sit
     refused = run_arena("fingerprint", "--method", "blend")
     assert refused.returncode == 2
     assert "is a mixing method" in refused.stderr and refused.stderr.count("\n") == 1
-    from msda_arena.testing import one_cell_run
+    from msda_arena.pluginkit.conformance import one_cell_run
 
     record = one_cell_run("blend", tmp_path / "run")
     assert record["status"] == "ok" and record["method_package"] == "arena-blend"

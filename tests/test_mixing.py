@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from msda_arena import MaskMethod, get_method
-from msda_arena.mixing import MaskContractError, Mixer, pair_indices
+from msda_arena.train.mixing import MaskContractError, Mixer, pair_indices
 
 
 def batch(b=8, h=12, w=10, seed=0):

@@ -8,9 +8,9 @@ import pytest
 import timm
 import torch
 
-import msda_arena.models
-from msda_arena.errors import UsageError
-from msda_arena.models import list_arena_models
+import msda_arena.models.cifar
+from msda_arena.api.errors import UsageError
+from msda_arena.models.cifar import list_arena_models
 
 TINY = ("resnet8_cifar", "preactresnet10_cifar", "resnet8_tiny_cifar", "preactresnet10_tiny_cifar")
 EXPECTED = {
@@ -115,9 +115,9 @@ def test_pretrained_weights_are_refused_with_a_clear_error() -> None:
 
 def test_importing_again_or_reloading_does_not_re_register() -> None:
     # pytest turns warnings into errors, so timm's "Overwriting ... in registry" would fail here.
-    importlib.import_module("msda_arena.models")
-    importlib.reload(msda_arena.models)
-    assert set(msda_arena.models.list_arena_models()) == EXPECTED
+    importlib.import_module("msda_arena.models.cifar")
+    importlib.reload(msda_arena.models.cifar)
+    assert set(msda_arena.models.cifar.list_arena_models()) == EXPECTED
     assert timm.create_model("resnet8_cifar", num_classes=2)(torch.randn(1, 3, 8, 8)).shape == (
         1,
         2,

@@ -29,7 +29,7 @@ PACKAGE_DIRS = sorted(p.parent for p in (REPO / "plugins").glob("*/pyproject.tom
 #: file, the plugins that failed to load and the names two packages claim.
 LIST_METHODS = """
 import inspect, json
-from msda_arena.plugins import registry
+from msda_arena.methods.registry import registry
 reg = registry()
 print(json.dumps({
     "methods": {
@@ -47,7 +47,7 @@ CHECK_AND_CELL = """
 import json, sys
 from typer.testing import CliRunner
 from msda_arena.cli.main import app
-from msda_arena.testing import one_cell_run
+from msda_arena.pluginkit.conformance import one_cell_run
 check = CliRunner().invoke(app, ["check", "--method", sys.argv[1]])
 out = {"check_exit": check.exit_code, "check_output": check.output[-3000:]}
 if check.exit_code == 0:

@@ -7,9 +7,10 @@ import sys
 import pytest
 from conftest import REPO, install_fake_plugin, run_arena
 
-from msda_arena import get_method, list_methods, plugins
-from msda_arena.errors import PluginError
-from msda_arena.plugins import registry
+from msda_arena import get_method, list_methods
+from msda_arena.api.errors import PluginError
+from msda_arena.methods import registry as plugins
+from msda_arena.methods.registry import registry
 
 GOOD = """
 import torch
@@ -189,7 +190,7 @@ def test_arena_plugins_env_loads_only_the_listed_packages(plugin_site, monkeypat
 
 def test_the_cli_loads_neither_torch_nor_plugins_at_import():
     code = (
-        "import sys, msda_arena.cli.main as m; import msda_arena.plugins as p; "
+        "import sys, msda_arena.cli.main as m; import msda_arena.methods.registry as p; "
         "print('torch' in sys.modules, p._REGISTRY)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from conftest import install_fake_plugin, run_arena
 
-from msda_arena.config import load_config
-from msda_arena.errors import UsageError
-from msda_arena.executors import ExecutorOptions, LocalExecutor, slot_devices
-from msda_arena.grid import build_cells
-from msda_arena.pool import cpu_threads
-from msda_arena.store import load_results
+from msda_arena.api.errors import UsageError
+from msda_arena.execute.base import ExecutorOptions, slot_devices
+from msda_arena.execute.local import LocalExecutor
+from msda_arena.execute.pool import cpu_threads
+from msda_arena.grid.cells import build_cells
+from msda_arena.grid.config import load_config
+from msda_arena.store.results import load_results
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +108,7 @@ def test_pool_workers_may_start_dataloader_processes(tmp_path):
     not allowed to have children")."""
     from PIL import Image
 
-    from msda_arena.config import parse_config
+    from msda_arena.grid.config import parse_config
 
     for split in ("train", "val"):
         for k, colour in enumerate(((200, 30, 30), (30, 30, 200))):

@@ -23,11 +23,13 @@ import pytest
 import torch
 from conftest import REPO, install_fake_plugin, run_arena
 
-from msda_arena import interrupts, plugins
-from msda_arena.config import load_config
-from msda_arena.executors import ExecutorOptions, LocalExecutor, Reporter, create_executor
-from msda_arena.grid import build_cells
-from msda_arena.store import cell_path, read_result
+from msda_arena.execute.base import ExecutorOptions, Reporter, create_executor
+from msda_arena.execute.local import LocalExecutor
+from msda_arena.grid.cells import build_cells
+from msda_arena.grid.config import load_config
+from msda_arena.methods import registry as plugins
+from msda_arena.store.results import cell_path, read_result
+from msda_arena.train import interrupts
 
 NO_RAY = "Ray is not installed: pip install 'msda-arena[ray]'"
 pytestmark = pytest.mark.slow
@@ -245,8 +247,8 @@ def test_a_cell_another_run_holds_is_waited_for_then_trained(ray_cluster, tiny, 
     check a worker on the claim owner's node makes says the same."""
     import threading
 
-    from msda_arena import claims
-    from msda_arena.ray_executor import _claims_free_here
+    from msda_arena.execute.ray import _claims_free_here
+    from msda_arena.store import claims
 
     cfg, prof = tiny
     cells = build_cells(cfg, prof, ["vanilla"], scenarios=("large-crop",))
@@ -301,7 +303,7 @@ def test_ctrl_c_cancels_the_tasks_and_a_rerun_resumes(ray_cluster, tiny, tmp_pat
 
 @needs_ray
 def test_bad_options_and_an_address_where_nothing_answers_are_one_line(tiny, tiny_config, tmp_path):
-    from msda_arena.errors import UsageError
+    from msda_arena.api.errors import UsageError
 
     with pytest.raises(UsageError, match="--gpus is for --executor local"):
         ray_executor(tiny, tmp_path / "res", gpus=(0,))

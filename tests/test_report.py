@@ -29,11 +29,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from msda_arena.api.errors import StoreError, UsageError
+from msda_arena.api.record import SCHEMA_VERSION, cell_key
 from msda_arena.cli.report import _canonical, report
-from msda_arena.errors import StoreError, UsageError
-from msda_arena.record import SCHEMA_VERSION, cell_key
 from msda_arena.report import build_report, load_published, paired_test, render
-from msda_arena.store import load_results, write_result
+from msda_arena.store.results import load_results, write_result
 
 NAN = float("nan")
 P = ("preactresnet10_cifar", "standard")
@@ -327,7 +327,7 @@ def metric_store(tmp_path_factory):
 
 def _board(rep):
     """{method: ([cell texts], avg, avg rank, delta, locality)} as every format shows it."""
-    from msda_arena.report.render import _lines
+    from msda_arena.report.text import _lines
 
     return [(ln.label, *[p.text for p in ln.pieces]) for ln in _lines(rep)]
 
@@ -661,12 +661,12 @@ def test_html_page_shows_the_pair_weight_profiles_of_the_installed_methods(html_
 
 
 def test_html_page_renders_with_a_note_when_no_profile_can_be_drawn(rep, monkeypatch):
-    import msda_arena.fingerprint
+    import msda_arena.theory.fingerprint
 
     def broken(*args, **kwargs):
         raise RuntimeError("no torch here")
 
-    monkeypatch.setattr(msda_arena.fingerprint, "fingerprint", broken)
+    monkeypatch.setattr(msda_arena.theory.fingerprint, "fingerprint", broken)
     page = render(rep, "html", figures={})
     assert 'id="fig-profiles"' not in page and "<img" not in page
     assert "<li>cutmix: not drawn (RuntimeError: no torch here)</li>" in page
@@ -1193,7 +1193,7 @@ def test_the_interaction_scenarios_are_the_arenas_own():
 
     from msda_arena.report import INTERACTION_SCENARIOS
 
-    toml = tomllib.loads(files("msda_arena").joinpath("default_arena.toml").read_text())
+    toml = tomllib.loads(files("msda_arena.grid").joinpath("default_arena.toml").read_text())
     assert set(INTERACTION_SCENARIOS) <= set(toml["scenarios"])
 
 
@@ -1236,7 +1236,7 @@ def test_when_vanilla_leads_the_terminal_says_why_in_one_line(tmp_path):
     assert result.exit_code == 0, result.output
     said = [line for line in result.output.splitlines() if "Vanilla leads" in line]
     assert len(said) == 1 and "trains longer (fashion, cifar100)" in said[0]
-    from msda_arena.report.render import to_json
+    from msda_arena.report.text import to_json
 
     assert json.loads(to_json(report))["regime_note"] == report.regime_note
 

@@ -20,9 +20,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from msda_arena.api.record import SCHEMA_VERSION, cell_key
 from msda_arena.cli.report import report
-from msda_arena.record import SCHEMA_VERSION, cell_key
-from msda_arena.store import write_result
+from msda_arena.store.results import write_result
 
 CHROMIUM = Path("/usr/bin/chromium")
 LOCALITY = {"mixup": 0.0, "cutmix": 0.79, "hmix": 0.12, "gmix": 0.17, "mymask": 0.4}

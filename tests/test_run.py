@@ -7,13 +7,15 @@ import pytest
 import torch
 from conftest import install_fake_plugin, run_arena
 
-from msda_arena import get_method, interrupts
-from msda_arena.config import load_config
+from msda_arena import get_method
 from msda_arena.data import load_dataset
-from msda_arena.executors import LocalExecutor, Reporter
-from msda_arena.grid import build_cells
-from msda_arena.store import cell_path, load_results, read_result
-from msda_arena.train import train_cell
+from msda_arena.execute.base import Reporter
+from msda_arena.execute.local import LocalExecutor
+from msda_arena.grid.cells import build_cells
+from msda_arena.grid.config import load_config
+from msda_arena.store.results import cell_path, load_results, read_result
+from msda_arena.train import interrupts
+from msda_arena.train.loop import train_cell
 
 
 @pytest.fixture
@@ -128,7 +130,7 @@ def test_a_failing_plugin_fails_only_its_cells(plugin_site, tiny_config, tmp_pat
 
 
 def test_a_plugin_returning_bad_masks_fails_its_cells_with_the_rule(tiny, tmp_path):
-    from msda_arena.contract import MaskMethod
+    from msda_arena.api.contract import MaskMethod
 
     cfg, prof = tiny
 
@@ -268,7 +270,7 @@ def test_a_failed_forced_retrain_keeps_the_stored_result(tiny, tmp_path):
 def test_profiles_sharing_a_dataset_never_share_files(tiny):
     from conftest import TINY_TOML
 
-    from msda_arena.config import parse_config
+    from msda_arena.grid.config import parse_config
 
     copy = TINY_TOML[TINY_TOML.index("[profiles.tiny]") :].replace(
         "[profiles.tiny]", "[profiles.copy]"
@@ -282,8 +284,8 @@ def test_profiles_sharing_a_dataset_never_share_files(tiny):
 def test_a_cell_trains_on_an_imagefolder_tree_through_the_dataloader(tmp_path):
     from PIL import Image
 
-    from msda_arena.config import Recipe
     from msda_arena.data.crops import DEFAULT_SCENARIOS
+    from msda_arena.grid.config import Recipe
 
     for split in ("train", "val"):
         for k, colour in enumerate(((200, 30, 30), (30, 30, 200))):

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 import pytest
 from conftest import install_fake_plugin, make_venv, run_arena, venv_run
 
-from msda_arena.contract import ALPHA, MaskMethod, MixMethod
-from msda_arena.errors import UsageError
-from msda_arena.scaffold import parse_param, write_plugin
-from msda_arena.testing import run_checks
+from msda_arena.api.contract import ALPHA, MaskMethod, MixMethod
+from msda_arena.api.errors import UsageError
+from msda_arena.pluginkit.conformance import run_checks
+from msda_arena.pluginkit.scaffold import parse_param, write_plugin
 
 KINDS = {
     "mask": ("demo-mask", ["k:int=3", "soft:bool=false", "mode:str=batch", "r:float=0.25"]),

@@ -25,13 +25,14 @@ from conftest import REPO, install_fake_plugin, run_arena
 
 pytest.importorskip("submitit", reason="needs submitit: pip install 'msda-arena[slurm]'")
 
-from msda_arena.claims import pid_alive
-from msda_arena.config import load_config
-from msda_arena.errors import UsageError
-from msda_arena.executors import LocalExecutor, create_executor
-from msda_arena.grid import build_cells
-from msda_arena.slurm_executor import CLUSTER_ENV
-from msda_arena.store import cell_path, load_results, read_result
+from msda_arena.api.errors import UsageError
+from msda_arena.execute.base import create_executor
+from msda_arena.execute.local import LocalExecutor
+from msda_arena.execute.slurm import CLUSTER_ENV
+from msda_arena.grid.cells import build_cells
+from msda_arena.grid.config import load_config
+from msda_arena.store.claims import pid_alive
+from msda_arena.store.results import cell_path, load_results, read_result
 
 pytestmark = pytest.mark.slow
 
@@ -267,7 +268,7 @@ def test_a_preempted_element_releases_its_claim_and_is_requeued_with_its_cell(
         element = _read_pid(pidfile)
         (claim,) = results.rglob("*.claim")  # held while it trains
         assert f'"pid": {element}' in claim.read_text()
-        from msda_arena.provenance import utc_now
+        from msda_arena.store.provenance import utc_now
 
         preempted_at = utc_now()
         os.kill(element, signal.SIGUSR2)  # what Slurm sends on preemption

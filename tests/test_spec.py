@@ -1,7 +1,7 @@
 import pytest
 
 from msda_arena import SpecError, get_method
-from msda_arena.spec import parse_spec, slug
+from msda_arena.api.spec import parse_spec, slug
 
 
 @pytest.mark.parametrize(

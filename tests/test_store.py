@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from msda_arena import store
-from msda_arena.errors import StoreError
-from msda_arena.record import COLUMNS as RESULT_COLUMNS
-from msda_arena.record import SCHEMA_VERSION, cell_key
-from msda_arena.store import (
+from msda_arena.api.errors import StoreError
+from msda_arena.api.record import COLUMNS as RESULT_COLUMNS
+from msda_arena.api.record import SCHEMA_VERSION, cell_key
+from msda_arena.store import results as store
+from msda_arena.store.results import (
     INDEX_NAME,
     cell_path,
     load_results,

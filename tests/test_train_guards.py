@@ -17,14 +17,15 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from msda_arena import MaskMethod, get_method, interrupts
-from msda_arena.config import Recipe
+from msda_arena import MaskMethod, get_method
 from msda_arena.data import load_dataset
 from msda_arena.data.crops import DEFAULT_SCENARIOS
+from msda_arena.grid.config import Recipe
 from msda_arena.methods.cutmix import CutMix
-from msda_arena.mixing import MaskContractError, MethodError, Mixer
-from msda_arena.testing import preflight
-from msda_arena.train import EXPLODED_FACTOR, TrainingDiverged, train_cell
+from msda_arena.pluginkit.conformance import preflight
+from msda_arena.train import interrupts
+from msda_arena.train.loop import EXPLODED_FACTOR, TrainingDiverged, train_cell
+from msda_arena.train.mixing import MaskContractError, MethodError, Mixer
 
 ARCH = "resnet8_cifar"
 SCENARIO = DEFAULT_SCENARIOS["standard"]

@@ -12,8 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import install_fake_plugin, run_arena
 
-from msda_arena.record import ResultRecord, arrow_schema
-from msda_arena.store import cell_path, clean_temporaries, load_results, read_result, write_result
+from msda_arena.api.record import ResultRecord, arrow_schema
+from msda_arena.store.results import (
+    cell_path,
+    clean_temporaries,
+    load_results,
+    read_result,
+    write_result,
+)
 
 PLUGIN = """
 import torch
@@ -90,7 +96,7 @@ def test_left_over_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tm
 
 def _record(i: int, top1: float) -> ResultRecord:
     from msda_arena import method_info
-    from msda_arena.grid import GridCell
+    from msda_arena.grid.cells import GridCell
 
     code = method_info("mixup").code  # current: not stale
     cell = GridCell("p", "ds", "resnet8_cifar", "standard", "mixup", i, "r", code)

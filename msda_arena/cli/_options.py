@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from msda_arena.errors import UsageError
+from msda_arena.api.errors import UsageError
 
 
 def resolve_device(name: str) -> str:

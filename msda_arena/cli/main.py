@@ -51,7 +51,7 @@ def _root(
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point with one-line errors."""
-    from msda_arena.errors import ArenaError
+    from msda_arena.api.errors import ArenaError
 
     try:
         app(args=argv, standalone_mode=True)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import typer
 
+from msda_arena.api.errors import ArenaError, UsageError
 from msda_arena.cli._options import resolve_device
-from msda_arena.errors import ArenaError, UsageError
 
 
 def _console(stderr: bool = False):
@@ -26,8 +26,8 @@ def methods(
     from rich.table import Table
 
     from msda_arena import list_methods
-    from msda_arena.plugins import registry
-    from msda_arena.spec import format_value
+    from msda_arena.api.spec import format_value
+    from msda_arena.methods.registry import registry
 
     infos = list_methods(pattern)
     table = Table(title="Installed methods", title_justify="left")
@@ -53,7 +53,7 @@ def plugins() -> None:
     that failed to load (with the reason) or claim a name another package claims."""
     from rich.table import Table
 
-    from msda_arena.plugins import BUILTIN_PACKAGE, registry
+    from msda_arena.methods.registry import BUILTIN_PACKAGE, registry
 
     reg = registry()
     provided: dict[str, list[str]] = {}
@@ -94,7 +94,7 @@ def check(
     from rich.table import Table
 
     from msda_arena import get_method
-    from msda_arena.testing import run_checks
+    from msda_arena.pluginkit.conformance import run_checks
 
     dev = resolve_device(device)
     instance = get_method(method)
@@ -123,7 +123,7 @@ def masks(
 ) -> None:
     """Draw a gallery of a method's masks and mixed images (Figure 3 style)."""
     from msda_arena import get_method
-    from msda_arena.gallery import save_gallery
+    from msda_arena.theory.gallery import save_gallery
 
     try:
         values = [float(v) for v in lams.split(",") if v.strip()]
@@ -160,7 +160,7 @@ def new_plugin(
     `arena check`; print its path and the next commands."""
     import shlex
 
-    from msda_arena.scaffold import write_plugin
+    from msda_arena.pluginkit.scaffold import write_plugin
 
     path = write_plugin(name, kind=kind, params=param, directory=directory)
     print(path)

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from msda_arena.executors import Reporter
+from msda_arena.execute.base import Reporter
 
 __all__ = ["PlainReporter", "RichReporter", "make_reporter"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from msda_arena.errors import UsageError
+from msda_arena.api.errors import UsageError
 from msda_arena.report.metrics import DEFAULT_METRIC, get_metric, metric_help
 from msda_arena.report.render import FORMATS as FORMAT_NAMES
 
@@ -99,13 +99,13 @@ def report(
         raise UsageError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMAT_NAMES)}")
     chosen = get_metric(metric)  # an unknown name fails before the store is read
 
-    from msda_arena.errors import StoreError
+    from msda_arena.api.errors import StoreError
     from msda_arena.report import build_report, load_published, render
     from msda_arena.report.published import default_published_files
-    from msda_arena.store import load_results
+    from msda_arena.store.results import load_results
 
     if results is None or config is not None:  # a --config file is checked even then
-        from msda_arena.config import default_results
+        from msda_arena.grid.config import default_results
 
         configured = Path(default_results(config))
         results = results if results is not None else configured

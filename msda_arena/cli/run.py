@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
+from msda_arena.api.errors import ArenaError
 from msda_arena.cli._options import resolve_device
-from msda_arena.errors import ArenaError
 
 
 def run(
@@ -88,9 +88,9 @@ def run(
 ) -> None:
     """Train a mask method (and missing baselines) across the grid; one parquet file per cell."""
     from msda_arena import get_method
-    from msda_arena.config import load_config
-    from msda_arena.executors import create_executor
-    from msda_arena.grid import build_cells, parse_seeds, validate_archs
+    from msda_arena.execute.base import create_executor
+    from msda_arena.grid.cells import build_cells, parse_seeds, validate_archs
+    from msda_arena.grid.config import load_config
 
     dev = resolve_device(device)
     cfg = load_config(config)
@@ -110,7 +110,7 @@ def run(
     )
     root = Path(results) if results else Path(cfg.results)
     if not dry_run:
-        from msda_arena.store import check_writable
+        from msda_arena.store.results import check_writable
 
         check_writable(root, create=False)
     options = _executor_options(
@@ -148,8 +148,8 @@ def run(
         _print_plan(executor.pending(cells), force)
         return
 
-    from msda_arena import interrupts
     from msda_arena.cli.progress import make_reporter
+    from msda_arena.train import interrupts
 
     with make_reporter() as reporter, interrupts.watching():
         try:
@@ -199,8 +199,8 @@ def _executor_options(
     """The command line's executor options, checked (one-line errors)."""
     import re
 
-    from msda_arena.errors import UsageError
-    from msda_arena.executors import ExecutorOptions
+    from msda_arena.api.errors import UsageError
+    from msda_arena.execute.base import ExecutorOptions
 
     parsed_gpus = None
     if gpus is not None:
@@ -260,7 +260,7 @@ def _leaderboard(root: Path, profile: str, methods: list[str], compare: str) -> 
     hint = f"arena report --profile {profile} --results {root}"
     try:
         from msda_arena.report import build_report, render
-        from msda_arena.store import load_results
+        from msda_arena.store.results import load_results
 
         frame, warnings = load_results(root)
         rep = build_report(

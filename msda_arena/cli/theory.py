@@ -1,9 +1,9 @@
 """``arena fingerprint`` and ``arena gradients``: the theory lens of Park et al. (2022).
 
 ``fingerprint`` measures what a mask distribution regularises (pair-weight profile,
-locality, coverage, lambda calibration; :mod:`msda_arena.fingerprint`); ``gradients``
+locality, coverage, lambda calibration; :mod:`msda_arena.theory.fingerprint`); ``gradients``
 draws the input-gradient pair statistic of trained cells (Figure 4;
-:mod:`msda_arena.gradients`).
+:mod:`msda_arena.theory.gradients`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import typer
 
+from msda_arena.api.errors import ArenaError, UsageError
 from msda_arena.cli._options import resolve_device
-from msda_arena.errors import ArenaError, UsageError
 
 _PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
@@ -67,8 +67,8 @@ def fingerprint(
     """Fingerprint mask methods by Monte Carlo: the pair weights E[(1-M_p)(1-M_q)] against
     distance, a locality index, the coverage map and the lambda calibration."""
     from msda_arena import get_method
-    from msda_arena.fingerprint import default_samples
-    from msda_arena.fingerprint import fingerprint as measure
+    from msda_arena.theory.fingerprint import default_samples
+    from msda_arena.theory.fingerprint import fingerprint as measure
 
     _check_format(fmt)
     h, w = size
@@ -101,7 +101,7 @@ def fingerprint(
     else:
         _fingerprint_table(fps)
     if plot is not None:
-        from msda_arena.fingerprint import plot_fingerprints
+        from msda_arena.theory.fingerprint import plot_fingerprints
 
         print(f"wrote {plot_fingerprints(fps, plot)}", file=sys.stderr)
 
@@ -179,7 +179,7 @@ def gradients(
 ) -> None:
     """Figure 4 of Park et al.: the max over test inputs and positions of |g_v g_(v+p)|,
     g the input-gradient magnitude, per offset p, for each trained method."""
-    from msda_arena.gradients import gradient_maps, plot_gradient_maps
+    from msda_arena.theory.gradients import gradient_maps, plot_gradient_maps
 
     _check_format(fmt)
     _check_plot_path(out, "--out")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from msda_arena.errors import UsageError
+from msda_arena.api.errors import UsageError
 
 
 def verify(
@@ -30,9 +30,9 @@ def verify(
     Exit 1 when damage remains (corrupt, foreign, duplicated or orphaned files, or an
     index that disagrees with them); stale results are listed but are not damage.
     """
-    from msda_arena.config import default_results
-    from msda_arena.verify import KINDS
-    from msda_arena.verify import verify as run_verify
+    from msda_arena.grid.config import default_results
+    from msda_arena.store.verify import KINDS
+    from msda_arena.store.verify import verify as run_verify
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format {fmt!r}: choose table or json")

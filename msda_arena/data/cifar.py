@@ -9,7 +9,7 @@ downloads them)::
 ``b"data"`` is a uint8 array [N, 3072] (RGB planes of 32x32), which becomes a uint8 tensor
 [N, 3, 32, 32] without any per-image work. ``<root>`` may also be the batch folder itself.
 The pickles are read with a restricted unpickler that only builds numpy arrays, so a
-foreign or corrupt file fails with a one-line :class:`~msda_arena.errors.UsageError` naming
+foreign or corrupt file fails with a one-line :class:`~msda_arena.api.errors.UsageError` naming
 it instead of running code. If the folder is missing and ``download=True``, torchvision's
 downloader fetches the archive into ``<root>``; offline, the error says what to do.
 """
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from msda_arena.data import OptionRule, TensorData, default_data_root
-from msda_arena.errors import UsageError
+from msda_arena.api.errors import UsageError
+from msda_arena.data.base import OptionRule, TensorData, default_data_root
 
 __all__ = ["CIFAR_LAYOUT", "OPTIONS", "load_cifar", "read_cifar_batch"]
 
@@ -188,3 +188,8 @@ def load_cifar(name: str, root: Path | None = None, download: bool = True) -> Te
         std=spec["std"],
         info={"source": str(folder)},
     )
+
+
+def load(name: str, root: Path | None, **options: Any) -> TensorData:
+    """The arena's loader entry point (see :func:`load_cifar`)."""
+    return load_cifar(name, root, **options)

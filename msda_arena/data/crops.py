@@ -39,7 +39,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from msda_arena.errors import ConfigError
+from msda_arena.api.errors import ConfigError
 
 __all__ = [
     "DEFAULT_SCENARIOS",

@@ -7,7 +7,7 @@ Debian and Ubuntu ship the dataset as ``dataset-fashion-mnist``, which installs:
 The same four files (gzipped or not) are accepted under any ``root``, also in torchvision's
 ``<root>/FashionMNIST/raw/`` layout. The loader checks each file's magic number, dimensions
 and length, so a truncated or foreign file fails with a one-line
-:class:`~msda_arena.errors.UsageError` naming it. Images come out as uint8 [N, 1, 28, 28].
+:class:`~msda_arena.api.errors.UsageError` naming it. Images come out as uint8 [N, 1, 28, 28].
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import gzip
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from msda_arena.data import OptionRule, TensorData
-from msda_arena.errors import UsageError
+from msda_arena.api.errors import UsageError
+from msda_arena.data.base import OptionRule, TensorData
 
 __all__ = ["DEFAULT_FASHION_ROOT", "OPTIONS", "load_fashion_mnist", "read_idx"]
 
@@ -121,3 +122,8 @@ def load_fashion_mnist(root: Path | None = None) -> TensorData:
         std=FASHION_STD,
         info={"source": str(root)},
     )
+
+
+def load(name: str, root: Path | None, **options: Any) -> TensorData:
+    """The arena's loader entry point (see :func:`load_fashion_mnist`); no options."""
+    return load_fashion_mnist(root)

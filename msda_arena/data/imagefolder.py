@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from msda_arena.data import FolderData, OptionRule
-from msda_arena.errors import UsageError
+from msda_arena.api.errors import UsageError
+from msda_arena.data.base import FolderData, OptionRule, default_data_root
 
 __all__ = ["OPTIONS", "load_imagefolder", "make_loader"]
 
@@ -171,4 +171,12 @@ def make_loader(
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         persistent_workers=workers > 0,
         generator=generator,
+    )
+
+
+def load(name: str, root: Path | None, **options: Any) -> FolderData:
+    """The arena's loader entry point; ``root`` defaults to ``default_data_root() /
+    "imagenet100"``."""
+    return load_imagefolder(
+        root if root is not None else default_data_root() / "imagenet100", name=name, **options
     )

@@ -44,12 +44,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from msda_arena.data import OptionRule, TensorData
-from msda_arena.errors import UsageError
+from msda_arena.api.errors import UsageError
+from msda_arena.data.base import OptionRule, TensorData
 
 __all__ = [
     "CUTS",
@@ -395,3 +396,8 @@ def procedural_dataset(
             "classes": class_names(num_classes),
         },
     )
+
+
+def load(name: str, root: Path | None, **options: Any) -> TensorData:
+    """The arena's loader entry point: ``root`` is ignored (the images are generated)."""
+    return procedural_dataset(**options)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from msda_arena.contract import MaskMethod, Param
-from msda_arena.hookspecs import hookimpl
+from msda_arena.api.contract import MaskMethod, Param
+from msda_arena.api.hookspecs import hookimpl
 from msda_arena.methods.cutmix import CutMix
 from msda_arena.methods.gmix import GMix
 from msda_arena.methods.hmix import HMix

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from msda_arena.contract import MaskMethod
+from msda_arena.api.contract import MaskMethod
 
 __all__ = ["CutMix", "box_inside"]
 

@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from msda_arena.contract import MaskMethod
+from msda_arena.api.contract import MaskMethod
 
 __all__ = ["GMix"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from msda_arena.contract import MaskMethod
+from msda_arena.api.contract import MaskMethod
 
 __all__ = ["Mixup", "Vanilla"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from msda_arena.contract import ALPHA, MaskMethod, Param
+from msda_arena.api.contract import ALPHA, MaskMethod, Param
 from msda_arena.methods.cutmix import CutMix
 from msda_arena.methods.mixup import Mixup
 

@@ -2,7 +2,7 @@
 
 Usable without the CLI::
 
-    from msda_arena.store import load_results
+    from msda_arena.store.results import load_results
     from msda_arena.report import build_report, load_published, render, write_plots
 
     frame, warnings = load_results("results")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from msda_arena.errors import UsageError
+from msda_arena.api.errors import UsageError
 from msda_arena.report.compare import compare_to_baselines
 from msda_arena.report.interaction import DEFAULT_METHODS, Interaction, scenario_interaction
 from msda_arena.report.metrics import DEFAULT_METRIC, Metric, get_metric
@@ -98,7 +98,7 @@ def build_report(
     """Build a report from stored results.
 
     Args:
-        frame: records from :func:`msda_arena.store.load_results`.
+        frame: records from :func:`msda_arena.store.results.load_results`.
         profile: the profile to report (required when the store holds several).
         methods: canonical specs of the rows to show (baselines are always kept).
         compare: the method to compare against each baseline; by default

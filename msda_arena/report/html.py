@@ -11,7 +11,9 @@ import base64
 import html
 from typing import TYPE_CHECKING
 
-from msda_arena.report.render import (
+from msda_arena.report.plots import figures_png
+from msda_arena.report.profiles import PROFILE_SAMPLES, PROFILE_SEED, PROFILE_SIZE, profiles_png
+from msda_arena.report.text import (
     BEST_MARK,
     MISSING,
     _headers,
@@ -62,11 +64,9 @@ def html_page(
             with :func:`~msda_arena.report.profiles.profiles_png` (imports torch).
     """
     if figures is None:
-        from msda_arena.report.plots import figures_png
 
         figures = figures_png(report)
     if profiles is None:
-        from msda_arena.report.profiles import profiles_png
 
         profiles = profiles_png([row.method for row in report.leaderboard.rows])
     out = [
@@ -149,7 +149,6 @@ def _figure(name: str, data: bytes, caption: str) -> str:
 
 
 def _profiles(profiles: ProfilePlot) -> list[str]:
-    from msda_arena.report.profiles import PROFILE_SAMPLES, PROFILE_SEED, PROFILE_SIZE
 
     h, w = PROFILE_SIZE
     out = ['<h2 id="profiles">Pair-weight profiles</h2>']

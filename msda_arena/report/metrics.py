@@ -18,7 +18,7 @@ tolerance of the paired test (half the last printed digit) means the same for al
 A successful result whose metric is NaN was stored before the metric was measured:
 it is missing for that metric (never averaged, never paired); see
 :func:`~msda_arena.report.build.build_report`. The measurements themselves are
-defined in :mod:`msda_arena.metrics`.
+defined in :mod:`msda_arena.train.evaluate`.
 
 This module imports nothing heavy: the CLI reads it for ``--metric``'s help.
 """
@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from msda_arena.errors import UsageError
+from msda_arena.api.errors import UsageError
 
 if TYPE_CHECKING:
     import pandas
@@ -42,7 +42,7 @@ class Metric:
 
     Attributes:
         name: what ``--metric`` takes.
-        column: the result column (:data:`msda_arena.record.COLUMNS`) it is read from.
+        column: the result column (:data:`msda_arena.api.record.COLUMNS`) it is read from.
         label: what it is, for titles (``"top-1 accuracy"``).
         short: a short name for axes and notes (``"top-1"``, ``"ECE"``).
         unit: the display unit (``"%"``).

@@ -1,10 +1,10 @@
 """The pair-weight profiles of a report's methods, as one PNG for the HTML page.
 
 For each method of the report that is installed here, :func:`profiles_png` measures its
-fingerprint (:func:`msda_arena.fingerprint.fingerprint` at 32 x 32 px, 1024 masks,
+fingerprint (:func:`msda_arena.theory.fingerprint.fingerprint` at 32 x 32 px, 1024 masks,
 seed 0: the settings of the ``locality`` each result stores, so the legend's L equals
 the leaderboard's) and draws them all with
-:func:`msda_arena.fingerprint.plot_fingerprints`. A method that is not installed, or
+:func:`msda_arena.theory.fingerprint.plot_fingerprints`. A method that is not installed, or
 whose fingerprint raises (``vanilla`` never mixes), is left out with a note; if nothing
 can be drawn (no torch, every method left out, the plot fails) the result holds no
 image and says why. It never raises: the page renders whatever happens here.
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from msda_arena.fingerprint import LOCALITY_SAMPLES, LOCALITY_SEED, LOCALITY_SIZE
+from msda_arena.api.record import LOCALITY_SAMPLES, LOCALITY_SEED, LOCALITY_SIZE
 
 __all__ = ["PROFILE_SAMPLES", "PROFILE_SEED", "PROFILE_SIZE", "ProfilePlot", "profiles_png"]
 
@@ -62,8 +62,10 @@ def profiles_png(
     """
     notes: list[str] = []
     try:
-        from msda_arena import get_method
-        from msda_arena.fingerprint import fingerprint, plot_fingerprints
+        # Here, not at the top: drawing imports torch and the plugins, which no other
+        # part of `arena report` needs, and a broken install must not stop the page.
+        from msda_arena.methods.registry import get_method
+        from msda_arena.theory.fingerprint import fingerprint, plot_fingerprints
     except (Exception, SystemExit) as exc:
         return ProfilePlot(None, [], [f"pair-weight profiles not drawn ({_reason(exc)})"])
     fps = []

@@ -22,7 +22,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from msda_arena.errors import StoreError
+from msda_arena.api.errors import StoreError
 
 if TYPE_CHECKING:
     import pandas

@@ -21,8 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from msda_arena.errors import StoreError, UsageError
+from msda_arena.api.errors import StoreError, UsageError
 from msda_arena.report.metrics import METRICS
+from msda_arena.store.current import latest_code, latest_recipe, listing
 
 if TYPE_CHECKING:
     import pandas
@@ -32,8 +33,6 @@ __all__ = [
     "REFERENCE_METHODS",
     "REPORT_COLUMNS",
     "Selection",
-    "latest_code",
-    "latest_recipe",
     "select_results",
 ]
 
@@ -64,18 +63,12 @@ class Selection:
     warnings: list[str] = field(default_factory=list)
 
 
-def _listing(values: Sequence[str], limit: int = 12) -> str:
-    values = list(values)
-    shown = ", ".join(values[:limit])
-    return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
-
-
 def select_results(
     frame: pandas.DataFrame,
     profile: str | None = None,
     methods: Sequence[str] | None = None,
 ) -> Selection:
-    """Filter ``frame`` (from :func:`msda_arena.store.load_results`) for one report.
+    """Filter ``frame`` (from :func:`msda_arena.store.results.load_results`) for one report.
 
     Raises:
         StoreError: the frame holds no results.
@@ -87,13 +80,13 @@ def select_results(
     if profile is None:
         if len(profiles) > 1:
             raise UsageError(
-                f"the store holds results of several profiles ({_listing(profiles)}); "
+                f"the store holds results of several profiles ({listing(profiles)}); "
                 "choose one with --profile"
             )
         profile = profiles[0]
     elif profile not in profiles:
         raise UsageError(
-            f"no results for profile {profile!r}; profiles in the store: {_listing(profiles)}"
+            f"no results for profile {profile!r}; profiles in the store: {listing(profiles)}"
         )
     if len(profiles) > 1:
         frame = frame[frame["profile"] == profile]
@@ -105,7 +98,7 @@ def select_results(
             if spec not in present:
                 raise UsageError(
                     f"no results for method {spec!r} in profile {profile!r}; "
-                    f"methods there: {_listing(sorted(present))}"
+                    f"methods there: {listing(sorted(present))}"
                 )
             if spec not in wanted:
                 wanted.append(spec)
@@ -134,59 +127,3 @@ def _concat(a: pandas.DataFrame, b: pandas.DataFrame) -> pandas.DataFrame:
     import pandas as pd
 
     return pd.concat([a, b], ignore_index=True)
-
-
-def latest_code(frame: pandas.DataFrame, warnings: list[str]) -> pandas.DataFrame:
-    """Keep, per method, the results of the method code that finished last; append
-    a note to ``warnings`` when any are left out.
-
-    Editing a method's code (or bumping its version) makes its stored results stale;
-    `arena run` retrains them, and until it has, old and new numbers are never mixed.
-    """
-    if "method_code" not in frame.columns:
-        return frame
-    codes = frame[frame["method_code"] != ""]
-    if codes.groupby("method")["method_code"].nunique().max() <= 1:
-        return frame
-    last = (
-        codes.sort_values("finished_at", kind="stable")
-        .drop_duplicates("method", keep="last")
-        .set_index("method")["method_code"]
-    )
-    current = frame["method"].map(last)
-    keep = current.isna() | (frame["method_code"] == current)
-    dropped = sorted(frame.loc[~keep, "method"].unique())
-    warnings.append(
-        f"{int((~keep).sum())} result(s) of {_listing(dropped)} from older code of the method "
-        "(stale) were left out; rerun `arena run` to retrain them"
-    )
-    return frame[keep]
-
-
-def latest_recipe(frame: pandas.DataFrame, warnings: list[str]) -> pandas.DataFrame:
-    """Keep, per (dataset, scenario), the results of the recipe that finished last;
-    append a note to ``warnings`` when any are left out.
-
-    Editing arena.toml changes the recipe hash of new results; older results stay in
-    the store but must not be averaged, ranked or paired with the new ones.
-    """
-    if "recipe_hash" not in frame.columns or frame["recipe_hash"].nunique() <= 1:
-        return frame
-    place = ["dataset", "scenario"]
-    last = (
-        frame.groupby([*place, "recipe_hash"], sort=False)["finished_at"]
-        .max()
-        .reset_index()
-        .sort_values("finished_at", kind="stable")
-        .drop_duplicates(place, keep="last")[[*place, "recipe_hash"]]
-    )
-    keep = frame.set_index([*place, "recipe_hash"]).index.isin(
-        last.set_index([*place, "recipe_hash"]).index
-    )
-    dropped = int((~keep).sum())
-    if dropped:
-        warnings.append(
-            f"{dropped} result(s) from an older recipe (arena.toml changed since) were left out; "
-            "rerun `arena run` to measure them under the current recipe"
-        )
-    return frame[keep]

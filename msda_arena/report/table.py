@@ -25,7 +25,7 @@ FGSM top-1, lower ECE.
   incomplete unless the row and some baseline have results in every column.
 * **Locality**: the mean of the ``locality`` column over the method's records (every
   record of a method stores the same value, its locality index at 32 px from
-  :mod:`msda_arena.fingerprint`); NaN when none has one (``vanilla``). Not ranked.
+  :mod:`msda_arena.theory.fingerprint`); NaN when none has one (``vanilla``). Not ranked.
 * **Order**: complete rows first, then by average rank, then by average (better
   first), then by name.
 
@@ -173,7 +173,7 @@ def build_leaderboard(
     cell; see :func:`~msda_arena.report.selection.select_results`).
 
     Args:
-        frame: result records (columns of :data:`msda_arena.record.COLUMNS`).
+        frame: result records (columns of :data:`msda_arena.api.record.COLUMNS`).
         published: published numbers (:func:`~msda_arena.report.published.load_published`)
             to add as unranked rows where dataset, scenario and arch match (top-1
             only: ignored for another metric).

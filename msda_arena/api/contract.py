@@ -1,0 +1,212 @@
+"""The two method contracts, built-in or plugin: mask methods and mixing methods.
+
+A mask method (Park, Yun, Chun, "A Unified Analysis of Mixed Sample Data
+Augmentation: A Loss Function Perspective", NeurIPS 2022) is defined by its mask
+distribution M(lambda): the harness mixes ``x = M * x_i + (1 - M) * x_j`` and
+``y = w * y_i + (1 - w) * y_j`` with ``w = mean(M)``. A method therefore does two
+things only:
+
+* :meth:`MaskMethod.sample_lam` draws the mixing ratios (default Beta(alpha, alpha));
+* :meth:`MaskMethod.masks` turns ratios into masks ``[B, 1, H, W]``, float in
+  ``[0, 1]``, on ``lam``'s device, vectorised over the batch and reproducible from
+  the ``torch.Generator`` it is given.
+
+Pairing samples, mixing pixels and labels, and the loss belong to the harness
+(:mod:`msda_arena.train.mixing`), so every method is compared under identical training.
+
+A mixing method (:class:`MixMethod`) is the second kind, for methods that must see
+the images or the model (SaliencyMix, PuzzleMix, ResizeMix...). It receives the batch,
+the partner index the harness chose and the lambdas it drew, and, when it sets
+``needs_saliency``, a callable giving the current model's input-gradient magnitude;
+it returns the mixed inputs and the per-sample weight of the first label. The harness
+still pairs the samples, mixes the labels and computes the loss. A method that needs
+nothing but lambda should stay a mask method: its masks can be checked, drawn and
+fingerprinted on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from msda_arena.api._beta import sample_beta
+from msda_arena.api.spec import SpecError, canonical
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["ALPHA", "MaskMethod", "Method", "MethodBase", "MixMethod", "Param", "Saliency"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One typed parameter of a mask method.
+
+    Args:
+        name: the key used in specs, ``hmix(r=0.25)``.
+        type: ``float``, ``int``, ``bool`` or ``str``; ints are accepted for floats.
+        default: the value when the spec does not set it.
+        help: one line for ``arena methods``.
+        check: an optional predicate on the converted value.
+        check_help: what ``check`` demands, for the error message (e.g. ``"0 < r <= 1"``).
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str = ""
+    check: Callable[[Any], bool] | None = None
+    check_help: str = ""
+
+    def convert(self, value: Any, method: str) -> Any:
+        """Return ``value`` as this parameter's type or raise :class:`SpecError`."""
+        ok = isinstance(value, self.type) and not (
+            self.type is not bool and isinstance(value, bool)
+        )
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise SpecError(
+                f"{method}: parameter {self.name!r} must be {self.type.__name__}, got {value!r}"
+            )
+        if self.check is not None and not self.check(value):
+            raise SpecError(
+                f"{method}: parameter {self.name}={value!r} is out of range; "
+                f"need {self.check_help or 'a valid value'}"
+            )
+        return value
+
+
+def _positive(x: float) -> bool:
+    return x > 0 and x < float("inf")
+
+
+ALPHA = Param(
+    "alpha", float, 1.0, "Beta(alpha, alpha) concentration of lambda", _positive, "alpha > 0"
+)
+
+
+class MethodBase:
+    """What both method kinds share: a name, typed parameters and lambda's draw.
+
+    Subclass :class:`MaskMethod` or :class:`MixMethod`, not this class. Parameter
+    values are validated in ``__init__`` and available as attributes (``self.alpha``)
+    and as :attr:`values`.
+    """
+
+    #: The kind, as ``arena methods`` shows it: ``"mask"`` or ``"mix"``.
+    kind: ClassVar[str] = ""
+
+    #: The method's name, as typed in specs: lower case, digits, ``-`` and ``_``.
+    name: ClassVar[str] = ""
+    #: The method's parameters. Include :data:`ALPHA` when lambda is Beta(alpha, alpha).
+    params: ClassVar[tuple[Param, ...]] = (ALPHA,)
+    #: One-line description for ``arena methods``.
+    summary: ClassVar[str] = ""
+
+    def __init__(self, **values: Any) -> None:
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            allowed = ", ".join(known) or "none"
+            raise SpecError(
+                f"{self.name}: unknown parameter {unknown[0]!r}; its parameters are: {allowed}"
+            )
+        self.values: dict[str, Any] = {}
+        for p in self.params:
+            value = p.convert(values[p.name], self.name) if p.name in values else p.default
+            self.values[p.name] = value
+            setattr(self, p.name, value)
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec string of this method and parameter set."""
+        return canonical(self.name, self.values, {p.name: p.default for p in self.params})
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec}>"
+
+    def sample_lam(
+        self, n: int, generator: torch.Generator, device: torch.device | str | None = None
+    ) -> torch.Tensor:
+        """Draw ``n`` mixing ratios, float32 in ``[0, 1]``, on ``device``.
+
+        The default is Beta(alpha, alpha) drawn from ``generator`` alone; ``generator``
+        must live on ``device``.
+        """
+
+        alpha = float(self.values.get("alpha", 1.0))
+        return sample_beta(alpha, alpha, n, generator, device)
+
+
+class MaskMethod(MethodBase):
+    """Base class of mask methods. Subclass it, set ``name`` and ``params``, implement
+    :meth:`masks`; override :meth:`sample_lam` to own how lambda is drawn."""
+
+    kind: ClassVar[str] = "mask"
+
+    def masks(
+        self, lam: torch.Tensor, height: int, width: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Masks for ratios ``lam`` (shape ``[B]``): a float tensor ``[B, 1, H, W]`` in
+        ``[0, 1]`` on ``lam``'s device, the weight of the first image of each pair."""
+        raise NotImplementedError(f"{type(self).__name__} must implement masks()")
+
+
+#: What a mixing method that sets ``needs_saliency`` receives: called with images
+#: ``[B, C, H, W]`` (normally the batch ``x`` itself), it returns the current model's
+#: input-gradient magnitude ``[B, H, W]`` (float32, >= 0): the root mean square over
+#: channels of the gradient of the cross-entropy of the true labels with respect to
+#: the input, as PuzzleMix computes it, with the model in evaluation mode (as
+#: PuzzleMix's reference does). Each call costs one forward and backward of the
+#: model, counted in the cell's time; the model's weights and statistics are not changed.
+Saliency = Callable[["torch.Tensor"], "torch.Tensor"]
+
+
+class MixMethod(MethodBase):
+    """Base class of mixing methods: methods that see the images (and, if they ask,
+    the model's saliency). Subclass it, set ``name``, ``params`` and ``summary``,
+    implement :meth:`mix`; override :meth:`sample_lam` to own how lambda is drawn
+    (ResizeMix draws its paste scale); set ``needs_saliency = True`` to receive a
+    :data:`Saliency` callable.
+
+    The harness pairs each sample ``i`` with ``partner[i]``, draws ``lam`` with
+    :meth:`sample_lam` (one value per batch, or one per sample when the recipe sets
+    ``per_sample_masks``), calls :meth:`mix`, and trains on
+    ``w * CE(y_i) + (1 - w) * CE(y_partner)`` with the ``w`` it returns.
+    """
+
+    kind: ClassVar[str] = "mix"
+    #: Whether :meth:`mix` receives the model's input-gradient saliency.
+    needs_saliency: ClassVar[bool] = False
+
+    def mix(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        partner: torch.Tensor,
+        lam: torch.Tensor,
+        generator: torch.Generator,
+        saliency: Saliency | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mix a batch.
+
+        Args:
+            x: normalised images ``[B, C, H, W]`` (after the scenario's crop).
+            y: integer labels ``[B]`` (rarely needed; the harness mixes labels).
+            partner: ``[B]`` long, the sample each sample is mixed with.
+            lam: ``[1]`` (one per batch) or ``[B]``: the lambdas :meth:`sample_lam` drew.
+            generator: draw every random number from it, on ``x``'s device.
+            saliency: a :data:`Saliency` callable when ``needs_saliency``, else None.
+
+        Returns:
+            ``(mixed, weight)``: ``mixed`` like ``x`` (same shape, dtype and device),
+            each pixel a convex combination of pixels of ``x[i]`` and ``x[partner[i]]``;
+            ``weight`` float ``[B]`` in ``[0, 1]``, the weight of label ``y[i]``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement mix()")
+
+
+#: Either kind of method.
+Method = MaskMethod | MixMethod

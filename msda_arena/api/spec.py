@@ -1,0 +1,151 @@
+"""Method specs: ``"hmix(r=0.25)"`` <-> a method name plus typed parameters.
+
+A spec is what a user types after ``--method``. Parsing is strict: an unknown
+parameter, a value of the wrong type, or malformed syntax raises :class:`SpecError`
+with a message that says what to write instead. Every (method, parameters) pair
+has exactly one canonical string, used as part of each result's key and safe to
+embed in a file name.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from msda_arena.api.errors import UsageError
+
+__all__ = [
+    "MAX_SPEC_LENGTH",
+    "ParsedSpec",
+    "SpecError",
+    "canonical",
+    "format_value",
+    "parse_spec",
+    "slug",
+]
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_\-]*$")
+#: The longest method spec :func:`parse_spec` reads (specs become parts of file names).
+MAX_SPEC_LENGTH = 200
+_KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class SpecError(UsageError, ValueError):
+    """A method spec that cannot be parsed or does not fit its method."""
+
+
+@dataclass(frozen=True)
+class ParsedSpec:
+    """The syntactic parts of a spec, before its values are checked against a method."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _literal(text: str, spec: str, key: str) -> Any:
+    text = text.strip()
+    if not text:
+        raise SpecError(f"method spec {spec!r}: parameter {key!r} has no value")
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        # Bare words are strings: cutmix(mode=batch)
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+            lowered = text.lower()
+            if lowered in ("true", "false"):
+                return lowered == "true"
+            return text
+        raise SpecError(
+            f"method spec {spec!r}: cannot read the value {text!r} of {key!r}; "
+            "use a number, true/false or a word"
+        ) from None
+    if isinstance(value, str) and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise SpecError(
+            f"method spec {spec!r}: the word {value!r} of {key!r} may hold only letters, "
+            "digits and '_'"
+        )
+    if not isinstance(value, (int, float, str, bool)):
+        raise SpecError(
+            f"method spec {spec!r}: parameter {key!r} must be a number, true/false or a word"
+        )
+    return value
+
+
+def parse_spec(spec: str) -> ParsedSpec:
+    """Split ``"name(k=v, ...)"`` into its name and raw parameter values.
+
+    >>> parse_spec("hmix(r=0.25)")
+    ParsedSpec(name='hmix', params={'r': 0.25})
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise SpecError("empty method spec; write a method name such as 'cutmix' or 'hmix(r=0.25)'")
+    if len(spec) > MAX_SPEC_LENGTH:
+        raise SpecError(
+            f"method spec {spec[:40]!r}... is {len(spec)} characters long; "
+            f"a spec may have at most {MAX_SPEC_LENGTH}"
+        )
+    bad = next((ch for ch in spec if not ch.isprintable() and ch not in " \t\r\n"), None)
+    if bad is not None:
+        raise SpecError(
+            f"method spec {spec!r} holds the control character {bad!r} "
+            f"(U+{ord(bad):04X}); remove it"
+        )
+    text = spec.strip()
+    match = re.fullmatch(r"([^()\s]+)\s*(?:\((.*)\))?", text, flags=re.S)
+    if not match:
+        raise SpecError(f"method spec {spec!r} is malformed; write NAME or NAME(key=value, ...)")
+    name = match.group(1).lower()
+    if not NAME_PATTERN.match(name):
+        raise SpecError(
+            f"method spec {spec!r}: {name!r} is not a method name "
+            "(lower-case letters, digits, '-' and '_')"
+        )
+    params: dict[str, Any] = {}
+    body = match.group(2)
+    if body is not None and body.strip():
+        for part in body.split(","):
+            if "=" not in part:
+                raise SpecError(f"method spec {spec!r}: {part.strip()!r} needs the form key=value")
+            key, _, raw = part.partition("=")
+            key = key.strip().lower()
+            if not _KEY.match(key):
+                raise SpecError(f"method spec {spec!r}: {key!r} is not a parameter name")
+            if key in params:
+                raise SpecError(f"method spec {spec!r}: parameter {key!r} is given twice")
+            params[key] = _literal(raw, spec, key)
+    return ParsedSpec(name=name, params=params)
+
+
+def format_value(value: Any) -> str:
+    """The canonical text of one parameter value (floats in shortest round-trip form)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
+            return f"{int(value)}.0"
+        return repr(value)
+    return str(value)
+
+
+def canonical(name: str, values: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """The one canonical spec string: parameters that differ from their defaults, sorted.
+
+    >>> canonical("hmix", {"r": 0.5, "alpha": 1.0}, {"r": 0.5, "alpha": 1.0})
+    'hmix'
+    >>> canonical("hmix", {"r": 0.25, "alpha": 1.0}, {"r": 0.5, "alpha": 1.0})
+    'hmix(r=0.25)'
+    """
+    changed = {k: v for k, v in values.items() if defaults.get(k, object()) != v}
+    if not changed:
+        return name
+    inner = ",".join(f"{k}={format_value(changed[k])}" for k in sorted(changed))
+    return f"{name}({inner})"
+
+
+def slug(spec: str) -> str:
+    """A file-name-safe form of a canonical spec: ``hmix(r=0.25)`` -> ``hmix_r=0.25``."""
+    out = spec.replace("(", "_").replace(")", "").replace(",", "_")
+    return re.sub(r"[^A-Za-z0-9_.=\-]", "-", out)

@@ -1,0 +1,36 @@
+"""The model's input gradients: the saliency the harness hands mixing methods that ask
+for it (PuzzleMix), the FGSM-free part of the gradient maps, and the probes' stand-in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["input_gradients"]
+
+
+def input_gradients(
+    model: Any, x: torch.Tensor, y: torch.Tensor, channels: str = "l1"
+) -> torch.Tensor:
+    """Per-pixel input-gradient magnitude ``[B, H, W]`` (float32) of the cross-entropy loss.
+
+    ``g_b(v) = sum_c |d loss_b / d x_b[c, v]|`` for each input ``b`` (``channels="l1"``,
+    the gradient maps'), or ``sqrt(mean_c (d loss_b / d x_b[c, v])^2)`` (``"rms"``, the
+    saliency PuzzleMix uses and the harness gives mixing methods). The loss is summed
+    over the batch, so each input's gradient is its own; the model's mode is left as
+    the caller set it (use ``model.eval()`` for per-input independence). Only the
+    input's gradient is computed: the parameters' ``.grad`` are left untouched.
+    """
+    if channels not in ("l1", "rms"):
+        raise ValueError(f"channels must be 'l1' or 'rms', got {channels!r}")
+    inputs = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model(inputs)
+        loss = F.cross_entropy(logits.float(), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, inputs)
+    grad = grad.float()
+    if channels == "rms":
+        return grad.square().mean(dim=1).sqrt()
+    return grad.abs().sum(dim=1)
