@@ -142,14 +142,14 @@ def test_a_plugin_returning_bad_masks_fails_its_cells_with_the_rule(tiny, tmp_pa
 
     ex = LocalExecutor(cfg, prof, tmp_path / "res")
     cell = build_cells(cfg, prof, ["vanilla"])[0]
-    import msda_arena  # the executor resolves methods through msda_arena.get_method
+    from msda_arena.execute import worker  # the worker resolves methods through get_method
 
-    real = msda_arena.get_method
-    msda_arena.get_method = lambda spec: Overshoot()
+    real = worker.get_method
+    worker.get_method = lambda spec: Overshoot()
     try:
         record = ex.run_cell(cell)
     finally:
-        msda_arena.get_method = real
+        worker.get_method = real
     assert record.status == "failed"
     assert "rule 'range'" in record.error
     assert read_result(cell_path(tmp_path / "res", cell.dataset, cell.key))["status"] == "failed"
@@ -245,7 +245,7 @@ def test_cli_unknown_method_and_malformed_config(tmp_path):
 
 
 def test_a_failed_forced_retrain_keeps_the_stored_result(tiny, tmp_path):
-    import msda_arena
+    from msda_arena.execute import worker
 
     cfg, prof = tiny
     cell = build_cells(cfg, prof, ["vanilla"])[0]
@@ -256,11 +256,11 @@ def test_a_failed_forced_retrain_keeps_the_stored_result(tiny, tmp_path):
     def broken(spec):
         raise RuntimeError("transient failure")
 
-    real, msda_arena.get_method = msda_arena.get_method, broken
+    real, worker.get_method = worker.get_method, broken
     try:
         record = ex.run_cell(cell)
     finally:
-        msda_arena.get_method = real
+        worker.get_method = real
     assert record.status == "failed" and "kept" in record.error
     after = read_result(cell_path(tmp_path / "res", cell.dataset, cell.key))
     assert after.keys() == before.keys()

@@ -12,6 +12,8 @@ import sys
 
 import typer
 
+from msda_arena.api import __version__
+from msda_arena.api.errors import ArenaError
 from msda_arena.cli import methods as methods_cmd
 from msda_arena.cli import report as report_cmd
 from msda_arena.cli import run as run_cmd
@@ -43,16 +45,12 @@ def _root(
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
 ) -> None:
     if version:
-        from msda_arena import __version__
-
         typer.echo(__version__)
         raise typer.Exit()
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point with one-line errors."""
-    from msda_arena.api.errors import ArenaError
-
     try:
         app(args=argv, standalone_mode=True)
     except ArenaError as exc:

@@ -1,5 +1,8 @@
 """``arena methods``, ``arena plugins``, ``arena check`` and ``arena masks``: inspect
-installed methods and the packages that provide them; ``arena new-plugin``: start one."""
+installed methods and the packages that provide them; ``arena new-plugin``: start one.
+
+The registry, the conformance checks and the gallery load torch (the built-in methods
+need it), so each command imports them inside: ``arena --help`` stays instant."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 import typer
 
 from msda_arena.api.errors import ArenaError, UsageError
+from msda_arena.api.spec import format_value
 from msda_arena.cli._options import resolve_device
 
 
@@ -25,9 +29,7 @@ def methods(
     package and version."""
     from rich.table import Table
 
-    from msda_arena import list_methods
-    from msda_arena.api.spec import format_value
-    from msda_arena.methods.registry import registry
+    from msda_arena.methods.registry import list_methods, registry
 
     infos = list_methods(pattern)
     table = Table(title="Installed methods", title_justify="left")
@@ -93,7 +95,7 @@ def check(
     failed rule."""
     from rich.table import Table
 
-    from msda_arena import get_method
+    from msda_arena.methods.registry import get_method
     from msda_arena.pluginkit.conformance import run_checks
 
     dev = resolve_device(device)
@@ -122,7 +124,7 @@ def masks(
     seed: int = typer.Option(0, help="Seed of the images and masks."),
 ) -> None:
     """Draw a gallery of a method's masks and mixed images (Figure 3 style)."""
-    from msda_arena import get_method
+    from msda_arena.methods.registry import get_method
     from msda_arena.theory.gallery import save_gallery
 
     try:

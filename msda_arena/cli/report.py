@@ -1,9 +1,10 @@
 """``arena report``: the leaderboard, paired statistics, plots and pages from the store.
 
-Only typer, the standard library and the metric names
-(:mod:`msda_arena.report.metrics`, which imports nothing heavy) are imported at module
-level; pandas, matplotlib and friends load inside the command, so ``arena --help``
-stays instant. torch loads only for ``--format html`` (the pair-weight profiles).
+The report and store modules import nothing heavy at module level (pandas, matplotlib
+and friends load inside their functions), so they are imported here at the top and
+``arena --help`` stays instant; the method registry and arena.toml's loader (torch)
+load inside, when needed. torch loads only to canonicalise a spec that is not in the
+store, to read a --config file, and for ``--format html`` (the pair-weight profiles).
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ from pathlib import Path
 
 import typer
 
-from msda_arena.api.errors import UsageError
+from msda_arena.api.errors import StoreError, UsageError
+from msda_arena.report import build_report, load_published, render
 from msda_arena.report.metrics import DEFAULT_METRIC, get_metric, metric_help
+from msda_arena.report.plots import figures_png
+from msda_arena.report.published import default_published_files
 from msda_arena.report.render import FORMATS as FORMAT_NAMES
+from msda_arena.report.selection import REPORT_COLUMNS
+from msda_arena.store.results import load_results
 
 
 def _canonical(spec: str, known: set[str] | frozenset[str] = frozenset()) -> str:
@@ -31,7 +37,7 @@ def _canonical(spec: str, known: set[str] | frozenset[str] = frozenset()) -> str
     if text in known:
         return text
     try:
-        from msda_arena import get_method
+        from msda_arena.methods.registry import get_method
 
         return str(get_method(text).spec)
     except Exception:  # registry missing, plugin not installed, malformed spec
@@ -99,11 +105,6 @@ def report(
         raise UsageError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMAT_NAMES)}")
     chosen = get_metric(metric)  # an unknown name fails before the store is read
 
-    from msda_arena.api.errors import StoreError
-    from msda_arena.report import build_report, load_published, render
-    from msda_arena.report.published import default_published_files
-    from msda_arena.store.results import load_results
-
     if results is None or config is not None:  # a --config file is checked even then
         from msda_arena.grid.config import default_results
 
@@ -113,8 +114,6 @@ def report(
         raise StoreError(
             f"no result store at {results}; run `arena run` first or point --results at one"
         )
-    from msda_arena.report.selection import REPORT_COLUMNS
-
     frame, warnings = load_results(results, strict=strict, columns=REPORT_COLUMNS)
     for warning in warnings:
         _warn(f"skipped {warning}")
@@ -149,8 +148,6 @@ def report(
         _info("no paired comparison: name the method to test with --compare SPEC")
     figures = None
     if plots is not None or fmt == "html":
-        from msda_arena.report.plots import figures_png
-
         figures = figures_png(rep)
     if plots is not None:
         written = _save(figures or {}, plots)

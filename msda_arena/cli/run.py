@@ -1,15 +1,23 @@
-"""``arena run``: benchmark a mask method across a profile's grid."""
+"""``arena run``: benchmark a method across a profile's grid.
+
+The command line's own values are checked first, before anything heavy loads, so a bad
+argument is one line at once; arena.toml, the registry and the executors (torch, timm)
+load inside the command after that. The report and the store import nothing heavy and
+are imported at the top."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from msda_arena.api.errors import ArenaError
+from msda_arena.api.errors import ArenaError, UsageError
 from msda_arena.cli._options import resolve_device
+from msda_arena.report import build_report, render
+from msda_arena.store.results import check_writable, load_results
 
 
 def run(
@@ -87,10 +95,22 @@ def run(
     ),
 ) -> None:
     """Train a mask method (and missing baselines) across the grid; one parquet file per cell."""
-    from msda_arena import get_method
-    from msda_arena.execute.base import create_executor
+    options = _executor_options(
+        gpus,
+        cells_per_gpu,
+        workers,
+        ray_address,
+        slurm_partition,
+        slurm_time,
+        slurm_gpus,
+        slurm_max_parallel,
+        slurm_extra or [],
+        wait,
+    )
+    from msda_arena.execute.base import ExecutorOptions, create_executor
     from msda_arena.grid.cells import build_cells, parse_seeds, validate_archs
     from msda_arena.grid.config import load_config
+    from msda_arena.methods.registry import get_method
 
     dev = resolve_device(device)
     cfg = load_config(config)
@@ -110,21 +130,7 @@ def run(
     )
     root = Path(results) if results else Path(cfg.results)
     if not dry_run:
-        from msda_arena.store.results import check_writable
-
         check_writable(root, create=False)
-    options = _executor_options(
-        gpus,
-        cells_per_gpu,
-        workers,
-        ray_address,
-        slurm_partition,
-        slurm_time,
-        slurm_gpus,
-        slurm_max_parallel,
-        slurm_extra or [],
-        wait,
-    )
     executor = create_executor(
         executor_kind,
         cfg,
@@ -135,7 +141,7 @@ def run(
         save_checkpoints=save_checkpoints,
         force=force,
         skip_check=skip_check,
-        options=options,
+        options=ExecutorOptions(**options),
     )
     err = sys.stderr
     print(
@@ -148,7 +154,7 @@ def run(
         _print_plan(executor.pending(cells), force)
         return
 
-    from msda_arena.cli.progress import make_reporter
+    from msda_arena.cli.progress import make_reporter  # imports the executors (torch)
     from msda_arena.train import interrupts
 
     with make_reporter() as reporter, interrupts.watching():
@@ -195,13 +201,9 @@ def _executor_options(
     slurm_max_parallel: int,
     slurm_extra: list[str],
     wait: bool,
-) -> Any:
-    """The command line's executor options, checked (one-line errors)."""
-    import re
-
-    from msda_arena.api.errors import UsageError
-    from msda_arena.execute.base import ExecutorOptions
-
+) -> dict[str, Any]:
+    """The command line's executor options, checked (one-line errors), as the keyword
+    arguments of :class:`~msda_arena.execute.base.ExecutorOptions`."""
     parsed_gpus = None
     if gpus is not None:
         if not re.fullmatch(r"[0-9]+(,[0-9]+)*", gpus.strip()):
@@ -222,7 +224,7 @@ def _executor_options(
         if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]*", key):
             raise UsageError(f"--slurm-extra {item!r}: write KEY=VALUE, e.g. account=myproject")
         extra.append((key, value))
-    return ExecutorOptions(
+    return dict(
         gpus=parsed_gpus,
         cells_per_gpu=cells_per_gpu,
         workers=workers,
@@ -259,9 +261,6 @@ def _leaderboard(root: Path, profile: str, methods: list[str], compare: str) -> 
     """Print the leaderboard of what is stored (stdout), or say how to get it."""
     hint = f"arena report --profile {profile} --results {root}"
     try:
-        from msda_arena.report import build_report, render
-        from msda_arena.store.results import load_results
-
         frame, warnings = load_results(root)
         rep = build_report(
             frame, profile=profile, methods=methods, compare=compare, warnings=warnings

@@ -66,10 +66,6 @@ def fingerprint(
 ) -> None:
     """Fingerprint mask methods by Monte Carlo: the pair weights E[(1-M_p)(1-M_q)] against
     distance, a locality index, the coverage map and the lambda calibration."""
-    from msda_arena import get_method
-    from msda_arena.theory.fingerprint import default_samples
-    from msda_arena.theory.fingerprint import fingerprint as measure
-
     _check_format(fmt)
     h, w = size
     if not (2 <= h <= 4096 and 2 <= w <= 4096):
@@ -78,6 +74,10 @@ def fingerprint(
         raise UsageError(f"--samples {samples}: must be between 1 and 10000000")
     if plot is not None:
         _check_plot_path(plot, "--plot")
+    from msda_arena.methods.registry import get_method  # torch: loaded after the checks
+    from msda_arena.theory.fingerprint import default_samples, plot_fingerprints
+    from msda_arena.theory.fingerprint import fingerprint as measure
+
     dev = resolve_device(device)
     instances = [get_method(m) for m in method]
     n = samples if samples is not None else default_samples((h, w))
@@ -101,8 +101,6 @@ def fingerprint(
     else:
         _fingerprint_table(fps)
     if plot is not None:
-        from msda_arena.theory.fingerprint import plot_fingerprints
-
         print(f"wrote {plot_fingerprints(fps, plot)}", file=sys.stderr)
 
 

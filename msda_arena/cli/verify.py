@@ -30,7 +30,7 @@ def verify(
     Exit 1 when damage remains (corrupt, foreign, duplicated or orphaned files, or an
     index that disagrees with them); stale results are listed but are not damage.
     """
-    from msda_arena.grid.config import default_results
+    from msda_arena.grid.config import default_results  # torch: not for `--help`
     from msda_arena.store.verify import KINDS
     from msda_arena.store.verify import verify as run_verify
 

@@ -20,8 +20,6 @@ from typing import Any, NoReturn
 from msda_arena.api.errors import ConfigError, UsageError
 from msda_arena.api.record import MAX_SEED
 from msda_arena.api.spec import parse_spec
-from msda_arena.data import check_dataset_options
-from msda_arena.data.crops import Scenario
 
 __all__ = [
     "ARCH_PATTERN",
@@ -326,6 +324,10 @@ def _profile(path: str, name: str, table: Any, recipes: dict, scenarios: dict) -
         _plain_text(where, "data_root", table["data_root"])
     options = dict(table.get("dataset_options", {}))
     try:
+        # Here, not at the top: the data modules import torch, and `arena report` and
+        # `arena verify` read arena.toml's [defaults] without it.
+        from msda_arena.data import check_dataset_options
+
         n_train = check_dataset_options(table["dataset"], options)
     except UsageError as exc:
         _fail(where, str(exc))
@@ -412,6 +414,8 @@ def parse_config(text: str, path: str = CONFIG_NAME) -> ArenaConfig:
     scenarios = {}
     for name, table in doc.get("scenarios", {}).items():
         try:
+            from msda_arena.data.crops import Scenario  # torch: see _profile
+
             scenarios[name] = Scenario.from_dict(name, table)
         except ConfigError as exc:
             raise ConfigError(f"{path} [scenarios.{name}]: {exc}") from None
