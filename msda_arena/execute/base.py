@@ -1,4 +1,4 @@
-"""Run grid cells and store one result per cell: the executor interface and ``local``.
+"""Run grid cells and store one result per cell: the executor interface and registry.
 
 An executor decides where and when cells run; what running one means belongs to
 :func:`msda_arena.execute.worker.run_cell` (claim, train, store), so every executor has the
@@ -13,11 +13,11 @@ once: the interrupted cells write nothing, every finished cell is kept.
 
 Subclasses implement :meth:`Executor.execute`: where the cells run.
 
-* :class:`LocalExecutor` (``--executor local``, the default): in this process with one
-  slot; with several slots (GPUs x ``cells_per_gpu``, or ``--workers`` on a CPU) one
-  worker process per slot, each keeping the dataset on its device between cells. A
-  worker that dies (segfault, out-of-memory kill) turns its cell into a failed record
-  naming the signal, and its slot gets a new process.
+* :class:`msda_arena.execute.local.LocalExecutor` (``--executor local``, the default): in
+  this process with one slot; with several slots (GPUs x ``cells_per_gpu``, or
+  ``--workers`` on a CPU) one worker process per slot, each keeping the dataset on its
+  device between cells. A worker that dies (segfault, out-of-memory kill) turns its
+  cell into a failed record naming the signal, and its slot gets a new process.
 * :class:`msda_arena.execute.ray.RayExecutor` and
   :class:`msda_arena.execute.slurm.SlurmExecutor`: cells as Ray tasks or Slurm job
   array elements.
@@ -60,9 +60,8 @@ __all__ = [
     "slot_devices",
 ]
 
-#: The executors ``arena run --executor`` knows.
-#: Executor name -> "module:Class", imported only when chosen (Ray and submitit are
-#: optional dependencies, and an executor module builds on this one).
+#: The executors ``arena run --executor`` knows: name -> "module:Class", imported only
+#: when chosen (Ray and submitit are optional, and each executor module builds on this one).
 EXECUTORS: dict[str, str] = {
     "local": "msda_arena.execute.local:LocalExecutor",
     "ray": "msda_arena.execute.ray:RayExecutor",
