@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import stat
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from msda_arena.api.errors import StoreError
 from msda_arena.api.record import COLUMNS as RESULT_COLUMNS
@@ -121,6 +123,24 @@ def test_write_replaces_an_existing_result_for_the_same_cell(tmp_path):
     path = write_result(tmp_path, make_record(top1=61.5))
     assert read_result(path)["top1"] == 61.5
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o002, 0o664), (0o022, 0o644)])
+def test_results_index_and_checkpoints_get_the_users_umask(tmp_path, umask, mode):
+    """A store shared by a group is readable by the group when the umask says so.
+
+    Seen failing with the guard removed: with mkstemp's temporary files every result and
+    the index were created mode 0600 (`assert 0o600 == 0o664`), and safetensors'
+    save_file made the checkpoint 0600 again."""
+    old = os.umask(umask)
+    try:
+        path = write_result(tmp_path, make_record())
+        load_results(tmp_path)  # writes the index
+        weights = store.write_checkpoint(tmp_path, "cifar10", "k", {"w": torch.ones(2)})
+    finally:
+        os.umask(old)
+    for made in (path, tmp_path / INDEX_NAME, weights):
+        assert stat.S_IMODE(made.stat().st_mode) == mode, made.name
 
 
 @pytest.mark.parametrize(

@@ -34,12 +34,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import secrets
 import stat
-import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from msda_arena.api.errors import StoreError
 from msda_arena.api.record import (
@@ -152,30 +152,45 @@ def write_checkpoint(
 ) -> Path:
     """Write a cell's weights to :func:`checkpoint_path` as safetensors (never a pickle),
     atomically like a result; raise :class:`StoreError` naming the path on failure."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     target = checkpoint_path(root, dataset, key)
-    tmp = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        save_file(dict(state), tmp, metadata=dict(metadata or {}))
-        os.replace(tmp, target)
-        tmp = None
+        _write_atomic(target, lambda handle: handle.write(save(dict(state), dict(metadata or {}))))
     except OSError as exc:
         raise StoreError(f"could not write {target}: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
     return target
 
 
-def _temp_prefix() -> str:
-    """Temporary files are ``.<host>.<pid>.<random>.tmp``: whose they are is in the name."""
+def _open_temp(directory: str | os.PathLike[str]) -> tuple[int, str]:
+    """A new temporary file ``.<host>.<pid>.<random>.tmp`` in ``directory`` (whose it is
+    is in the name), open for writing. Its mode is 0666 less the umask, as for any file
+    the user creates (mkstemp's 0600 hid a group's shared store from the group)."""
+    while True:
+        name = f".{host_tag()}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        path = os.path.join(directory, name)
+        with contextlib.suppress(FileExistsError):
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
 
-    return f".{host_tag()}.{os.getpid()}."
+
+def _write_atomic(target: Path, fill: Callable[[BinaryIO], object], durable: bool = True) -> None:
+    """Write ``target`` through a temporary file in its folder, made if need be
+    (``fill(handle)``), fsynced when ``durable``, then moved into place with
+    :func:`os.replace`; on failure the temporary file is removed, ``target`` untouched,
+    and OSError raised."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _open_temp(target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            fill(handle)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def write_result(root: str | os.PathLike[str], record: ResultRecord | Mapping[str, Any]) -> Path:
@@ -201,25 +216,13 @@ def write_result(root: str | os.PathLike[str], record: ResultRecord | Mapping[st
         record = ResultRecord.from_dict(record)
     table = record.to_table()
     target = cell_path(root, record.dataset, record.key)
-    tmp = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".tmp", dir=target.parent)
-        with os.fdopen(fd, "wb") as handle:
-            pq.write_table(table, handle, **WRITE_OPTIONS)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-        tmp = None
+        _write_atomic(target, lambda handle: pq.write_table(table, handle, **WRITE_OPTIONS))
     except OSError as exc:
         raise StoreError(
             f"could not write {target}: {exc.strerror or exc}; every result stored before is "
             "kept: fix the cause (space, permissions) and rerun the same command to resume"
         ) from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
     _fsync_dir(target.parent)
     return target
 
@@ -248,7 +251,7 @@ def check_writable(root: str | os.PathLike[str], create: bool = True) -> Path:
         return root
     try:
         root.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".tmp", dir=root)
+        fd, probe = _open_temp(root)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(b"msda-arena write probe")
@@ -560,19 +563,13 @@ def _write_index(root: Path, table: pyarrow.Table) -> None:
     """Replace the index atomically; a store we cannot write to simply has no index."""
     import pyarrow.parquet as pq
 
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".tmp", dir=root)
-        with os.fdopen(fd, "wb") as handle:
-            pq.write_table(table.replace_schema_metadata(_index_schema().metadata), handle)
-        os.replace(tmp, root / INDEX_NAME)
-        tmp = None
-    except OSError:
-        pass
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    metadata = _index_schema().metadata
+    with contextlib.suppress(OSError):
+        _write_atomic(
+            root / INDEX_NAME,
+            lambda handle: pq.write_table(table.replace_schema_metadata(metadata), handle),
+            durable=False,  # a cache: rebuilt if lost
+        )
 
 
 #: Files read per pyarrow dataset scan when building the index.
