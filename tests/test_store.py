@@ -312,6 +312,26 @@ def test_published_dir_temp_and_dot_files_are_not_results(tmp_path):
     assert len(frame) == 1 and warnings == []
 
 
+def test_the_scanner_counts_no_symlink_or_folder_as_a_result(tmp_path):
+    """Seen failing with the guard removed: the symbolic link to a result and the file
+    inside the folder named like one were listed as result files beside the two."""
+    first, second = write_many(tmp_path, 2)
+    ds = first.parent
+    (ds / "alias.parquet").symlink_to(first.name)
+    (ds / "loop.parquet").symlink_to("loop.parquet")
+    (ds / "x.parquet").mkdir()
+    (ds / "x.parquet" / "part-0.parquet").write_bytes(second.read_bytes())
+    (ds / "notes.txt").write_text("hello")
+    results = sorted(p.relative_to(tmp_path).as_posix() for p in (first, second))
+    assert sorted(store.result_files(tmp_path)) == results
+    strays: list[str] = []
+    assert sorted(store.result_files(tmp_path, strays)) == results
+    names = ["alias.parquet", "loop.parquet", "notes.txt", "x.parquet"]
+    assert sorted(strays) == [f"cifar10/{n}" for n in names]
+    frame, warnings = load_results(tmp_path)
+    assert len(frame) == 2 and warnings == []
+
+
 def test_a_file_as_root_is_a_store_error(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(StoreError, match="not a directory"):

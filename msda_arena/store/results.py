@@ -343,6 +343,11 @@ def _read_table(path: str | os.PathLike[str]) -> pyarrow.Table:
         rows = pf.metadata.num_rows
     except FileNotFoundError:
         raise _BadFile("file vanished while reading") from None
+    except PermissionError:
+        raise _BadFile(
+            "unreadable by this user: its owner can `chmod a+r` it, or `arena verify --repair` "
+            "moves it aside"
+        ) from None
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise _BadFile(f"not a readable parquet file ({_short(exc)})") from None
     names = set(file_schema.names)
@@ -423,14 +428,15 @@ def _problems(table: pyarrow.Table, rels: Sequence[str]) -> list[str | None]:
 
 
 #: Message prefixes of refused files, by kind (see :func:`reason_kind`).
-_FOREIGN_PREFIXES = ("foreign file", "old record layout")
+_FOREIGN_PREFIXES = ("foreign file", "old record layout", "unreadable")
 _MISPLACED_PREFIX = "misplaced"
 
 
 def reason_kind(reason: str) -> str:
     """The kind of a refused file from the reason this module gave: ``"foreign"`` (not
-    a result record of this layout), ``"misplaced"`` (a valid record under another
-    file's name) or ``"corrupt"`` (unreadable, or a record breaking the rules)."""
+    a result record of this layout, or not readable by this user), ``"misplaced"`` (a
+    valid record under another file's name) or ``"corrupt"`` (not parquet, truncated,
+    or a record breaking the rules)."""
     if reason.startswith(_FOREIGN_PREFIXES):
         return "foreign"
     if reason.startswith(_MISPLACED_PREFIX):
@@ -471,9 +477,15 @@ def read_result(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------- loading
 
 
-def _scan(root: Path) -> tuple[list[str], list[int], list[int], list[int]]:
-    """Every candidate result file under ``root``: relative posix paths and, in the same
-    order, their sizes, mtimes (ns) and inode numbers."""
+def _scan(
+    root: Path, strays: list[str] | None = None
+) -> tuple[list[str], list[int], list[int], list[int]]:
+    """Every candidate result file under ``root`` (a regular ``*.parquet`` file): relative
+    posix paths and, in the same order, their sizes, mtimes (ns) and inode numbers.
+
+    Symbolic links are never followed nor counted, and folders named ``*.parquet`` never
+    entered; they, and every other file but a checkpoint, are added to ``strays``.
+    """
     paths: list[str] = []
     sizes: list[int] = []
     mtimes: list[int] = []
@@ -488,33 +500,42 @@ def _scan(root: Path) -> tuple[list[str], list[int], list[int], list[int]]:
         with it:
             for entry in it:
                 name = entry.name
-                if name[0] == ".":
+                if name[0] == "." or (prefix == "" and name in _SKIP_DIRS):
                     continue
                 try:
-                    if name.endswith(".parquet"):
-                        st = entry.stat()
-                        if stat.S_ISREG(st.st_mode):
-                            paths.append(prefix + name)
-                            sizes.append(st.st_size)
-                            mtimes.append(st.st_mtime_ns)
-                            inos.append(st.st_ino)
-                            continue
-                    if entry.is_dir(follow_symlinks=False) and not (
-                        prefix == "" and name in _SKIP_DIRS
-                    ):
-                        stack.append((entry.path, f"{prefix}{name}/"))
+                    st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
+                result = name.endswith(".parquet")
+                if stat.S_ISREG(st.st_mode) and result:
+                    paths.append(prefix + name)
+                    sizes.append(st.st_size)
+                    mtimes.append(st.st_mtime_ns)
+                    inos.append(st.st_ino)
+                elif stat.S_ISDIR(st.st_mode) and not result:
+                    stack.append((entry.path, f"{prefix}{name}/"))
+                elif strays is not None and not (
+                    stat.S_ISREG(st.st_mode)
+                    and name.endswith(".safetensors")
+                    and prefix.count("/") == 2
+                    and prefix.endswith(f"/{CHECKPOINT_DIR}/")
+                ):
+                    strays.append(prefix + name)
     return paths, sizes, mtimes, inos
 
 
 _INDEX_META_COLUMNS = ("_path", "_size", "_mtime_ns", "_ino", "_error")
 
 
-def result_files(root: str | os.PathLike[str]) -> dict[str, tuple[int, int, int]]:
+def result_files(
+    root: str | os.PathLike[str], strays: list[str] | None = None
+) -> dict[str, tuple[int, int, int]]:
     """Every candidate result file under ``root`` (relative posix path) with its
-    (size, mtime_ns, inode): what :func:`load_results` reads."""
-    paths, sizes, mtimes, inos = _scan(Path(root))
+    (size, mtime_ns, inode): what :func:`load_results` reads. Entries that are neither
+    a candidate nor a folder nor a checkpoint (symbolic links, folders named
+    ``*.parquet``, other files) are appended to ``strays``; dot-entries and
+    ``published/`` are the arena's own and never listed."""
+    paths, sizes, mtimes, inos = _scan(Path(root), strays)
     return {p: (s, m, i) for p, s, m, i in zip(paths, sizes, mtimes, inos, strict=True)}
 
 

@@ -7,7 +7,9 @@ store's other files are accounted for. Findings, by kind:
 * ``corrupt``: unreadable, truncated or zero-byte parquet, or a record whose values
   break a rule (NaN or 1e9 top-1 in an ok result, a failed record with no error...).
 * ``foreign``: a parquet file that is not a result record (other columns, several
-  rows, an older record layout).
+  rows, an older record layout) or that this user cannot read, and every entry no
+  store writes: symbolic links (to a result, dangling, loops), folders named
+  ``*.parquet``, other files. Dot-entries and ``published/`` are the arena's own.
 * ``duplicated``: a copy of a result under another name (its record belongs at a
   path that holds it already), or misplaced (it belongs at a path that is empty).
 * ``orphaned``: temporary files left by dead writers, checkpoints without an ok
@@ -23,6 +25,7 @@ path, and the index is rebuilt from the files that remain.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections import Counter
@@ -101,7 +104,8 @@ def verify(root: str | os.PathLike[str], repair: bool = False, stale: bool = Tru
     if not root.is_dir():
         what = "is not a directory" if root.exists() else "does not exist"
         raise StoreError(f"{root} {what}; point --results at a result store")
-    files = result_files(root)
+    strays: list[str] = []
+    files = result_files(root, strays)
     index = indexed(root)
     records: dict[str, dict] = {}
     for rel in sorted(files):
@@ -130,6 +134,7 @@ def verify(root: str | os.PathLike[str], repair: bool = False, stale: bool = Tru
                         "index", root / INDEX_NAME, f"its row for {rel} disagrees with the file"
                     )
                 )
+    report.findings += [Finding("foreign", root / p, _stray(root / p)) for p in sorted(strays)]
     for path, leftover in temporaries(root):
         if leftover:
             report.findings.append(
@@ -200,20 +205,33 @@ def _stale(root: Path, records: dict[str, dict]) -> list[Finding]:
     return found
 
 
+def _stray(path: Path) -> str:
+    """Why an entry that is neither a result file, a folder nor a checkpoint is foreign."""
+    what = "not a result file"
+    if path.is_symlink():
+        what = f"a symbolic link to {os.readlink(path)}"
+        try:
+            path.stat()
+        except OSError as exc:
+            what += " (a loop)" if exc.errno == errno.ELOOP else " (dangling)"
+    elif path.is_dir():
+        what = "a folder named like a result file"
+    elif not path.is_file():
+        what = "not a regular file"
+    return f"{what}; a store holds only regular <dataset>/<key>.parquet files"
+
+
 def _repair(report: VerifyReport) -> None:
 
     root = report.root
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     bin_ = root / QUARANTINE / stamp
-    for finding in report.findings:
-        if finding.kind not in DAMAGE or finding.kind == "index":
-            continue
-        src = finding.path
+    for src in dict.fromkeys(f.path for f in report.findings if f.kind in DAMAGE - {"index"}):
         if src.name.endswith(claims.CLAIM_SUFFIX) and src.parent.name == claims.CLAIM_DIR:
             if claims.clear_stale(src):  # through the protocol: a live claim is never moved
                 report.moved.append((src, src))
             continue
-        if not src.exists():
+        if not os.path.lexists(src):  # gone meanwhile (or inside a folder moved before)
             continue
         dst = bin_ / src.relative_to(root)
         dst.parent.mkdir(parents=True, exist_ok=True)
