@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -230,3 +231,52 @@ def test_verify_names_every_foreign_entry_and_after_repair_verify_passes(tmp_pat
     assert again.returncode == 0, again.stdout + again.stderr
     assert "2 result file(s): 2 ok, 0 failed" in again.stdout
     assert "found: 0 corrupt, 0 foreign" in again.stdout
+
+
+@pytest.mark.parametrize("how", ["chmod", "ro-mount"])
+@pytest.mark.parametrize("damaged", [False, True], ids=["clean", "damaged"])
+def test_verify_repair_of_a_read_only_store_creates_nothing_and_errs_in_one_line(
+    tmp_path, how, damaged
+):
+    """A clean store: the report, exit 0, nothing created. A damaged one: one line
+    naming the file and what to do, exit 1, nothing created.
+
+    Seen failing with the guard removed: `--repair` made `.quarantine` first, even with
+    nothing to move, and ended in a traceback (`OSError: [Errno 30] Read-only file
+    system: '.quarantine'`, or Errno 13 for a folder without write permission)."""
+    root = tmp_path / "store"
+    first = write_result(root, _record(0, 61.0))
+    write_result(root, _record(1, 62.0))
+    load_results(root)
+    if damaged:
+        (first.parent / "alias.parquet").symlink_to(first.name)
+    before = sorted(root.rglob("*"))
+    args = ("verify", "--results", str(root), "--repair")
+    if how == "chmod":
+        _require_binding_modes(tmp_path)
+        for folder in (root, first.parent):
+            folder.chmod(0o555)
+        try:
+            result = _arena(*args)
+        finally:
+            for folder in (root, first.parent):
+                folder.chmod(0o755)
+    else:
+        mount = 'mount --bind -o ro "$0" "$0" && exec "$@"'
+        if (
+            os.geteuid() != 0
+            or not shutil.which("unshare")
+            or subprocess.run(["unshare", "-m", "true"]).returncode
+        ):
+            pytest.skip("a read-only bind mount needs root and unshare")
+        command = [sys.executable, "-m", "msda_arena.cli.main", *args]
+        result = _as_bound_user("unshare", "-m", "sh", "-c", mount, str(root), *command)
+    assert sorted(root.rglob("*")) == before
+    if not damaged:
+        assert result.returncode == 0, result.stderr
+        assert "2 result file(s): 2 ok, 0 failed" in result.stdout
+        return
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("arena: error: could not move 1 damaged file(s) aside")
+    assert "alias.parquet" in result.stderr and "arena verify --repair" in result.stderr

@@ -20,7 +20,8 @@ store's other files are accounted for. Findings, by kind:
 
 :func:`verify` never changes anything unless ``repair``: then every damaged file is
 moved (never deleted) under ``<root>/.quarantine/<UTC time>/`` at the same relative
-path, and the index is rebuilt from the files that remain.
+path, and the index is brought up to date with the files that remain; nothing is
+created when nothing is damaged.
 """
 
 from __future__ import annotations
@@ -222,26 +223,34 @@ def _stray(path: Path) -> str:
 
 
 def _repair(report: VerifyReport) -> None:
-
+    """Move every damaged file (and a disagreeing index) aside; one-line StoreError
+    naming what could not be moved and what to do."""
     root = report.root
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    bin_ = root / QUARANTINE / stamp
-    for src in dict.fromkeys(f.path for f in report.findings if f.kind in DAMAGE - {"index"}):
-        if src.name.endswith(claims.CLAIM_SUFFIX) and src.parent.name == claims.CLAIM_DIR:
-            if claims.clear_stale(src):  # through the protocol: a live claim is never moved
-                report.moved.append((src, src))
+    bin_ = root / QUARANTINE / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    failed: list[tuple[Path, OSError]] = []
+    for src in dict.fromkeys(f.path for f in report.findings if f.kind in DAMAGE):
+        claim = src.name.endswith(claims.CLAIM_SUFFIX) and src.parent.name == claims.CLAIM_DIR
+        if not claim and not os.path.lexists(src):  # gone (or in a folder moved before)
             continue
-        if not os.path.lexists(src):  # gone meanwhile (or inside a folder moved before)
+        try:
+            if claim:  # released through the protocol: a live claim is never moved
+                dst = src if claims.clear_stale(src) else None
+            else:
+                dst = bin_ / src.relative_to(root)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+        except OSError as exc:
+            failed.append((src, exc))
             continue
-        dst = bin_ / src.relative_to(root)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dst)
-        report.moved.append((src, dst))
-    index = root / INDEX_NAME
-    if index.exists():
-        dst = bin_ / INDEX_NAME
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(index, dst)
-        report.moved.append((index, dst))
-    load_results(root)  # rebuilds the index from the files that remain
-    report.index_rebuilt = True
+        if dst is not None:
+            report.moved.append((src, dst))
+    if report.moved:
+        load_results(root)  # the index, up to date with the files that remain
+        report.index_rebuilt = True
+    if failed:
+        src, exc = failed[0]
+        raise StoreError(
+            f"could not move {len(failed)} damaged file(s) aside, the first {src}: "
+            f"{exc.strerror or exc}; make the store writable to you (remount a read-only disk, "
+            "or ask the files' owner) and rerun `arena verify --repair`"
+        )
