@@ -26,6 +26,8 @@ HTML page draws it).
 
 from __future__ import annotations
 
+from msda_arena.grid.config import COMPARED_BASELINES as BASELINES
+from msda_arena.grid.config import REFERENCE_METHODS
 from msda_arena.report.build import Report, build_report, default_compare
 from msda_arena.report.compare import compare_to_baselines, matched_pairs
 from msda_arena.report.html import html_page
@@ -39,7 +41,7 @@ from msda_arena.report.plots import figures_png, write_plots
 from msda_arena.report.profiles import ProfilePlot, profiles_png
 from msda_arena.report.published import default_published_files, load_published
 from msda_arena.report.render import FORMATS, render, report_dict
-from msda_arena.report.selection import BASELINES, REFERENCE_METHODS, select_results
+from msda_arena.report.selection import select_results
 from msda_arena.report.stats import PairedResult, paired_test, t_interval
 from msda_arena.report.table import Cell, Column, Leaderboard, PublishedRow, Row, build_leaderboard
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from msda_arena.api.record import CELL_IDENTITY
+from msda_arena.grid.config import COMPARED_BASELINES
 from msda_arena.report.metrics import DEFAULT_METRIC, Metric, get_metric
-from msda_arena.report.selection import BASELINES
 from msda_arena.report.stats import PairedResult, paired_test
 
 if TYPE_CHECKING:
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MATCH_KEYS", "compare_to_baselines", "matched_pairs"]
 
-#: What makes two results a pair.
-MATCH_KEYS: tuple[str, ...] = ("dataset", "arch", "scenario", "seed")
+#: What makes two results a pair: the cell's identity but the method.
+MATCH_KEYS: tuple[str, ...] = tuple(k for k in CELL_IDENTITY if k != "method")
 
 
 def matched_pairs(
@@ -47,7 +48,7 @@ def matched_pairs(
 def compare_to_baselines(
     frame: pandas.DataFrame,
     method: str,
-    baselines: Sequence[str] = BASELINES,
+    baselines: Sequence[str] = COMPARED_BASELINES,
     metric: str | Metric = DEFAULT_METRIC,
 ) -> list[PairedResult]:
     """One :class:`PairedResult` per baseline (the method itself is skipped), on ``metric``."""

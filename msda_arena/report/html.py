@@ -64,10 +64,8 @@ def html_page(
             with :func:`~msda_arena.report.profiles.profiles_png` (imports torch).
     """
     if figures is None:
-
         figures = figures_png(report)
     if profiles is None:
-
         profiles = profiles_png([row.method for row in report.leaderboard.rows])
     out = [
         "<!DOCTYPE html>",

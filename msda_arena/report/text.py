@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from msda_arena.report.selection import BASELINES
+from msda_arena.grid.config import COMPARED_BASELINES
 from msda_arena.report.stats import ALPHA, MIN_PAIRS, TIE_TOLERANCE
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def legend(report: Report) -> list[str]:
         "avg = mean of the cell means; avg rank = mean per-column rank (1 = best, ties "
         f"share); {INCOMPLETE_MARK} = over the columns this method has results in only.",
         "Δ best baseline = mean over columns of (method - best"
-        f"{lowest} of {', '.join(BASELINES)} in that column)"
+        f"{lowest} of {', '.join(COMPARED_BASELINES)} in that column)"
         + ("; negative is better." if not metric.higher_is_better else "."),
         "locality = the method's locality index L at 32 px (arena fingerprint): 0 = Mixup "
         "(pixel distance does not matter), about 0.8 = CutMix (near pixel pairs only); "
@@ -496,7 +496,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         },
         "profile": report.profile,
         "n_results": report.n_results,
-        "baselines": list(BASELINES),
+        "baselines": list(COMPARED_BASELINES),
         "columns": columns,
         "rows": [
             {
