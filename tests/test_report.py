@@ -31,8 +31,9 @@ from typer.testing import CliRunner
 
 from msda_arena.api.errors import StoreError, UsageError
 from msda_arena.api.record import SCHEMA_VERSION, cell_key
-from msda_arena.cli.report import _canonical, report
+from msda_arena.cli.report import report
 from msda_arena.report import build_report, load_published, paired_test, render
+from msda_arena.report.show import _canonical
 from msda_arena.store.results import load_results, write_result
 
 NAN = float("nan")

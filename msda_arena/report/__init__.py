@@ -20,7 +20,8 @@ top-1, ECE, FGSM top-1, and which way is better), :mod:`~msda_arena.report.selec
 :mod:`~msda_arena.report.build` (all of it together), :mod:`~msda_arena.report.render`
 (text formats), :mod:`~msda_arena.report.plots` (figures), :mod:`~msda_arena.report.html`
 (the self-contained page), :mod:`~msda_arena.report.profiles` (the page's pair-weight
-profiles). Nothing here imports torch, except :func:`profiles_png` when it runs (the
+profiles), :mod:`~msda_arena.report.show` (from a store to the terminal: what
+``arena report`` and ``arena run`` print). Nothing here imports torch, except :func:`profiles_png` when it runs (the
 HTML page draws it).
 """
 
@@ -42,6 +43,7 @@ from msda_arena.report.profiles import ProfilePlot, profiles_png
 from msda_arena.report.published import default_published_files, load_published
 from msda_arena.report.render import FORMATS, render, report_dict
 from msda_arena.report.selection import select_results
+from msda_arena.report.show import leaderboard, leaderboard_after_run
 from msda_arena.report.stats import PairedResult, paired_test, t_interval
 from msda_arena.report.table import Cell, Column, Leaderboard, PublishedRow, Row, build_leaderboard
 
@@ -70,6 +72,8 @@ __all__ = [
     "figures_png",
     "get_metric",
     "html_page",
+    "leaderboard",
+    "leaderboard_after_run",
     "load_published",
     "matched_pairs",
     "paired_test",
