@@ -21,8 +21,8 @@ top-1, ECE, FGSM top-1, and which way is better), :mod:`~msda_arena.report.selec
 (text formats), :mod:`~msda_arena.report.plots` (figures), :mod:`~msda_arena.report.html`
 (the self-contained page), :mod:`~msda_arena.report.profiles` (the page's pair-weight
 profiles), :mod:`~msda_arena.report.show` (from a store to the terminal: what
-``arena report`` and ``arena run`` print). Nothing here imports torch, except :func:`profiles_png` when it runs (the
-HTML page draws it).
+``arena report`` and ``arena run`` print). Nothing here imports torch, except
+:func:`profiles_png` when it runs (the HTML page draws it).
 """
 
 from __future__ import annotations

@@ -166,7 +166,8 @@ def legend(report: Report) -> list[str]:
         + ("; negative is better." if not metric.higher_is_better else "."),
         "locality = the method's locality index L at 32 px (arena fingerprint): 0 = Mixup "
         "(pixel distance does not matter), about 0.8 = CutMix (near pixel pairs only); "
-        f"{MISSING} = none (vanilla never mixes).",
+        f"{MISSING} = none: vanilla never mixes, and a mixing method mixes through the images, "
+        "with no mask of lambda alone to measure.",
     ]
     if report.leaderboard.published:
         sources = sorted({s for p in report.leaderboard.published for s in p.sources if s})
