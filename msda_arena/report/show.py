@@ -1,9 +1,6 @@
-"""The one path from a result store to what the user sees: ``arena report`` calls
-:func:`leaderboard`, and ``arena run`` calls :func:`leaderboard_after_run` with the
-methods it just ran. Output goes to stdout (or ``out``); warnings and notes to stderr.
-
-Imports nothing heavy at module level (the CLI imports this at start-up).
-"""
+"""The one path from a result store to the screen: ``arena report`` calls
+:func:`leaderboard`, ``arena run`` :func:`leaderboard_after_run` with the methods it ran.
+Output goes to stdout (or a file), warnings and notes to stderr. Nothing heavy at import."""
 
 from __future__ import annotations
 
@@ -34,19 +31,13 @@ def _say(message: str, warning: bool = False) -> None:
 
 
 def _canonical(spec: str, known: set[str] | frozenset[str] = frozenset()) -> str:
-    """The canonical form of a ``--method``/``--compare`` spec.
-
-    A spec already in the store is canonical (the store holds canonical specs), so that
-    case loads no plugin. Otherwise the method registry canonicalises it
-    (``"hmix( r = 0.5 )"`` -> ``"hmix"``); if that fails, or the method is not installed
-    (its results may still be in the store), the spec is used with its spaces removed.
-    """
+    """The canonical form of a spec: as is when the store holds it, else the registry's
+    (``"hmix( r = 0.5 )"`` -> ``"hmix"``), else (not installed) without its spaces."""
     text = "".join(spec.split())
     if text in known:
         return text
     try:
-        # Here, not at the top: the registry imports torch and the plugins, which only a
-        # spec that is not in the store needs.
+        # Here, not at the top: the registry imports torch and the plugins.
         from msda_arena.methods.registry import get_method
 
         return str(get_method(text).spec)
@@ -55,12 +46,10 @@ def _canonical(spec: str, known: set[str] | frozenset[str] = frozenset()) -> str
 
 
 def _store(results: str | os.PathLike[str] | None, config: str | os.PathLike[str] | None) -> Path:
-    """The result store: ``results``, else ``[defaults] results`` of ``config`` (checked
-    even when ``results`` is given), of ./arena.toml, else ./results."""
-    if results is None or config is not None:
-        configured = Path(default_results(config))
-        results = results if results is not None else configured
-    root = Path(results)
+    """``results``, else ``[defaults] results`` of ``config`` (checked even when
+    ``results`` is given), of ./arena.toml, else ./results; it must exist."""
+    configured = default_results(config) if results is None or config is not None else None
+    root = Path(results if results is not None else configured)
     if not root.exists():
         raise StoreError(
             f"no result store at {root}; run `arena run` first or point --results at one"
@@ -92,22 +81,12 @@ def leaderboard(
     published: bool = False,
     strict: bool = False,
 ) -> Report:
-    """Read the store, build the report, write its plots and print it: ``arena report``.
+    """``arena report``: read the store, build the report, write its plots, print it.
 
-    Args:
-        results: the result store (default: ``[defaults] results`` of ``config``, else of
-            ./arena.toml, else ./results).
-        config: an arena.toml whose ``[defaults] results`` is the default store.
-        profile, methods, compare, metric: as :func:`~msda_arena.report.build.build_report`
-            takes them, except that specs are canonicalised first (``"hmix( r=0.5 )"``).
-        fmt: one of :data:`~msda_arena.report.render.FORMATS`.
-        out: write the output to this file (default: stdout).
-        plots: write ``accuracy.png`` and ``scenarios.png`` into this folder.
-        published: show the paper's numbers beside the measured rows.
-        strict: fail on a corrupt or foreign file instead of skipping it with a warning.
-
-    Returns the report shown. Raises :class:`UsageError` or :class:`StoreError` with one
-    line (an unknown format, metric, profile or method; no store, no results).
+    The arguments are ``arena report``'s options (``methods`` is ``--method``, ``fmt``
+    ``--format``); specs are canonicalised, the rest go to
+    :func:`~msda_arena.report.build.build_report`. Returns the report shown; raises
+    :class:`UsageError` or :class:`StoreError` (one line) for bad options or no results.
     """
     if fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -153,10 +132,9 @@ def leaderboard(
 def leaderboard_after_run(
     results: str | os.PathLike[str], profile: str, methods: Sequence[str], compare: str
 ) -> None:
-    """What ``arena run`` prints when its cells are done: :func:`leaderboard` of ``methods``
-    (with the baselines and the paper's numbers) comparing ``compare``, then how to see
-    more. Never raises: the run's results are stored whatever the report does, so a
-    failure is one line saying which ``arena report`` command to run instead."""
+    """What ``arena run`` prints at the end: :func:`leaderboard` of ``methods`` (and the
+    baselines, with the paper's numbers) comparing ``compare``, then how to see more. Never
+    raises: the results are stored, so a failure says which ``arena report`` to run."""
     hint = f"arena report --profile {profile} --results {results}"
     try:
         leaderboard(results, profile=profile, methods=methods, compare=compare, published=True)

@@ -189,9 +189,9 @@ def build_leaderboard(
     )
     columns = [Column(str(d), str(a), str(s)) for d, a, s in col_keys]
     methods = sorted(str(m) for m in frame["method"].unique())
-    grid = _Grid.of(frame, methods, columns, metric)
+    grid = _grid(frame, methods, columns, metric)
     locality = _locality(frame)
-    rows = [grid.row(i, m, locality.get(m, _NAN)) for i, m in enumerate(methods)]
+    rows = [_row(grid, i, m, locality.get(m, _NAN)) for i, m in enumerate(methods)]
     higher = metric.higher_is_better
     rows.sort(
         key=lambda r: (
@@ -211,81 +211,66 @@ def build_leaderboard(
 _COLUMN_KEYS: tuple[str, ...] = tuple(k for k in CELL_IDENTITY if k not in ("method", "seed"))
 
 
-@dataclass
-class _Grid:
-    """Methods x columns arrays of a leaderboard: counts, means, ranks, best marks and the
-    difference from the best baseline (the module's rules)."""
+def _grid(
+    frame: pandas.DataFrame, methods: list[str], columns: list[Column], metric: Metric
+) -> dict[str, Any]:
+    """Methods x columns arrays (numpy) of a leaderboard: counts, means, ranks, best marks
+    and the difference from the best baseline (the module's rules)."""
+    import numpy as np
+    import pandas as pd
 
-    count: Any
-    nfail: Any
-    mean: Any
-    std: Any
-    ranks: Any
-    best: Any
-    delta: Any
-    has_base: Any
+    keys = [*_COLUMN_KEYS, "method"]
+    col_pos = {(c.dataset, c.arch, c.scenario): i for i, c in enumerate(columns)}
+    m_pos = {m: i for i, m in enumerate(methods)}
+    values = metric.values(frame)
+    measured = (frame["status"] == "ok") & values.notna()
+    ok = frame.loc[measured, keys].assign(_value=values[measured])
+    agg = ok.groupby(keys, sort=False)["_value"].agg(["count", "mean", "std"])
+    fails = frame[frame["status"] != "ok"].groupby(keys, sort=False).size()
+    shape = (len(methods), len(columns))
+    count, nfail = np.zeros(shape, dtype=int), np.zeros(shape, dtype=int)
+    mean, std = np.full(shape, np.nan), np.full(shape, np.nan)
+    for (d, a, s, m), (c, mu, sd) in zip(agg.index, agg.to_numpy(), strict=True):
+        i, j = m_pos[m], col_pos[(d, a, s)]
+        count[i, j], mean[i, j], std[i, j] = int(c), mu, sd
+    for (d, a, s, m), c in fails.items():
+        nfail[m_pos[m], col_pos[(d, a, s)]] = int(c)
 
-    @classmethod
-    def of(
-        cls, frame: pandas.DataFrame, methods: list[str], columns: list[Column], metric: Metric
-    ) -> _Grid:
-        import numpy as np
-        import pandas as pd
+    higher = metric.higher_is_better
+    means = pd.DataFrame(np.round(mean, 9), index=methods)
+    ranks = means.rank(axis=0, ascending=not higher, method="average").to_numpy()
+    col_best = (means.max(axis=0) if higher else means.min(axis=0)).to_numpy()
+    base = mean[[m_pos[b] for b in COMPARED_BASELINES if b in m_pos]]
+    has_base = ~np.isnan(base).all(axis=0)  # False everywhere when no baseline ran
+    best_base = np.full(len(columns), np.nan)
+    if len(base):
+        filled = np.where(np.isnan(base), -np.inf if higher else np.inf, base)
+        best_base = np.where(has_base, (np.max if higher else np.min)(filled, axis=0), np.nan)
+    return dict(
+        count=count, nfail=nfail, mean=mean, std=std, rank=ranks, has_base=has_base,
+        best=(means.to_numpy() == col_best[None, :]) & ~np.isnan(mean),
+        delta=mean - best_base[None, :],
+    )  # fmt: skip
 
-        keys = [*_COLUMN_KEYS, "method"]
-        col_pos = {(c.dataset, c.arch, c.scenario): i for i, c in enumerate(columns)}
-        m_pos = {m: i for i, m in enumerate(methods)}
-        values = metric.values(frame)
-        measured = (frame["status"] == "ok") & values.notna()
-        ok = frame.loc[measured, keys].assign(_value=values[measured])
-        agg = ok.groupby(keys, sort=False)["_value"].agg(["count", "mean", "std"])
-        fails = frame[frame["status"] != "ok"].groupby(keys, sort=False).size()
-        shape = (len(methods), len(columns))
-        count, nfail = np.zeros(shape, dtype=int), np.zeros(shape, dtype=int)
-        mean, std = np.full(shape, np.nan), np.full(shape, np.nan)
-        for (d, a, s, m), (c, mu, sd) in zip(agg.index, agg.to_numpy(), strict=True):
-            i, j = m_pos[m], col_pos[(d, a, s)]
-            count[i, j], mean[i, j], std[i, j] = int(c), mu, sd
-        for (d, a, s, m), c in fails.items():
-            nfail[m_pos[m], col_pos[(d, a, s)]] = int(c)
 
-        higher = metric.higher_is_better
-        means = pd.DataFrame(np.round(mean, 9), index=methods)
-        ranks = means.rank(axis=0, ascending=not higher, method="average").to_numpy()
-        col_best = (means.max(axis=0) if higher else means.min(axis=0)).to_numpy()
-        best = (means.to_numpy() == col_best[None, :]) & ~np.isnan(mean)
-        base = mean[[m_pos[b] for b in COMPARED_BASELINES if b in m_pos]]
-        has_base = ~np.isnan(base).all(axis=0)  # False everywhere when no baseline ran
-        best_base = np.full(len(columns), np.nan)
-        if len(base):
-            filled = np.where(np.isnan(base), -np.inf if higher else np.inf, base)
-            best_base = np.where(has_base, (np.max if higher else np.min)(filled, axis=0), np.nan)
-        return cls(count, nfail, mean, std, ranks, best, mean - best_base[None, :], has_base)
-
-    def row(self, i: int, method: str, locality: float) -> Row:
-        """The row of the ``i``-th method, its summary filled in."""
-        cells = [
-            Cell(
-                n=int(self.count[i, j]),
-                n_failed=int(self.nfail[i, j]),
-                mean=float(self.mean[i, j]),
-                std=float(self.std[i, j]),
-                best=bool(self.best[i, j]),
-                rank=float(self.ranks[i, j]),
-                delta=float(self.delta[i, j]),
-            )
-            for j in range(self.count.shape[1])
-        ]
-        have = self.count[i] > 0
-        row = Row(method=method, cells=cells, locality=locality, complete=bool(have.all()))
-        if have.any():
-            row.average = float(self.mean[i, have].mean())
-            row.avg_rank = float(self.ranks[i, have].mean())
-        with_delta = have & self.has_base
-        if with_delta.any():
-            row.delta = float(self.delta[i, with_delta].mean())
-        row.delta_complete = bool(with_delta.all())
-        return row
+def _row(grid: dict[str, Any], i: int, method: str, locality: float) -> Row:
+    """The row of the ``i``-th method of :func:`_grid`, its summary filled in."""
+    fields = ("n", "n_failed", "mean", "std", "best", "rank", "delta")
+    arrays = [grid[k] for k in ("count", "nfail", "mean", "std", "best", "rank", "delta")]
+    cells = [
+        Cell(**{f: a[i, j].item() for f, a in zip(fields, arrays, strict=True)})
+        for j in range(grid["count"].shape[1])
+    ]
+    have = grid["count"][i] > 0
+    row = Row(method=method, cells=cells, locality=locality, complete=bool(have.all()))
+    if have.any():
+        row.average = float(grid["mean"][i, have].mean())
+        row.avg_rank = float(grid["rank"][i, have].mean())
+    with_delta = have & grid["has_base"]
+    if with_delta.any():
+        row.delta = float(grid["delta"][i, with_delta].mean())
+    row.delta_complete = bool(with_delta.all())
+    return row
 
 
 def _locality(frame: pandas.DataFrame) -> dict[str, float]:

@@ -55,7 +55,6 @@ __all__ = [
     "to_rich",
 ]
 
-#: Output formats of :func:`render` (and ``arena report --format``).
 BEST_MARK = "★"
 INCOMPLETE_MARK = "†"
 MISSING = "—"
@@ -333,19 +332,10 @@ def to_markdown(report: Report) -> str:
 
 
 _TEX = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "×": r"$\times$",
-    "ε": r"$\varepsilon$",
-}
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "×": r"$\times$", "ε": r"$\varepsilon$",
+}  # fmt: skip
 
 
 def _tex(text: str) -> str:
@@ -548,26 +538,10 @@ def to_json(report: Report) -> str:
 
 
 CSV_COLUMNS: tuple[str, ...] = (
-    "source",
-    "method",
-    "dataset",
-    "arch",
-    "scenario",
-    "n",
-    "n_failed",
-    "mean",
-    "std",
-    "status",
-    "best",
-    "rank",
-    "delta_best_baseline",
-    "row_average",
-    "row_complete",
-    "row_avg_rank",
-    "row_delta_best_baseline",
-    "locality",
-    "metric",
-)
+    "source", "method", "dataset", "arch", "scenario", "n", "n_failed", "mean", "std",
+    "status", "best", "rank", "delta_best_baseline", "row_average", "row_complete",
+    "row_avg_rank", "row_delta_best_baseline", "locality", "metric",
+)  # fmt: skip
 
 
 def to_csv(report: Report) -> str:
