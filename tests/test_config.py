@@ -16,7 +16,7 @@ def test_repo_arena_toml_is_the_embedded_default():
 def test_the_profiles_draw_on_the_one_list_of_baselines_and_scenario_order(tmp_path, monkeypatch):
     """grid.config owns the built-in methods, the compared baselines and the scenario
     order; methods.BUILTINS and every default profile agree with it."""
-    from msda_arena.grid.config import COMPARED_BASELINES, REFERENCE_METHODS, SCENARIO_ORDER
+    from msda_arena.grid import COMPARED_BASELINES, REFERENCE_METHODS, SCENARIO_ORDER
     from msda_arena.methods import BUILTINS
 
     assert tuple(cls.name for cls in BUILTINS) == REFERENCE_METHODS

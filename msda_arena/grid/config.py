@@ -24,11 +24,8 @@ from msda_arena.api.spec import parse_spec
 __all__ = [
     "ARCH_PATTERN",
     "ARCH_RULE",
-    "COMPARED_BASELINES",
     "MAX_SEED",
     "MAX_SEEDS",
-    "REFERENCE_METHODS",
-    "SCENARIO_ORDER",
     "ArenaConfig",
     "Profile",
     "Recipe",
@@ -107,23 +104,10 @@ _RECIPE_INTS: dict[str, tuple[int, int]] = {
 }
 
 
-#: The methods the arena ships (the names of ``methods.BUILTINS``), in the paper's order:
-#: what a profile's ``baselines`` run beside the methods under test. A report treats any
-#: other method as one under test, and lists these in this order.
-REFERENCE_METHODS: tuple[str, ...] = ("vanilla", "mixup", "cutmix", "mixup-cutmix", "hmix", "gmix")
-#: The paper's four masks, which every method is measured against: a report's "Δ best
-#: baseline" and its paired comparison (vanilla and mixup-cutmix run, but are not these).
-COMPARED_BASELINES: tuple[str, ...] = ("mixup", "cutmix", "hmix", "gmix")
-#: The crop scenarios of arena.toml in the order every listing shows them (a profile's
-#: ``scenarios``, a leaderboard's columns); a scenario not named here comes after them.
-SCENARIO_ORDER: tuple[str, ...] = ("standard", "large-crop", "small-crop")
-
-
 @dataclass(frozen=True)
 class Profile:
     """One grid: a dataset, architectures, scenarios, seeds, a recipe and the baselines
-    (drawn from :data:`REFERENCE_METHODS`; a report compares against
-    :data:`COMPARED_BASELINES`)."""
+    (of :data:`~msda_arena.grid.REFERENCE_METHODS`, in that order)."""
 
     name: str
     dataset: str

@@ -22,7 +22,7 @@ __all__ = [
     "Vanilla",
 ]
 
-#: The built-in methods, in the order of ``grid.config.REFERENCE_METHODS`` (their names;
+#: The built-in methods, in the order of ``grid.REFERENCE_METHODS`` (their names;
 #: tests/test_config.py holds the two together).
 BUILTINS: tuple[type[MaskMethod], ...] = (Vanilla, Mixup, CutMix, MixupCutMix, HMix, GMix)
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from msda_arena.api.record import CELL_IDENTITY
-from msda_arena.grid.config import COMPARED_BASELINES
+from msda_arena.grid import COMPARED_BASELINES
 from msda_arena.report.metrics import DEFAULT_METRIC, Metric, get_metric
 from msda_arena.report.stats import PairedResult, paired_test
 

@@ -11,8 +11,9 @@ import base64
 import html
 from typing import TYPE_CHECKING
 
+from msda_arena.api.record import LOCALITY_SAMPLES, LOCALITY_SEED, LOCALITY_SIZE
 from msda_arena.report.plots import figures_png
-from msda_arena.report.profiles import PROFILE_SAMPLES, PROFILE_SEED, PROFILE_SIZE, profiles_png
+from msda_arena.report.profiles import profiles_png
 from msda_arena.report.text import (
     BEST_MARK,
     MISSING,
@@ -149,12 +150,12 @@ def _figure(name: str, data: bytes, caption: str) -> str:
 
 def _profiles(profiles: ProfilePlot) -> list[str]:
 
-    h, w = PROFILE_SIZE
+    h, w = LOCALITY_SIZE
     out = ['<h2 id="profiles">Pair-weight profiles</h2>']
     if profiles.png is not None:
         caption = (
             f"Pair-weight profiles of {', '.join(profiles.methods)} at {h}×{w} px "
-            f"({PROFILE_SAMPLES} masks each, seed {PROFILE_SEED}): the weight "
+            f"({LOCALITY_SAMPLES} masks each, seed {LOCALITY_SEED}): the weight "
             "E[(1−M_p)(1−M_q)] a method's regulariser gives a pixel pair at each distance, "
             "relative to Mixup (1 everywhere); L is the locality index of the leaderboard. "
             "Below: coverage maps E[1−M](p)."

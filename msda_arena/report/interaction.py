@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 #: (large-crop scenario, small-crop scenario): the pair the interaction contrasts, two
-#: of :data:`~msda_arena.grid.config.SCENARIO_ORDER`.
+#: of :data:`~msda_arena.grid.SCENARIO_ORDER`.
 INTERACTION_SCENARIOS: tuple[str, str] = ("large-crop", "small-crop")
 #: (A, B) of the interaction by default: the paper's claim is about CutMix against Mixup.
 DEFAULT_METHODS: tuple[str, str] = ("cutmix", "mixup")

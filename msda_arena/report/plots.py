@@ -25,7 +25,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from msda_arena.grid.config import REFERENCE_METHODS
+from msda_arena.grid import REFERENCE_METHODS
 from msda_arena.report.compare import matched_pairs
 from msda_arena.report.stats import t_interval
 
@@ -44,6 +44,8 @@ FIGURE_NAMES: tuple[str, ...] = ("accuracy", "scenarios")
 #: Colours of the arena's own methods (tab10), in the order of REFERENCE_METHODS.
 _FIXED = dict(zip(REFERENCE_METHODS, ("#7f7f7f", "#1f77b4", "#ff7f0e", "#8c564b", "#2ca02c",
                                       "#9467bd"), strict=True))  # fmt: skip
+#: How a published (paper) number is drawn: a hollow diamond.
+_PAPER_MARK = {"marker": "D", "markerfacecolor": "none", "markersize": 6, "linestyle": "none"}
 #: Colours of other methods, in turn.
 _OTHERS = ("#d62728", "#e377c2", "#17becf", "#bcbd22", "#393b79", "#637939", "#843c39",
            "#7b4173", "#3182bd", "#e6550d")  # fmt: skip
@@ -88,15 +90,7 @@ def accuracy_figure(report: Report) -> Figure:
             v = pub.values[j]
             if not math.isnan(v):
                 y = ys[methods.index(pub.method)]
-                ax.plot(
-                    v,
-                    y,
-                    marker="D",
-                    markerfacecolor="none",
-                    color=colors[pub.method],
-                    markersize=6,
-                    linestyle="none",
-                )
+                ax.plot(v, y, color=colors[pub.method], **_PAPER_MARK)
         labels = []
         for m in methods:
             if m in measured:

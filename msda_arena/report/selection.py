@@ -6,7 +6,7 @@ Rules:
 * A report covers one profile. Without ``profile`` the store must hold exactly one;
   results of different profiles (different epochs, recipes) are never averaged together.
 * ``methods`` (canonical specs) restricts the rows to those methods plus the baselines
-  (:data:`~msda_arena.grid.config.COMPARED_BASELINES`), which the "difference from the
+  (:data:`~msda_arena.grid.COMPARED_BASELINES`), which the "difference from the
   best baseline" column and the paired comparison need. Without it every method in the
   profile is shown.
 * Two results for the same cell (dataset, arch, scenario, method, seed) - a re-run after
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from msda_arena.api.errors import StoreError, UsageError
 from msda_arena.api.record import CELL_IDENTITY
-from msda_arena.grid.config import COMPARED_BASELINES
+from msda_arena.grid import COMPARED_BASELINES
 from msda_arena.report.metrics import METRICS
 from msda_arena.store.current import latest_code, latest_recipe, listing
 
@@ -69,6 +69,8 @@ def select_results(
         StoreError: the frame holds no results.
         UsageError: an unknown profile or method, or several profiles and none chosen.
     """
+    import pandas as pd  # loaded already: ``frame`` is a DataFrame
+
     if len(frame) == 0:
         raise StoreError("the result store holds no results; run `arena run` first")
     profiles = sorted(frame["profile"].unique())
@@ -108,7 +110,7 @@ def select_results(
         latest = dup.drop_duplicates(list(CELL_IDENTITY), keep="last")
         n_old = len(dup) - len(latest)
         frame = frame[~duplicated]
-        frame = latest if len(frame) == 0 else _concat(frame, latest)
+        frame = latest if len(frame) == 0 else pd.concat([frame, latest], ignore_index=True)
         warnings.append(
             f"{n_old} older result(s) for cells that have a newer one (same dataset, arch, "
             "scenario, method and seed) were left out"
@@ -116,9 +118,3 @@ def select_results(
     return Selection(
         frame=frame.reset_index(drop=True), profile=profile, methods=wanted, warnings=warnings
     )
-
-
-def _concat(a: pandas.DataFrame, b: pandas.DataFrame) -> pandas.DataFrame:
-    import pandas as pd
-
-    return pd.concat([a, b], ignore_index=True)

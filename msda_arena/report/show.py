@@ -8,10 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from msda_arena.api.errors import StoreError, UsageError
-from msda_arena.grid.config import default_results
 from msda_arena.report.build import Report, build_report
 from msda_arena.report.metrics import DEFAULT_METRIC, get_metric
 from msda_arena.report.plots import figures_png, write_plots
@@ -19,9 +17,6 @@ from msda_arena.report.published import default_published_files, load_published
 from msda_arena.report.render import FORMATS, render
 from msda_arena.report.selection import REPORT_COLUMNS
 from msda_arena.store.results import load_results
-
-if TYPE_CHECKING:
-    import pandas
 
 __all__ = ["leaderboard", "leaderboard_after_run"]
 
@@ -48,6 +43,9 @@ def _canonical(spec: str, known: set[str] | frozenset[str] = frozenset()) -> str
 def _store(results: str | os.PathLike[str] | None, config: str | os.PathLike[str] | None) -> Path:
     """``results``, else ``[defaults] results`` of ``config`` (checked even when
     ``results`` is given), of ./arena.toml, else ./results; it must exist."""
+    # Here, not at the top: arena.toml's parser is not needed for `arena --help`.
+    from msda_arena.grid.config import default_results
+
     configured = default_results(config) if results is None or config is not None else None
     root = Path(results if results is not None else configured)
     if not root.exists():
@@ -55,16 +53,6 @@ def _store(results: str | os.PathLike[str] | None, config: str | os.PathLike[str
             f"no result store at {root}; run `arena run` first or point --results at one"
         )
     return root
-
-
-def _published(root: Path) -> pandas.DataFrame:
-    files = default_published_files(root)
-    if not files:
-        raise StoreError(
-            f"no published numbers in {root / 'published'} nor in the package's "
-            "msda_arena/published/; reinstall msda-arena"
-        )
-    return load_published(files)
 
 
 def leaderboard(
@@ -105,7 +93,7 @@ def leaderboard(
         profile=profile,
         methods=[_canonical(m, known) for m in methods] if methods else None,
         compare=_canonical(compare, known) if compare else None,
-        published=_published(root) if published else None,
+        published=load_published(default_published_files(root)) if published else None,
         warnings=warnings,
         metric=chosen,
     )

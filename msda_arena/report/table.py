@@ -19,7 +19,7 @@ FGSM top-1, lower ECE.
   *incomplete*: its average and rank are marked, because they are not comparable with
   complete rows.
 * **Difference from the best baseline**: per column, the row's mean minus the best
-  mean among :data:`~msda_arena.grid.config.COMPARED_BASELINES` in that column (the
+  mean among :data:`~msda_arena.grid.COMPARED_BASELINES` in that column (the
   highest, or for a lower-is-better metric the lowest: a negative ECE difference is an
   improvement); the row's figure is the mean of these per-column differences, marked
   incomplete unless the row and some baseline have results in every column.
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from msda_arena.api.record import CELL_IDENTITY
-from msda_arena.grid.config import COMPARED_BASELINES, SCENARIO_ORDER
+from msda_arena.grid import COMPARED_BASELINES, SCENARIO_ORDER
 from msda_arena.report.metrics import DEFAULT_METRIC, METRICS, Metric, get_metric
 from msda_arena.report.published import match_published
 
