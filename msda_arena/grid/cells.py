@@ -118,6 +118,7 @@ def validate_archs(archs: tuple[str, ...]) -> None:
 
     import timm
 
+
     for arch in archs:
         if not timm.is_model(arch):
             import difflib
