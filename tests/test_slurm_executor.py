@@ -31,7 +31,7 @@ from msda_arena.execute.local import LocalExecutor
 from msda_arena.execute.slurm import CLUSTER_ENV
 from msda_arena.grid.cells import build_cells
 from msda_arena.grid.config import load_config
-from msda_arena.store.claims import pid_alive
+from msda_arena.store.claims import pid_alive, read_claim
 from msda_arena.store.results import cell_path, load_results, read_result
 
 pytestmark = pytest.mark.slow
@@ -267,7 +267,7 @@ def test_a_preempted_element_releases_its_claim_and_is_requeued_with_its_cell(
     try:
         element = _read_pid(pidfile)
         (claim,) = results.rglob("*.claim")  # held while it trains
-        assert f'"pid": {element}' in claim.read_text()
+        assert read_claim(claim).pid == element
         from msda_arena.store.provenance import utc_now
 
         preempted_at = utc_now()

@@ -152,7 +152,8 @@ def verify(root: str | os.PathLike[str], repair: bool = False, stale: bool = Tru
         if why is not None:
             report.findings.append(Finding("orphaned", path, f"claim of a run that is gone: {why}"))
     bound = claims.resolve_ttl()
-    for path in sorted(root.glob(f"*/{claims.CLAIM_DIR}/.*.tmp")):  # take-over locks: inert
+    own = f"*/{claims.CLAIM_DIR}/"  # claimers' own files (mtime: refreshed while live)
+    for path in sorted([*root.glob(own + ".*.tmp"), *root.glob(own + "*|*")]):
         try:
             age = time.time() - path.stat().st_mtime
         except OSError:
