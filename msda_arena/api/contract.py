@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, get_args, get_origin
 
 from msda_arena.api._beta import sample_beta
 from msda_arena.api.spec import SpecError, canonical
@@ -41,19 +41,22 @@ __all__ = ["ALPHA", "MaskMethod", "Method", "MethodBase", "MixMethod", "Param", 
 
 @dataclass(frozen=True)
 class Param:
-    """One typed parameter of a mask method.
+    """One typed parameter of a method: ``Param("r", float, 0.5, "box side ratio",
+    lambda r: 0 < r <= 1, "0 < r <= 1")``.
 
     Args:
-        name: the key used in specs, ``hmix(r=0.25)``.
-        type: ``float``, ``int``, ``bool`` or ``str``; ints are accepted for floats.
-        default: the value when the spec does not set it.
+        name: the key used in specs, ``hmix(r=0.25)``; also the instance's attribute.
+        type: ``float`` (ints are accepted), ``int``, ``bool``, ``str``, or a tuple of
+            one of them, ``tuple[int, ...]``, written ``grids=(2,4,8)`` in specs.
+        default: the value when the spec does not set it, of ``type`` (a tuple for a
+            tuple type); the canonical spec omits a value equal to it.
         help: one line for ``arena methods``.
-        check: an optional predicate on the converted value.
+        check: an optional predicate on the converted value (the whole tuple).
         check_help: what ``check`` demands, for the error message (e.g. ``"0 < r <= 1"``).
     """
 
     name: str
-    type: type
+    type: Any
     default: Any
     help: str = ""
     check: Callable[[Any], bool] | None = None
@@ -61,14 +64,18 @@ class Param:
 
     def convert(self, value: Any, method: str) -> Any:
         """Return ``value`` as this parameter's type or raise :class:`SpecError`."""
-        ok = isinstance(value, self.type) and not (
-            self.type is not bool and isinstance(value, bool)
-        )
-        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
+        item = get_args(self.type)[0] if get_origin(self.type) is tuple else None
+        if item is None:
+            ok, value = _convert(value, self.type)
+        elif ok := isinstance(value, (tuple, list)):
+            pairs = [_convert(v, item) for v in value]
+            ok, value = all(good for good, _ in pairs), tuple(v for _, v in pairs)
         if not ok:
+            kind = getattr(self.type, "__name__", None) if item is None else self.type
+            number = self.type is str and isinstance(value, (int, float))
+            quote = f" (quote a string: {self.name}='{value}')" if number else ""
             raise SpecError(
-                f"{method}: parameter {self.name!r} must be {self.type.__name__}, got {value!r}"
+                f"{method}: parameter {self.name!r} must be {kind}, got {value!r}{quote}"
             )
         if self.check is not None and not self.check(value):
             raise SpecError(
@@ -76,6 +83,14 @@ class Param:
                 f"need {self.check_help or 'a valid value'}"
             )
         return value
+
+
+def _convert(value: Any, kind: type) -> tuple[bool, Any]:
+    """Whether ``value`` is of the scalar type ``kind`` (an int counts as a float, a
+    bool as nothing but a bool), and the value as that type."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return True, float(value)
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool)), value
 
 
 def _positive(x: float) -> bool:
