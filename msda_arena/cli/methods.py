@@ -152,7 +152,7 @@ def new_plugin(
         [],
         "--param",
         "-p",
-        help="A parameter NAME:TYPE=DEFAULT, TYPE float, int, bool or str (repeatable).",
+        help="NAME:TYPE=DEFAULT; TYPE float, int, bool, str, tuple[int]... (repeatable).",
     ),
     directory: Path = typer.Option(
         Path("."), "--dir", help="Folder to write arena-NAME into (default: the current one)."
