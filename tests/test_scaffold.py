@@ -302,12 +302,12 @@ def test_installed_plugins_are_listed_with_their_params(installed):
         cwd=installed.root,
     )
     assert result.returncode == 0, result.stderr
-    rows = {line.split()[1]: line for line in result.stdout.splitlines() if "│ demo-" in line}
-    assert set(rows) == {"demo-mask", "demo-mix"}
-    mask, mix = rows["demo-mask"], rows["demo-mix"]
-    assert "│ mask " in mask and "alpha=1.0, k=3, soft=false, mode=batch, r=0.25" in mask
-    assert "arena-demo-mask" in mask and "0.1.0" in mask
-    assert "│ mix " in mix and "alpha=0.4, mode=batch" in mix and "arena-demo-mix" in mix
+    rows = [line.split("\t")[:5] for line in result.stdout.splitlines()[1:]]  # tsv off a tty
+    params = "alpha=1.0, k=3, soft=false, mode=batch, r=0.25, grids=(2,4,8)"
+    assert rows == [
+        ["demo-mask", "mask", params, "arena-demo-mask", "0.1.0"],
+        ["demo-mix", "mix", "alpha=0.4, mode=batch, scales=(0.5,)", "arena-demo-mix", "0.1.0"],
+    ]
 
 
 @pytest.mark.slow
