@@ -77,7 +77,7 @@ def test_the_written_method_conforms_and_has_its_params(tmp_path, kind):
     name, params = KINDS[kind]
     mod = _load(write_plugin(name, kind=kind, params=params, directory=tmp_path), name)
     registered = []
-    mod.register_mask_methods(registered.append)
+    mod.register_methods(registered.append)
     (cls,) = registered
     assert issubclass(cls, MaskMethod if kind == "mask" else MixMethod)
     assert cls.name == name and cls.summary and mod.__version__ == "0.1.0"

@@ -26,7 +26,7 @@ BUILTINS: tuple[type[MaskMethod], ...] = (Vanilla, Mixup, CutMix, HMix, GMix, Mi
 
 
 @hookimpl
-def register_mask_methods(register):
+def register_methods(register):
     """Register vanilla, mixup, cutmix, hmix, gmix and mixup-cutmix."""
     for cls in BUILTINS:
         register(cls)

@@ -247,7 +247,7 @@ def _load() -> Registry:
         if not pm.get_hookcallers(obj):
             reg.warnings.append(
                 f"plugin {package!r} ({ep.name} = {ep.value}) has no hook implementation; "
-                "decorate its register_mask_methods(register) with @msda_arena.hookimpl"
+                "decorate its register_methods(register) with @msda_arena.hookimpl"
             )
     for name in sorted(only - matched):
         reg.warnings.append(
@@ -255,7 +255,8 @@ def _load() -> Registry:
             "(see `arena plugins`)"
         )
 
-    for impl in pm.hook.register_mask_methods.get_hookimpls():
+    hooks = (pm.hook.register_methods, pm.hook.register_mask_methods)  # the new name, the old
+    for impl in [impl for hook in hooks for impl in hook.get_hookimpls()]:
         package, version, ep_name = origin.get(impl.plugin_name, (impl.plugin_name, "unknown", "?"))
         staged: list[MethodInfo] = []
 

@@ -308,7 +308,7 @@ def _module_source(name: str, kind: str, params: list[PluginParam]) -> str:
         "\n"
         "\n"
         "@hookimpl\n"
-        "def register_mask_methods(register):\n"
+        "def register_methods(register):\n"
         f'    """Register {cls} as ``{name}``."""\n'
         f"    register({cls})\n"
     )
