@@ -1,7 +1,10 @@
 """`arena methods`, `arena check`, `arena masks` as a user runs them."""
 
 import json
+import os
 import struct
+import subprocess
+import sys
 
 from conftest import run_arena
 from typer.testing import CliRunner
@@ -43,6 +46,24 @@ def test_methods_off_a_terminal_are_tab_separated_and_never_cut():
     assert rows["mixup-cutmix"][:4] == ["mixup-cutmix", "mask", "alpha=1.0, p=0.5", "msda-arena"]
     assert rows["mixup-cutmix"][5].startswith("per batch CutMix with probability p")
     assert all(len(row) == 6 for row in lines)
+
+
+def test_listing_the_builtin_methods_loads_neither_torch_nor_pandas():
+    """`arena methods` must answer in under 2 s; importing torch alone takes longer on a
+    small VM, so the built-ins import it only when they compute."""
+    code = (
+        "import sys\nfrom msda_arena.cli.main import main\ntry:\n    main(['methods'])\n"
+        "finally:\n"
+        "    print(sorted({'torch', 'pandas', 'timm'} & set(sys.modules)), file=sys.stderr)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ARENA_PLUGINS": "only-the-built-ins"},  # no installed plugin
+    )
+    assert "mixup-cutmix\tmask" in result.stdout
+    assert result.stderr.splitlines()[-1] == "[]"
 
 
 def test_methods_as_json_and_an_unknown_format():
