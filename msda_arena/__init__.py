@@ -1,4 +1,4 @@
-"""msda-arena: benchmark Mixed Sample Data Augmentation masks on one honest leaderboard.
+"""msda-arena: benchmark Mixed Sample Data Augmentation methods on one honest leaderboard.
 
 Public API::
 
