@@ -107,7 +107,9 @@ class MethodBase:
 
     Subclass :class:`MaskMethod` or :class:`MixMethod`, not this class. Parameter
     values are validated in ``__init__`` and available as attributes (``self.alpha``)
-    and as :attr:`values`.
+    and as :attr:`values`. Draw every random number from the ``generator`` the harness
+    passes (a second lambda: ``self.sample_lam(n, generator, device)``), never from
+    torch's, NumPy's or Python's global state, so a cell is reproducible.
     """
 
     #: The kind, as ``arena methods`` shows it: ``"mask"`` or ``"mix"``.
@@ -169,14 +171,15 @@ class MaskMethod(MethodBase):
         raise NotImplementedError(f"{type(self).__name__} must implement masks()")
 
 
-#: What a mixing method that sets ``needs_saliency`` receives: called with images
-#: ``[B, C, H, W]`` (normally the batch ``x`` itself), it returns the current model's
-#: input-gradient magnitude ``[B, H, W]`` (float32, >= 0): the root mean square over
-#: channels of the gradient of the cross-entropy of the true labels with respect to
-#: the input, as PuzzleMix computes it, with the model in evaluation mode (as
-#: PuzzleMix's reference does). Each call costs one forward and backward of the
-#: model, counted in the cell's time; the model's weights and statistics are not changed.
 Saliency = Callable[["torch.Tensor"], "torch.Tensor"]
+"""What a mixing method that sets ``needs_saliency`` receives: ``saliency(images)``, with
+images ``[B, C, H, W]`` in the batch's order, returns the current model's input-gradient
+magnitude ``[B, H, W]`` (float32, >= 0): the root mean square over channels of
+d CE(model(images[i]), y[i]) / d images[i], in evaluation mode, as PuzzleMix computes it.
+Row ``i`` is scored against the batch's label ``y[i]``, so the partners' saliency is
+``saliency(x)[partner]``; ``saliency(x[partner])`` silently scores them against the wrong
+labels. Each call costs one forward and backward, counted in the cell's time; the weights,
+their gradients and BatchNorm statistics are untouched."""
 
 
 class MixMethod(MethodBase):
