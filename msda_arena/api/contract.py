@@ -14,14 +14,10 @@ things only:
 Pairing samples, mixing pixels and labels, and the loss belong to the harness
 (:mod:`msda_arena.train.mixing`), so every method is compared under identical training.
 
-A mixing method (:class:`MixMethod`) is the second kind, for methods that must see
-the images or the model (SaliencyMix, PuzzleMix, ResizeMix...). It receives the batch,
-the partner index the harness chose and the lambdas it drew, and, when it sets
-``needs_saliency``, a callable giving the current model's input-gradient magnitude;
-it returns the mixed inputs and the per-sample weight of the first label. The harness
-still pairs the samples, mixes the labels and computes the loss. A method that needs
-nothing but lambda should stay a mask method: its masks can be checked, drawn and
-fingerprinted on their own.
+A mixing method (:class:`MixMethod`) is the second kind, for methods that must see the
+images or the model (SaliencyMix, PuzzleMix, ResizeMix...): it mixes the paired batch
+itself and returns each sample's label weight. A method that needs nothing but lambda
+should stay a mask method: its masks can be checked, drawn and fingerprinted alone.
 """
 
 from __future__ import annotations
@@ -86,8 +82,8 @@ class Param:
 
 
 def _convert(value: Any, kind: type) -> tuple[bool, Any]:
-    """Whether ``value`` is of the scalar type ``kind`` (an int counts as a float, a
-    bool as nothing but a bool), and the value as that type."""
+    """Whether ``value`` is a ``kind`` (an int counts as a float, a bool only as a bool),
+    and ``value`` as one."""
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return True, float(value)
     return isinstance(value, kind) and (kind is bool or not isinstance(value, bool)), value

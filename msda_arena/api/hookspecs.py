@@ -43,6 +43,5 @@ def register_methods(register: Callable[[type[MaskMethod] | type[MixMethod]], No
 
 @hookspec
 def register_mask_methods(register: Callable[[type[MaskMethod] | type[MixMethod]], None]) -> None:
-    """The first name of :func:`register_methods`, from when only mask methods existed;
-    still called, so plugins written for it keep working. New plugins implement
-    :func:`register_methods`."""
+    """The first name of :func:`register_methods` (when only mask methods existed); still
+    called, so the plugins written for it keep working."""

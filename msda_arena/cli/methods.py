@@ -1,8 +1,8 @@
 """``arena methods``, ``arena plugins``, ``arena check`` and ``arena masks``: inspect
 installed methods and the packages that provide them; ``arena new-plugin``: start one.
 
-The registry, the conformance checks and the gallery load torch (the built-in methods
-need it), so each command imports them inside: ``arena --help`` stays instant."""
+The registry (with the plugins, which may load torch), the conformance checks and the
+gallery (torch) are imported inside each command: ``arena --help`` stays instant."""
 
 from __future__ import annotations
 

@@ -187,8 +187,8 @@ def _strict() -> bool:
     return os.environ.get("ARENA_STRICT_PLUGINS", "").strip().lower() not in (
         "",
         "0",
-        "false",
         "no",
+        "false",
     )
 
 
@@ -198,12 +198,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
-    eps = metadata.entry_points()
-    group = (
-        eps.select(group=ENTRY_POINT_GROUP)
-        if hasattr(eps, "select")
-        else eps.get(ENTRY_POINT_GROUP, [])
-    )
+    group = metadata.entry_points(group=ENTRY_POINT_GROUP)
     seen: set[tuple[str, str]] = set()
     unique = []
     for ep in group:
@@ -216,7 +211,6 @@ def _entry_points() -> list[metadata.EntryPoint]:
 
 
 def _load() -> Registry:
-
     reg = Registry()
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)

@@ -52,10 +52,7 @@ MAX_NAME_LENGTH = 64
 
 _PARAM_SYNTAX = re.compile(r"\s*([^:=\s]+)\s*:\s*([^=\s]+)\s*=(.*)", re.S)
 _PARAM_NAME = re.compile(r"[a-z_][a-z0-9_]*")
-_SYNTAX_HELP = (
-    "write NAME:TYPE=DEFAULT with TYPE float, int, bool, str or tuple[...] of one, "
-    "e.g. --param r:float=0.5 or --param grids:tuple[int]=2,4,8"
-)
+_SYNTAX_HELP = "write NAME:TYPE=DEFAULT, e.g. --param r:float=0.5 or --param grids:tuple[int]=2,4,8"
 
 
 @dataclass(frozen=True)
