@@ -8,10 +8,25 @@ from msda_arena.grid.config import load_config, parse_config
 
 
 def test_repo_arena_toml_is_the_embedded_default():
-    embedded = (REPO / "msda_arena" / "grid" / "default_arena.toml").read_text()
-    assert (REPO / "arena.toml").read_text() == embedded, (
-        "copy arena.toml to msda_arena/grid/default_arena.toml"
-    )
+    """One file: the repository's arena.toml is a link to the package's."""
+    embedded = REPO / "msda_arena" / "grid" / "default_arena.toml"
+    assert (REPO / "arena.toml").resolve() == embedded.resolve()
+
+
+def test_the_profiles_draw_on_the_one_list_of_baselines_and_scenario_order(tmp_path, monkeypatch):
+    """grid.config owns the built-in methods, the compared baselines and the scenario
+    order; methods.BUILTINS and every default profile agree with it."""
+    from msda_arena.grid import COMPARED_BASELINES, REFERENCE_METHODS, SCENARIO_ORDER
+    from msda_arena.methods import BUILTINS
+
+    assert tuple(cls.name for cls in BUILTINS) == REFERENCE_METHODS
+    assert set(COMPARED_BASELINES) < set(REFERENCE_METHODS)
+    monkeypatch.chdir(tmp_path)  # no ./arena.toml: the embedded default
+    cfg = load_config()
+    assert tuple(cfg.scenarios) == SCENARIO_ORDER
+    for prof in cfg.profiles.values():
+        assert list(prof.baselines) == [m for m in REFERENCE_METHODS if m in prof.baselines]
+        assert list(prof.scenarios) == [s for s in SCENARIO_ORDER if s in prof.scenarios]
 
 
 def test_default_profiles_are_complete(tmp_path, monkeypatch):

@@ -31,8 +31,9 @@ from typer.testing import CliRunner
 
 from msda_arena.api.errors import StoreError, UsageError
 from msda_arena.api.record import SCHEMA_VERSION, cell_key
-from msda_arena.cli.report import _canonical, report
+from msda_arena.cli.report import report
 from msda_arena.report import build_report, load_published, paired_test, render
+from msda_arena.report.show import _canonical
 from msda_arena.store.results import load_results, write_result
 
 NAN = float("nan")
@@ -1231,7 +1232,10 @@ def test_when_vanilla_leads_the_terminal_says_why_in_one_line(tmp_path):
     frame = _lead_store(tmp_path / "short", vanilla_loss=0.62)
     report = build_report(frame)
     assert report.regime_note.startswith("vanilla leads because training is too short")
-    assert "after 4 epoch(s) the un-mixed model's training loss is still 0.62" in report.regime_note
+    assert (
+        "after 4 epoch(s) the un-mixed model's training loss is 0.62, and it takes a loss "
+        "below 0.1 to fit the training set, so there is no overfitting" in report.regime_note
+    )
     result = invoke("--results", tmp_path / "short")
     assert result.exit_code == 0, result.output
     said = [line for line in result.output.splitlines() if "Vanilla leads" in line]
@@ -1250,3 +1254,39 @@ def test_when_vanilla_leads_the_terminal_says_why_in_one_line(tmp_path):
 
 def test_no_vanilla_note_when_a_mixing_method_leads(rep):
     assert rep.leaderboard.rows[0].method != "vanilla" and rep.regime_note is None
+
+
+def test_a_method_whose_every_cell_failed_is_said_to_have_failed_with_its_error(tmp_path):
+    """Not "run X and mixup on the same ... seed": they were run, and failed."""
+    root = tmp_path / "r"
+    for method in ("mixup", "cutmix"):
+        for seed in range(3):
+            add(root, method, "resnet8_cifar", "standard", seed, 70.0 + seed)
+    for seed in range(3):
+        add(root, "broken", "resnet8_cifar", "standard", seed, NAN,
+            error="MaskContractError: masks must lie in [0, 1]")  # fmt: skip
+    result = invoke("--results", root, "--compare", "broken", "-f", "json")
+    assert result.exit_code == 0, result.output
+    verdicts = {
+        c["baseline"]: c["verdict"] for c in json.loads(result.stdout)["comparison"]["against"]
+    }
+    for baseline in ("mixup", "cutmix"):
+        assert verdicts[baseline].startswith("every broken cell failed (3 failed result(s))")
+        assert "the first error: MaskContractError: masks must lie in [0, 1]" in verdicts[baseline]
+        assert "`arena run` lists them" in verdicts[baseline]
+        assert "no matched results" not in verdicts[baseline]
+
+
+def test_the_locality_note_covers_mixing_methods_not_only_vanilla(tmp_path):
+    """A mixing method has no locality index either (no mask of lambda alone)."""
+    root = tmp_path / "r"
+    for method, locality in (("mixup", 0.0), ("saliencymix", NAN), ("vanilla", NAN)):
+        for seed in range(2):
+            add(root, method, "resnet8_cifar", "standard", seed, 70.0 + seed, locality=locality)
+    result = invoke("--results", root, "-f", "markdown")
+    assert result.exit_code == 0, result.output
+    note = next(line for line in result.stdout.splitlines() if line.startswith("- locality = "))
+    assert "vanilla never mixes, and a mixing method mixes through the images" in note
+    assert "with no mask of lambda alone to measure" in note
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| saliencymix"))
+    assert row.rstrip(" |").endswith("—")  # no locality shown

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import stat
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from msda_arena.api.errors import StoreError
 from msda_arena.api.record import COLUMNS as RESULT_COLUMNS
@@ -121,6 +123,24 @@ def test_write_replaces_an_existing_result_for_the_same_cell(tmp_path):
     path = write_result(tmp_path, make_record(top1=61.5))
     assert read_result(path)["top1"] == 61.5
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o002, 0o664), (0o022, 0o644)])
+def test_results_index_and_checkpoints_get_the_users_umask(tmp_path, umask, mode):
+    """A store shared by a group is readable by the group when the umask says so.
+
+    Seen failing with the guard removed: with mkstemp's temporary files every result and
+    the index were created mode 0600 (`assert 0o600 == 0o664`), and safetensors'
+    save_file made the checkpoint 0600 again."""
+    old = os.umask(umask)
+    try:
+        path = write_result(tmp_path, make_record())
+        load_results(tmp_path)  # writes the index
+        weights = store.write_checkpoint(tmp_path, "cifar10", "k", {"w": torch.ones(2)})
+    finally:
+        os.umask(old)
+    for made in (path, tmp_path / INDEX_NAME, weights):
+        assert stat.S_IMODE(made.stat().st_mode) == mode, made.name
 
 
 @pytest.mark.parametrize(
@@ -290,6 +310,26 @@ def test_published_dir_temp_and_dot_files_are_not_results(tmp_path):
     (tmp_path / "cifar10" / "notes.txt").write_text("hello")
     frame, warnings = load_results(tmp_path)
     assert len(frame) == 1 and warnings == []
+
+
+def test_the_scanner_counts_no_symlink_or_folder_as_a_result(tmp_path):
+    """Seen failing with the guard removed: the symbolic link to a result and the file
+    inside the folder named like one were listed as result files beside the two."""
+    first, second = write_many(tmp_path, 2)
+    ds = first.parent
+    (ds / "alias.parquet").symlink_to(first.name)
+    (ds / "loop.parquet").symlink_to("loop.parquet")
+    (ds / "x.parquet").mkdir()
+    (ds / "x.parquet" / "part-0.parquet").write_bytes(second.read_bytes())
+    (ds / "notes.txt").write_text("hello")
+    results = sorted(p.relative_to(tmp_path).as_posix() for p in (first, second))
+    assert sorted(store.result_files(tmp_path)) == results
+    strays: list[str] = []
+    assert sorted(store.result_files(tmp_path, strays)) == results
+    names = ["alias.parquet", "loop.parquet", "notes.txt", "x.parquet"]
+    assert sorted(strays) == [f"cifar10/{n}" for n in names]
+    frame, warnings = load_results(tmp_path)
+    assert len(frame) == 2 and warnings == []
 
 
 def test_a_file_as_root_is_a_store_error(tmp_path):

@@ -1,11 +1,16 @@
-"""Method code in the cell identity, provenance of every plugin, temporaries, and the
-index cross-check of `arena verify`."""
+"""Method code in the cell identity, provenance of every plugin, temporaries, and
+`arena verify`: the index cross-check, foreign entries, read-only stores."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import shutil
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -152,3 +157,126 @@ def test_verify_of_a_sound_store_exits_0_and_counts(tmp_path):
     assert "found: 0 corrupt, 0 foreign, 0 duplicated, 0 orphaned, 0 index, 0 stale" in (
         result.stdout
     )
+
+
+def _as_bound_user(*command: str) -> subprocess.CompletedProcess:
+    """Run ``command`` as a user whom file modes bind: run by root, the child first drops
+    the capabilities that override them (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
+    CAP_FOWNER) from its bounding set, so they are gone after exec."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl if os.geteuid() == 0 else None
+
+    def drop() -> None:
+        for cap in (1, 2, 3) if prctl else ():
+            prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP
+
+    return subprocess.run(command, capture_output=True, text=True, preexec_fn=drop, timeout=600)
+
+
+def _arena(*args: str) -> subprocess.CompletedProcess:
+    return _as_bound_user(sys.executable, "-m", "msda_arena.cli.main", *args)
+
+
+def _require_binding_modes(tmp_path) -> None:
+    probe = tmp_path / "probe"
+    probe.write_text("x")
+    probe.chmod(0)
+    opened = _as_bound_user(sys.executable, "-c", f"open({str(probe)!r})").returncode == 0
+    probe.unlink()
+    if opened:
+        pytest.skip("root here cannot drop CAP_DAC_OVERRIDE (no CAP_SETPCAP): modes bind nobody")
+
+
+def test_verify_names_every_foreign_entry_and_after_repair_verify_passes(tmp_path):
+    """Symbolic links (to a good result, dangling, a loop), a folder named like a result,
+    a file that is no result and results of another user's modes (0000, 0200).
+
+    Seen failing with the guards removed: the alias and the copy inside the folder were
+    counted as results, the loops, the dangling link and the other file were never
+    mentioned, and after `--repair` every `verify` failed again ("its row for
+    ds/alias.parquet disagrees with the file").
+    """
+    _require_binding_modes(tmp_path)
+    root = tmp_path / "store"
+    paths = [write_result(root, _record(i, 60.0 + i)) for i in range(4)]
+    load_results(root)  # an index, as the files' owner leaves it
+    ds = paths[0].parent
+    (ds / "alias.parquet").symlink_to(paths[0].name)
+    (ds / "loop.parquet").symlink_to("loop.parquet")
+    (ds / "gone.parquet").symlink_to("nowhere.parquet")
+    (ds / "x.parquet").mkdir()
+    (ds / "x.parquet" / "part-0.parquet").write_bytes(paths[3].read_bytes())
+    (ds / "notes.txt").write_text("hello")
+    paths[1].chmod(0o000)
+    paths[2].chmod(0o200)
+
+    verify = _arena("verify", "--results", str(root), "--format", "json")
+    assert verify.returncode == 1, verify.stderr
+    doc = json.loads(verify.stdout)
+    assert (doc["files"], doc["ok"]) == (4, 2)
+    foreign = {Path(f["path"]).name: f["reason"] for f in doc["findings"] if f["kind"] == "foreign"}
+    assert foreign["alias.parquet"].startswith(f"a symbolic link to {paths[0].name};")
+    assert "(a loop)" in foreign["loop.parquet"] and "(dangling)" in foreign["gone.parquet"]
+    assert foreign["x.parquet"].startswith("a folder named like a result file")
+    assert foreign["notes.txt"].startswith("not a result file")
+    for unreadable in paths[1:3]:
+        assert foreign[unreadable.name].startswith("unreadable by this user")
+    assert len(foreign) == 7
+
+    repair = _arena("verify", "--results", str(root), "--repair")
+    assert repair.returncode == 0, repair.stdout + repair.stderr
+    (bin_,) = (root / ".quarantine").iterdir()
+    for name in foreign:
+        assert os.path.lexists(bin_ / "ds" / name) and not os.path.lexists(ds / name), name
+    again = _arena("verify", "--results", str(root))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "2 result file(s): 2 ok, 0 failed" in again.stdout
+    assert "found: 0 corrupt, 0 foreign" in again.stdout
+
+
+@pytest.mark.parametrize("how", ["chmod", "ro-mount"])
+@pytest.mark.parametrize("damaged", [False, True], ids=["clean", "damaged"])
+def test_verify_repair_of_a_read_only_store_creates_nothing_and_errs_in_one_line(
+    tmp_path, how, damaged
+):
+    """A clean store: the report, exit 0, nothing created. A damaged one: one line
+    naming the file and what to do, exit 1, nothing created.
+
+    Seen failing with the guard removed: `--repair` made `.quarantine` first, even with
+    nothing to move, and ended in a traceback (`OSError: [Errno 30] Read-only file
+    system: '.quarantine'`, or Errno 13 for a folder without write permission)."""
+    root = tmp_path / "store"
+    first = write_result(root, _record(0, 61.0))
+    write_result(root, _record(1, 62.0))
+    load_results(root)
+    if damaged:
+        (first.parent / "alias.parquet").symlink_to(first.name)
+    before = sorted(root.rglob("*"))
+    args = ("verify", "--results", str(root), "--repair")
+    if how == "chmod":
+        _require_binding_modes(tmp_path)
+        for folder in (root, first.parent):
+            folder.chmod(0o555)
+        try:
+            result = _arena(*args)
+        finally:
+            for folder in (root, first.parent):
+                folder.chmod(0o755)
+    else:
+        mount = 'mount --bind -o ro "$0" "$0" && exec "$@"'
+        if (
+            os.geteuid() != 0
+            or not shutil.which("unshare")
+            or subprocess.run(["unshare", "-m", "true"]).returncode
+        ):
+            pytest.skip("a read-only bind mount needs root and unshare")
+        command = [sys.executable, "-m", "msda_arena.cli.main", *args]
+        result = _as_bound_user("unshare", "-m", "sh", "-c", mount, str(root), *command)
+    assert sorted(root.rglob("*")) == before
+    if not damaged:
+        assert result.returncode == 0, result.stderr
+        assert "2 result file(s): 2 ok, 0 failed" in result.stdout
+        return
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("arena: error: could not move 1 damaged file(s) aside")
+    assert "alias.parquet" in result.stderr and "arena verify --repair" in result.stderr

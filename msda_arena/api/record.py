@@ -51,6 +51,9 @@ __all__ = [
     "problems",
 ]
 
+#: What makes a result one cell of the grid: two records with these equal are the same cell.
+CELL_IDENTITY: tuple[str, ...] = ("dataset", "arch", "scenario", "method", "seed")
+
 #: Version of the record layout; bumped whenever :data:`COLUMNS` or the key change.
 #: 2: method_code, plugins, host, notes, ece and fgsm_top1; an injective key.
 SCHEMA_VERSION = 2

@@ -106,7 +106,8 @@ _RECIPE_INTS: dict[str, tuple[int, int]] = {
 
 @dataclass(frozen=True)
 class Profile:
-    """One grid: a dataset, architectures, scenarios, seeds, a recipe and the baselines."""
+    """One grid: a dataset, architectures, scenarios, seeds, a recipe and the baselines
+    (of :data:`~msda_arena.grid.REFERENCE_METHODS`, in that order)."""
 
     name: str
     dataset: str

@@ -22,11 +22,13 @@ __all__ = [
     "Vanilla",
 ]
 
-BUILTINS: tuple[type[MaskMethod], ...] = (Vanilla, Mixup, CutMix, HMix, GMix, MixupCutMix)
+#: The built-in methods, in the order of ``grid.REFERENCE_METHODS`` (their names;
+#: tests/test_config.py holds the two together).
+BUILTINS: tuple[type[MaskMethod], ...] = (Vanilla, Mixup, CutMix, MixupCutMix, HMix, GMix)
 
 
 @hookimpl
 def register_methods(register):
-    """Register vanilla, mixup, cutmix, hmix, gmix and mixup-cutmix."""
+    """Register the :data:`BUILTINS`."""
     for cls in BUILTINS:
         register(cls)

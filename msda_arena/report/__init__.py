@@ -11,21 +11,16 @@ Usable without the CLI::
     write_plots(report, "plots/")
     ece = build_report(frame, compare="mymask", metric="ece")  # lower is better
 
-One module per concern: :mod:`~msda_arena.report.metrics` (what a leaderboard ranks:
-top-1, ECE, FGSM top-1, and which way is better), :mod:`~msda_arena.report.selection`
-(which results), :mod:`~msda_arena.report.stats` (the numbers), :mod:`~msda_arena.report.table`
-(the leaderboard), :mod:`~msda_arena.report.compare` (paired comparison),
-:mod:`~msda_arena.report.interaction` (the crop-scenario interaction of CutMix and Mixup),
-:mod:`~msda_arena.report.published` (the paper's numbers),
-:mod:`~msda_arena.report.build` (all of it together), :mod:`~msda_arena.report.render`
-(text formats), :mod:`~msda_arena.report.plots` (figures), :mod:`~msda_arena.report.html`
-(the self-contained page), :mod:`~msda_arena.report.profiles` (the page's pair-weight
-profiles). Nothing here imports torch, except :func:`profiles_png` when it runs (the
-HTML page draws it).
+One module per concern, each saying what it owns: metrics, selection, stats, table,
+compare, interaction, regime, published, build (all of it together), text, html and
+render (the formats), plots, profiles, show (what ``arena report`` and ``arena run``
+print). Nothing here imports torch, except :func:`profiles_png` when it runs.
 """
 
 from __future__ import annotations
 
+from msda_arena.grid import COMPARED_BASELINES as BASELINES
+from msda_arena.grid import REFERENCE_METHODS
 from msda_arena.report.build import Report, build_report, default_compare
 from msda_arena.report.compare import compare_to_baselines, matched_pairs
 from msda_arena.report.html import html_page
@@ -39,43 +34,17 @@ from msda_arena.report.plots import figures_png, write_plots
 from msda_arena.report.profiles import ProfilePlot, profiles_png
 from msda_arena.report.published import default_published_files, load_published
 from msda_arena.report.render import FORMATS, render, report_dict
-from msda_arena.report.selection import BASELINES, REFERENCE_METHODS, select_results
+from msda_arena.report.selection import select_results
+from msda_arena.report.show import leaderboard, leaderboard_after_run
 from msda_arena.report.stats import PairedResult, paired_test, t_interval
 from msda_arena.report.table import Cell, Column, Leaderboard, PublishedRow, Row, build_leaderboard
 
 __all__ = [
-    "BASELINES",
-    "DEFAULT_METRIC",
-    "FORMATS",
-    "INTERACTION_SCENARIOS",
-    "METRICS",
-    "REFERENCE_METHODS",
-    "Cell",
-    "Column",
-    "Interaction",
-    "Leaderboard",
-    "Metric",
-    "PairedResult",
-    "ProfilePlot",
-    "PublishedRow",
-    "Report",
-    "Row",
-    "build_leaderboard",
-    "build_report",
-    "compare_to_baselines",
-    "default_compare",
-    "default_published_files",
-    "figures_png",
-    "get_metric",
-    "html_page",
-    "load_published",
-    "matched_pairs",
-    "paired_test",
-    "profiles_png",
-    "render",
-    "report_dict",
-    "scenario_interaction",
-    "select_results",
-    "t_interval",
-    "write_plots",
-]
+    "BASELINES", "DEFAULT_METRIC", "FORMATS", "INTERACTION_SCENARIOS", "METRICS",
+    "REFERENCE_METHODS", "Cell", "Column", "Interaction", "Leaderboard", "Metric",
+    "PairedResult", "ProfilePlot", "PublishedRow", "Report", "Row", "build_leaderboard",
+    "build_report", "compare_to_baselines", "default_compare", "default_published_files",
+    "figures_png", "get_metric", "html_page", "leaderboard", "leaderboard_after_run",
+    "load_published", "matched_pairs", "paired_test", "profiles_png", "render", "report_dict",
+    "scenario_interaction", "select_results", "t_interval", "write_plots"
+]  # fmt: skip

@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from msda_arena.api.errors import UsageError
+from msda_arena.grid import REFERENCE_METHODS
 from msda_arena.report.compare import compare_to_baselines
 from msda_arena.report.interaction import DEFAULT_METHODS, Interaction, scenario_interaction
 from msda_arena.report.metrics import DEFAULT_METRIC, Metric, get_metric
 from msda_arena.report.regime import vanilla_lead_note
-from msda_arena.report.selection import REFERENCE_METHODS, select_results
+from msda_arena.report.selection import select_results
 from msda_arena.report.stats import PairedResult
 from msda_arena.report.table import Leaderboard, build_leaderboard
 
@@ -74,7 +75,7 @@ def default_compare(methods_in_store: Sequence[str], requested: Sequence[str] | 
     """The method to compare against the baselines when none is named.
 
     The first requested method that is not one of the arena's own
-    (:data:`~msda_arena.report.selection.REFERENCE_METHODS`); else the only such method in
+    (:data:`~msda_arena.grid.REFERENCE_METHODS`); else the only such method in
     the results, if there is exactly one; else ``None``.
     """
     for spec in requested or ():

@@ -9,10 +9,12 @@ and :mod:`msda_arena.report.metrics` for the metrics and their directions.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from msda_arena.api.record import CELL_IDENTITY
+from msda_arena.grid import COMPARED_BASELINES
 from msda_arena.report.metrics import DEFAULT_METRIC, Metric, get_metric
-from msda_arena.report.selection import BASELINES
 from msda_arena.report.stats import PairedResult, paired_test
 
 if TYPE_CHECKING:
@@ -20,8 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MATCH_KEYS", "compare_to_baselines", "matched_pairs"]
 
-#: What makes two results a pair.
-MATCH_KEYS: tuple[str, ...] = ("dataset", "arch", "scenario", "seed")
+#: What makes two results a pair: the cell's identity but the method.
+MATCH_KEYS: tuple[str, ...] = tuple(k for k in CELL_IDENTITY if k != "method")
 
 
 def matched_pairs(
@@ -47,10 +49,13 @@ def matched_pairs(
 def compare_to_baselines(
     frame: pandas.DataFrame,
     method: str,
-    baselines: Sequence[str] = BASELINES,
+    baselines: Sequence[str] = COMPARED_BASELINES,
     metric: str | Metric = DEFAULT_METRIC,
 ) -> list[PairedResult]:
-    """One :class:`PairedResult` per baseline (the method itself is skipped), on ``metric``."""
+    """One :class:`PairedResult` per baseline (the method itself is skipped), on ``metric``.
+
+    When every result of the method (or of a baseline) failed, the verdict says so and
+    quotes the first error, rather than asking for runs that were made."""
     metric = get_metric(metric)
     keys = list(MATCH_KEYS)
     involved = frame.loc[
@@ -62,14 +67,29 @@ def compare_to_baselines(
         if baseline == method:
             continue
         pairs = matched_pairs(involved, method, baseline, metric)
-        results.append(
-            paired_test(
-                method,
-                baseline,
-                pairs["method_value"].tolist(),
-                pairs["baseline_value"].tolist(),
-                seeds=pairs["seed"].nunique() if "seed" in pairs else None,
-                higher_is_better=metric.higher_is_better,
-            )
+        result = paired_test(
+            method,
+            baseline,
+            pairs["method_value"].tolist(),
+            pairs["baseline_value"].tolist(),
+            seeds=pairs["seed"].nunique() if "seed" in pairs else None,
+            higher_is_better=metric.higher_is_better,
         )
+        failed = _all_failed(frame, method) or _all_failed(frame, baseline)
+        results.append(replace(result, verdict=failed) if result.n == 0 and failed else result)
     return results
+
+
+def _all_failed(frame: pandas.DataFrame, method: str) -> str | None:
+    """The verdict when every result of ``method`` failed (quoting the first error), else
+    ``None``."""
+    mine = frame[frame["method"] == method]
+    if len(mine) == 0 or (mine["status"] == "ok").any():
+        return None
+    error = " ".join(str(mine["error"].iloc[0]).split()) if "error" in mine.columns else ""
+    error = error if len(error) <= 160 else error[:157] + "..."
+    return (
+        f"every {method} cell failed ({len(mine)} failed result(s)), so nothing to pair"
+        + (f"; the first error: {error}" if error else "")
+        + "; each failed result stores its error in the store, and `arena run` lists them"
+    )

@@ -11,8 +11,9 @@ import base64
 import html
 from typing import TYPE_CHECKING
 
+from msda_arena.api.record import LOCALITY_SAMPLES, LOCALITY_SEED, LOCALITY_SIZE
 from msda_arena.report.plots import figures_png
-from msda_arena.report.profiles import PROFILE_SAMPLES, PROFILE_SEED, PROFILE_SIZE, profiles_png
+from msda_arena.report.profiles import profiles_png
 from msda_arena.report.text import (
     BEST_MARK,
     MISSING,
@@ -64,10 +65,8 @@ def html_page(
             with :func:`~msda_arena.report.profiles.profiles_png` (imports torch).
     """
     if figures is None:
-
         figures = figures_png(report)
     if profiles is None:
-
         profiles = profiles_png([row.method for row in report.leaderboard.rows])
     out = [
         "<!DOCTYPE html>",
@@ -78,9 +77,44 @@ def html_page(
         f"<h1>{_e(report.title)}</h1>",
         f"<p>{report.n_results} result(s), {len(report.leaderboard.rows)} method(s), "
         f"{len(report.leaderboard.columns)} column(s).</p>",
-        '<table id="leaderboard" class="leaderboard">',
-        "<thead><tr>",
+        *_leaderboard_table(report),
     ]
+    if report.comparisons:
+        out.append(
+            f"<h2>Paired comparison on {_e(report.metric.short)} "
+            f"({_e(report.metric.direction)}): {_e(report.compare_method)} vs each baseline</h2>"
+            "<p>Over matched (dataset, arch, scenario, seed) results.</p>"
+        )
+        out += _verdict_table("comparison", *comparison_table(report))
+    if report.interaction is not None:
+        out.append(f"<h2>{_e(interaction_title(report))}</h2>")
+        out += _verdict_table("interaction", *interaction_table(report))
+    out.append(_list("notes", legend(report)))
+    if report.warnings:
+        out += ["<h2>Warnings</h2>", _list("warnings", report.warnings)]
+    metric = report.metric
+    captions = {
+        "accuracy": f"{metric.short} ({metric.unit}, {metric.direction}) per column, "
+        "mean ± 1 std over seeds, by method.",
+        "scenarios": f"Each method minus Mixup in {metric.short} ({metric.direction}) per "
+        "crop scenario, with 95% paired intervals where there are two or more pairs "
+        "(bars without an interval had fewer).",
+    }
+    out += [_figure(name, data, captions.get(name, name)) for name, data in figures.items()]
+    out += [*_profiles(profiles), "</body></html>"]
+    return "\n".join(out) + "\n"
+
+
+def _list(cls: str, items: list[str], id_: str = "") -> str:
+    """``<ul class="cls">`` of the escaped items."""
+    at = f' id="{id_}"' if id_ else ""
+    return f'<ul class="{cls}"{at}>' + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
+
+
+def _leaderboard_table(report: Report) -> list[str]:
+    """The lines of the leaderboard's table: best cells bold and marked, failed, partial
+    and missing cells classed, published rows in their own class."""
+    out = ['<table id="leaderboard" class="leaderboard">', "<thead><tr>"]
     for i, header in enumerate(_headers(report, " / ")):
         cls = ' class="method"' if i == 0 else ""
         out.append(f'<th scope="col"{cls}>{_e(header)}</th>')
@@ -103,41 +137,7 @@ def html_page(
             out.append(f"<td{cls}>{text}</td>")
         out.append("</tr>")
     out.append("</tbody></table>")
-    if report.comparisons:
-        headers, rows = comparison_table(report)
-        out.append(
-            f"<h2>Paired comparison on {_e(report.metric.short)} "
-            f"({_e(report.metric.direction)}): {_e(report.compare_method)} vs each baseline</h2>"
-            "<p>Over matched (dataset, arch, scenario, seed) results.</p>"
-        )
-        out += _verdict_table("comparison", headers, rows)
-    if report.interaction is not None:
-        headers, rows = interaction_table(report)
-        out.append(f"<h2>{_e(interaction_title(report))}</h2>")
-        out += _verdict_table("interaction", headers, rows)
-    out.append(
-        '<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in legend(report)) + "</ul>"
-    )
-    if report.warnings:
-        out.append("<h2>Warnings</h2>")
-        out.append(
-            '<ul class="warnings">'
-            + "".join(f"<li>{_e(w)}</li>" for w in report.warnings)
-            + "</ul>"
-        )
-    metric = report.metric
-    captions = {
-        "accuracy": f"{metric.short} ({metric.unit}, {metric.direction}) per column, "
-        "mean ± 1 std over seeds, by method.",
-        "scenarios": f"Each method minus Mixup in {metric.short} ({metric.direction}) per "
-        "crop scenario, with 95% paired intervals where there are two or more pairs "
-        "(bars without an interval had fewer).",
-    }
-    for name, data in figures.items():
-        out.append(_figure(name, data, captions.get(name, name)))
-    out += _profiles(profiles)
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def _figure(name: str, data: bytes, caption: str) -> str:
@@ -150,23 +150,19 @@ def _figure(name: str, data: bytes, caption: str) -> str:
 
 def _profiles(profiles: ProfilePlot) -> list[str]:
 
-    h, w = PROFILE_SIZE
+    h, w = LOCALITY_SIZE
     out = ['<h2 id="profiles">Pair-weight profiles</h2>']
     if profiles.png is not None:
         caption = (
             f"Pair-weight profiles of {', '.join(profiles.methods)} at {h}×{w} px "
-            f"({PROFILE_SAMPLES} masks each, seed {PROFILE_SEED}): the weight "
+            f"({LOCALITY_SAMPLES} masks each, seed {LOCALITY_SEED}): the weight "
             "E[(1−M_p)(1−M_q)] a method's regulariser gives a pixel pair at each distance, "
             "relative to Mixup (1 everywhere); L is the locality index of the leaderboard. "
             "Below: coverage maps E[1−M](p)."
         )
         out.append(_figure("profiles", profiles.png, caption))
     if profiles.notes:
-        out.append(
-            '<ul class="notes" id="profiles-notes">'
-            + "".join(f"<li>{_e(n)}</li>" for n in profiles.notes)
-            + "</ul>"
-        )
+        out.append(_list("notes", profiles.notes, "profiles-notes"))
     return out
 
 

@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from msda_arena.api.record import CELL_IDENTITY
 from msda_arena.report.metrics import DEFAULT_METRIC, Metric, get_metric
 from msda_arena.report.stats import ALPHA, MIN_PAIRS, paired_p_value, t_interval
 
@@ -40,14 +41,16 @@ __all__ = [
     "scenario_interaction",
 ]
 
-#: (large-crop scenario, small-crop scenario): the pair the interaction contrasts. Names
-#: of :data:`msda_arena.data.crops.DEFAULT_SCENARIOS` (and ``[scenarios.*]`` of
-#: arena.toml); kept here, torch-free, because ``arena report`` must not import torch.
+#: (large-crop scenario, small-crop scenario): the pair the interaction contrasts, two
+#: of :data:`~msda_arena.grid.SCENARIO_ORDER`.
 INTERACTION_SCENARIOS: tuple[str, str] = ("large-crop", "small-crop")
 #: (A, B) of the interaction by default: the paper's claim is about CutMix against Mixup.
 DEFAULT_METHODS: tuple[str, str] = ("cutmix", "mixup")
-#: What makes the four results of one interaction value.
-INTERACTION_KEYS: tuple[str, ...] = ("dataset", "arch", "seed")
+#: What makes the four results of one interaction value: the cell's identity but the
+#: method and the scenario.
+INTERACTION_KEYS: tuple[str, ...] = tuple(
+    k for k in CELL_IDENTITY if k not in ("method", "scenario")
+)
 #: The paper's prediction: A = cutmix gains over B = mixup with large crops.
 _PAPER = ("cutmix", "mixup")
 

@@ -1,15 +1,7 @@
-"""The metrics a report can rank by: the one place that names them and says which way
-is better (``arena report --metric``, ``build_report(..., metric=)``, the plots and
-every output format read :data:`METRICS`).
-
-========  ==============  =====================================================  ======
-name      record column   shown as                                               better
-========  ==============  =====================================================  ======
-top1      ``top1``        top-1 accuracy, %                                      higher
-ece       ``ece``         expected calibration error (15 bins), % (stored        lower
-                          fraction × 100)
-fgsm      ``fgsm_top1``   top-1 accuracy under FGSM at ε = 8/255, %            higher
-========  ==============  =====================================================  ======
+"""The metrics a report can rank by: :data:`METRICS` declares each one once (its name,
+record column, label, unit, scale, direction and whether the paper published it), and
+``arena report --metric``, ``build_report(..., metric=)``, the plots and every output
+format read it.
 
 Every number of a report (cell means and stds, averages, differences, paired
 differences and their intervals) is in the metric's *display* unit, the stored value

@@ -23,8 +23,9 @@ import io
 import math
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from msda_arena.grid import REFERENCE_METHODS
 from msda_arena.report.compare import matched_pairs
 from msda_arena.report.stats import t_interval
 
@@ -40,37 +41,19 @@ __all__ = ["FIGURE_NAMES", "accuracy_figure", "figures_png", "scenario_figure", 
 
 #: Names of the figures :func:`figures_png` draws (file names without ``.png``).
 FIGURE_NAMES: tuple[str, ...] = ("accuracy", "scenarios")
-_FIXED = {
-    "vanilla": "#7f7f7f",
-    "mixup": "#1f77b4",
-    "cutmix": "#ff7f0e",
-    "mixup-cutmix": "#8c564b",
-    "hmix": "#2ca02c",
-    "gmix": "#9467bd",
-}
-_OTHERS = (
-    "#d62728",
-    "#e377c2",
-    "#17becf",
-    "#bcbd22",
-    "#393b79",
-    "#637939",
-    "#843c39",
-    "#7b4173",
-    "#3182bd",
-    "#e6550d",
-)
+#: Colours of the arena's own methods (tab10), in the order of REFERENCE_METHODS.
+_FIXED = dict(zip(REFERENCE_METHODS, ("#7f7f7f", "#1f77b4", "#ff7f0e", "#8c564b", "#2ca02c",
+                                      "#9467bd"), strict=True))  # fmt: skip
+#: How a published (paper) number is drawn: a hollow diamond.
+_PAPER_MARK = {"marker": "D", "markerfacecolor": "none", "markersize": 6, "linestyle": "none"}
+#: Colours of other methods, in turn.
+_OTHERS = ("#d62728", "#e377c2", "#17becf", "#bcbd22", "#393b79", "#637939", "#843c39",
+           "#7b4173", "#3182bd", "#e6550d")  # fmt: skip
 
 
 def _colors(methods: list[str]) -> dict[str, str]:
-    out, k = {}, 0
-    for m in methods:
-        if m in _FIXED:
-            out[m] = _FIXED[m]
-        else:
-            out[m] = _OTHERS[k % len(_OTHERS)]
-            k += 1
-    return out
+    others = iter(_OTHERS * (1 + len(methods) // len(_OTHERS)))
+    return {m: _FIXED[m] if m in _FIXED else next(others) for m in methods}
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -107,15 +90,7 @@ def accuracy_figure(report: Report) -> Figure:
             v = pub.values[j]
             if not math.isnan(v):
                 y = ys[methods.index(pub.method)]
-                ax.plot(
-                    v,
-                    y,
-                    marker="D",
-                    markerfacecolor="none",
-                    color=colors[pub.method],
-                    markersize=6,
-                    linestyle="none",
-                )
+                ax.plot(v, y, color=colors[pub.method], **_PAPER_MARK)
         labels = []
         for m in methods:
             if m in measured:
@@ -169,69 +144,12 @@ def scenario_figure(report: Report) -> Figure | None:
     for g, ((dataset, arch), col_idx) in enumerate(groups.items()):
         ax = axes[g // ncols][g % ncols]
         for k, method in enumerate(others):
-            row = board.row(method)
-            xs, hs, errs = [], [], []
-            for x, j in enumerate(col_idx):
-                cell = row.cells[j]
-                if not cell.has_result:
-                    continue
-                column = board.columns[j]
-                pairs = matched_pairs(
-                    report.frame[
-                        (report.frame["dataset"] == column.dataset)
-                        & (report.frame["arch"] == column.arch)
-                        & (report.frame["scenario"] == column.scenario)
-                    ],
-                    method,
-                    "mixup",
-                    report.metric,
-                )
-                diffs = (pairs["method_value"] - pairs["baseline_value"]).tolist()
-                if not diffs:  # nothing matched: no paired difference to draw
-                    continue
-                low, high = (
-                    t_interval(diffs) if len(diffs) >= MIN_INTERVAL_PAIRS else (math.nan, math.nan)
-                )
-                xs.append(x - 0.4 + width * (k + 0.5))
-                hs.append(math.fsum(diffs) / len(diffs))  # paired mean, like its interval
-                errs.append(math.nan if math.isnan(low) else (high - low) / 2)
-            if xs:
-                ax.bar(
-                    xs,
-                    hs,
-                    width=width * 0.9,
-                    color=colors[method],
-                    label=f"{method} − mixup",
-                    edgecolor="black" if method == "cutmix" else None,
-                )
-                # an interval only where there are enough pairs for one: never a
-                # zero-width "interval" from a single seed
-                with_err = [i for i, e in enumerate(errs) if not math.isnan(e)]
-                if with_err:
-                    ax.errorbar(
-                        [xs[i] for i in with_err],
-                        [hs[i] for i in with_err],
-                        yerr=[errs[i] for i in with_err],
-                        fmt="none",
-                        ecolor="black",
-                        capsize=2,
-                    )
+            _difference_bars(ax, report, method, col_idx, width, k, colors[method])
         if "cutmix" in published and "mixup" in published:
-            pc, pm = published["cutmix"], published["mixup"]
-            labelled = False
-            for x, j in enumerate(col_idx):
-                if not (math.isnan(pc.values[j]) or math.isnan(pm.values[j])):
-                    at = x - 0.4 + width * 0.5 if "cutmix" in others else x
-                    ax.plot(
-                        at,
-                        pc.values[j] - pm.values[j],
-                        marker="x",
-                        color="black",
-                        markersize=8,
-                        linestyle="none",
-                        label=None if labelled else "cutmix − mixup (paper)",
-                    )
-                    labelled = True
+            shift = -0.4 + width * 0.5 if "cutmix" in others else 0.0  # on cutmix's bar
+            _paper_crosses(
+                ax, published["cutmix"].values, published["mixup"].values, col_idx, shift
+            )
         ax.axhline(0.0, color="black", linewidth=0.8)
         ax.set_xticks(range(len(col_idx)), [board.columns[j].scenario for j in col_idx])
         ax.set_ylabel(f"{report.metric.short} difference (points)", fontsize=8)
@@ -251,6 +169,62 @@ def scenario_figure(report: Report) -> Figure | None:
     return fig
 
 
+def _difference_bars(
+    ax: Any, report: Report, method: str, col_idx: list[int], width: float, k: int, color: str
+) -> None:
+    """The ``k``-th method's bars of one panel: its paired mean difference from Mixup in
+    each scenario (columns ``col_idx``), with the 95% interval where there are enough pairs."""
+    board, frame = report.leaderboard, report.frame
+    row = board.row(method)
+    xs, hs, errs = [], [], []
+    for x, j in enumerate(col_idx):
+        if not row.cells[j].has_result:
+            continue
+        column = board.columns[j]
+        in_column = (
+            (frame["dataset"] == column.dataset)
+            & (frame["arch"] == column.arch)
+            & (frame["scenario"] == column.scenario)
+        )
+        pairs = matched_pairs(frame[in_column], method, "mixup", report.metric)
+        diffs = (pairs["method_value"] - pairs["baseline_value"]).tolist()
+        if not diffs:  # nothing matched: no paired difference to draw
+            continue
+        low, high = t_interval(diffs) if len(diffs) >= MIN_INTERVAL_PAIRS else (math.nan, math.nan)
+        xs.append(x - 0.4 + width * (k + 0.5))
+        hs.append(math.fsum(diffs) / len(diffs))  # paired mean, like its interval
+        errs.append(math.nan if math.isnan(low) else (high - low) / 2)
+    if not xs:
+        return
+    edge = "black" if method == "cutmix" else None
+    ax.bar(xs, hs, width=width * 0.9, color=color, label=f"{method} − mixup", edgecolor=edge)
+    # an interval only where there are enough pairs for one: never a zero-width
+    # "interval" from a single seed
+    with_err = [i for i, e in enumerate(errs) if not math.isnan(e)]
+    if with_err:
+        ax.errorbar(
+            [xs[i] for i in with_err],
+            [hs[i] for i in with_err],
+            yerr=[errs[i] for i in with_err],
+            fmt="none",
+            ecolor="black",
+            capsize=2,
+        )
+
+
+def _paper_crosses(
+    ax: Any, cutmix: list[float], mixup: list[float], col_idx: list[int], shift: float
+) -> None:
+    """The paper's CutMix - Mixup as black crosses at ``x + shift`` in each scenario ``x``."""
+    labelled = False
+    for x, j in enumerate(col_idx):
+        if not (math.isnan(cutmix[j]) or math.isnan(mixup[j])):
+            label = None if labelled else "cutmix − mixup (paper)"
+            ax.plot(x + shift, cutmix[j] - mixup[j], marker="x", color="black", markersize=8,
+                    linestyle="none", label=label)  # fmt: skip
+            labelled = True
+
+
 def figures_png(report: Report, dpi: int = 100) -> dict[str, bytes]:
     """The report's figures as PNG bytes, by name (a figure that cannot be drawn is absent)."""
     out = {}
@@ -266,12 +240,15 @@ def figures_png(report: Report, dpi: int = 100) -> dict[str, bytes]:
     return out
 
 
-def write_plots(report: Report, directory: str | Path, dpi: int = 100) -> list[Path]:
-    """Write the figures as ``<directory>/<name>.png``; returns the files written."""
+def write_plots(
+    report: Report, directory: str | Path, dpi: int = 100, figures: dict[str, bytes] | None = None
+) -> list[Path]:
+    """Write the figures (drawn unless ``figures`` holds them) as ``<directory>/<name>.png``;
+    returns the files written."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, data in figures_png(report, dpi=dpi).items():
+    for name, data in (figures_png(report, dpi=dpi) if figures is None else figures).items():
         path = directory / f"{name}.png"
         path.write_bytes(data)
         written.append(path)

@@ -22,12 +22,7 @@ from pathlib import Path
 
 from msda_arena.api.record import LOCALITY_SAMPLES, LOCALITY_SEED, LOCALITY_SIZE
 
-__all__ = ["PROFILE_SAMPLES", "PROFILE_SEED", "PROFILE_SIZE", "ProfilePlot", "profiles_png"]
-
-#: Mask size, masks per method and seed of the profiles: those of a record's locality.
-PROFILE_SIZE: tuple[int, int] = LOCALITY_SIZE
-PROFILE_SAMPLES = LOCALITY_SAMPLES
-PROFILE_SEED = LOCALITY_SEED
+__all__ = ["ProfilePlot", "profiles_png"]
 
 
 @dataclass
@@ -52,9 +47,9 @@ def _reason(exc: BaseException) -> str:
 
 def profiles_png(
     methods: Sequence[str],
-    size: tuple[int, int] = PROFILE_SIZE,
-    samples: int = PROFILE_SAMPLES,
-    seed: int = PROFILE_SEED,
+    size: tuple[int, int] = LOCALITY_SIZE,
+    samples: int = LOCALITY_SAMPLES,
+    seed: int = LOCALITY_SEED,
 ) -> ProfilePlot:
     """Fingerprint each of ``methods`` (canonical specs) and draw their profiles.
 

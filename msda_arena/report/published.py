@@ -8,8 +8,10 @@ not state the architecture, and matches any.
 
 A published number is shown in a leaderboard column when its dataset and scenario
 equal the column's and its architecture equals the column's (or is empty); an exact
-architecture wins over an empty one. Published numbers are never ranked, never marked
-best and never enter averages or paired tests: they are not measurements of this arena.
+architecture wins over an empty one. Rows come in the order their methods first appear
+in the files (the shipped file follows the paper's). Published numbers are never ranked,
+never marked best and never enter averages or paired tests: they are not measurements
+of this arena.
 """
 
 from __future__ import annotations
@@ -27,19 +29,9 @@ from msda_arena.api.errors import StoreError
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["PUBLISHED_COLUMNS", "PUBLISHED_ORDER", "default_published_files", "load_published"]
+__all__ = ["PUBLISHED_COLUMNS", "default_published_files", "load_published"]
 
 PUBLISHED_COLUMNS: tuple[str, ...] = ("dataset", "arch", "scenario", "method", "top1", "source")
-#: Order of published rows in a table (the paper's).
-PUBLISHED_ORDER: tuple[str, ...] = (
-    "vanilla",
-    "mixup",
-    "cutmix",
-    "puzzlemix",
-    "mixup-cutmix",
-    "hmix",
-    "gmix",
-)
 _PACKAGE_PUBLISHED = "msda_arena/published/"  # where the shipped CSV files live, for messages
 
 

@@ -52,9 +52,9 @@ def vanilla_lead_note(frame: pandas.DataFrame, board: Leaderboard) -> str | None
         longer = [p for p in LONGER_PROFILES if p not in here]
         return (
             f"vanilla leads because training is too short for mixing to pay off: after "
-            f"{epochs} epoch(s) the un-mixed model's training loss is still {loss:.2f} "
-            f"(it fits its training set below {FIT_LOSS:g}), so there is no overfitting for "
-            "a mixing regulariser to reduce; judge methods on a profile that trains longer"
+            f"{epochs} epoch(s) the un-mixed model's training loss is {loss:.2f}, and it takes "
+            f"a loss below {FIT_LOSS:g} to fit the training set, so there is no overfitting "
+            "for mixing to reduce; judge methods on a profile that trains longer"
             + (f" ({', '.join(longer)})" if longer else "")
         )
     return (

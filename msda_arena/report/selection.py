@@ -6,8 +6,9 @@ Rules:
 * A report covers one profile. Without ``profile`` the store must hold exactly one;
   results of different profiles (different epochs, recipes) are never averaged together.
 * ``methods`` (canonical specs) restricts the rows to those methods plus the baselines
-  (:data:`BASELINES`), which the "difference from the best baseline" column and the
-  paired comparison need. Without it every method in the profile is shown.
+  (:data:`~msda_arena.grid.COMPARED_BASELINES`), which the "difference from the
+  best baseline" column and the paired comparison need. Without it every method in the
+  profile is shown.
 * Two results for the same cell (dataset, arch, scenario, method, seed) - a re-run after
   a recipe change, or a copied file - are never both counted: the one that finished last
   wins, and a warning says how many were set aside. Likewise results of an older recipe
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from msda_arena.api.errors import StoreError, UsageError
+from msda_arena.api.record import CELL_IDENTITY
+from msda_arena.grid import COMPARED_BASELINES
 from msda_arena.report.metrics import METRICS
 from msda_arena.store.current import latest_code, latest_recipe, listing
 
@@ -29,25 +32,17 @@ if TYPE_CHECKING:
     import pandas
 
 __all__ = [
-    "BASELINES",
-    "REFERENCE_METHODS",
     "REPORT_COLUMNS",
     "Selection",
     "select_results",
 ]
 
-#: The methods every other method is measured against (the paper's four masks).
-BASELINES: tuple[str, ...] = ("mixup", "cutmix", "hmix", "gmix")
-#: Methods that come with the arena; anything else is "a method under test".
-REFERENCE_METHODS: tuple[str, ...] = ("vanilla", "mixup", "cutmix", "mixup-cutmix", "hmix", "gmix")
-
-CELL_IDENTITY: tuple[str, ...] = ("dataset", "arch", "scenario", "method", "seed")
 #: The result columns a report reads (``load_results(columns=REPORT_COLUMNS)`` is faster):
 #: the cell's identity, every metric's column (:data:`~msda_arena.report.metrics.METRICS`),
-#: the method's locality index, what the selection rules need, and the training loss
-#: and epochs that say why vanilla leads (:mod:`~msda_arena.report.regime`).
+#: the method's locality index, what the selection rules need, a failure's error, and
+#: the training loss and epochs that say why vanilla leads (:mod:`~msda_arena.report.regime`).
 REPORT_COLUMNS: tuple[str, ...] = (
-    "status", "profile", "dataset", "arch", "scenario", "method", "seed",
+    "status", "error", "profile", *CELL_IDENTITY,
     *dict.fromkeys(m.column for m in METRICS.values()), "locality",
     "finished_at", "recipe_hash", "method_code", "train_loss", "epochs",
 )  # fmt: skip
@@ -74,6 +69,8 @@ def select_results(
         StoreError: the frame holds no results.
         UsageError: an unknown profile or method, or several profiles and none chosen.
     """
+    import pandas as pd  # loaded already: ``frame`` is a DataFrame
+
     if len(frame) == 0:
         raise StoreError("the result store holds no results; run `arena run` first")
     profiles = sorted(frame["profile"].unique())
@@ -102,7 +99,7 @@ def select_results(
                 )
             if spec not in wanted:
                 wanted.append(spec)
-        keep = wanted + [b for b in BASELINES if b in present and b not in wanted]
+        keep = wanted + [b for b in COMPARED_BASELINES if b in present and b not in wanted]
         frame = frame[frame["method"].isin(keep)]
     warnings: list[str] = []
     frame = latest_recipe(frame, warnings)
@@ -113,7 +110,7 @@ def select_results(
         latest = dup.drop_duplicates(list(CELL_IDENTITY), keep="last")
         n_old = len(dup) - len(latest)
         frame = frame[~duplicated]
-        frame = latest if len(frame) == 0 else _concat(frame, latest)
+        frame = latest if len(frame) == 0 else pd.concat([frame, latest], ignore_index=True)
         warnings.append(
             f"{n_old} older result(s) for cells that have a newer one (same dataset, arch, "
             "scenario, method and seed) were left out"
@@ -121,9 +118,3 @@ def select_results(
     return Selection(
         frame=frame.reset_index(drop=True), profile=profile, methods=wanted, warnings=warnings
     )
-
-
-def _concat(a: pandas.DataFrame, b: pandas.DataFrame) -> pandas.DataFrame:
-    import pandas as pd
-
-    return pd.concat([a, b], ignore_index=True)

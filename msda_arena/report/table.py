@@ -19,7 +19,7 @@ FGSM top-1, lower ECE.
   *incomplete*: its average and rank are marked, because they are not comparable with
   complete rows.
 * **Difference from the best baseline**: per column, the row's mean minus the best
-  mean among :data:`~msda_arena.report.selection.BASELINES` in that column (the
+  mean among :data:`~msda_arena.grid.COMPARED_BASELINES` in that column (the
   highest, or for a lower-is-better metric the lowest: a negative ECE difference is an
   improvement); the row's figure is the mean of these per-column differences, marked
   incomplete unless the row and some baseline have results in every column.
@@ -36,17 +36,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from msda_arena.api.record import CELL_IDENTITY
+from msda_arena.grid import COMPARED_BASELINES, SCENARIO_ORDER
 from msda_arena.report.metrics import DEFAULT_METRIC, METRICS, Metric, get_metric
-from msda_arena.report.published import PUBLISHED_ORDER, match_published
-from msda_arena.report.selection import BASELINES
+from msda_arena.report.published import match_published
 
 if TYPE_CHECKING:
     import pandas
 
 __all__ = [
-    "SCENARIO_ORDER",
     "Cell",
     "Column",
     "Leaderboard",
@@ -55,8 +55,6 @@ __all__ = [
     "build_leaderboard",
 ]
 
-#: Order of scenario columns.
-SCENARIO_ORDER: tuple[str, ...] = ("standard", "large-crop", "small-crop")
 _NAN = math.nan
 
 
@@ -184,80 +182,17 @@ def build_leaderboard(
     Raises:
         UsageError: an unknown metric.
     """
-    import numpy as np
-    import pandas as pd
-
-    keys = ["method", "dataset", "arch", "scenario"]
+    metric = get_metric(metric)
     col_keys = sorted(
-        {tuple(t) for t in frame[["dataset", "arch", "scenario"]].drop_duplicates().to_numpy()},
+        {tuple(t) for t in frame[list(_COLUMN_KEYS)].drop_duplicates().to_numpy()},
         key=lambda t: (t[0], t[1], _scenario_key(t[2])),
     )
     columns = [Column(str(d), str(a), str(s)) for d, a, s in col_keys]
-    col_pos = {(c.dataset, c.arch, c.scenario): i for i, c in enumerate(columns)}
     methods = sorted(str(m) for m in frame["method"].unique())
-
-    metric = get_metric(metric)
-    values = metric.values(frame)
-    measured = (frame["status"] == "ok") & values.notna()
-    ok = frame.loc[measured, keys].assign(_value=values[measured])
-    agg = ok.groupby(keys, sort=False)["_value"].agg(["count", "mean", "std"])
-    fails = frame[frame["status"] != "ok"].groupby(keys, sort=False).size()
-
-    n_m, n_c = len(methods), len(columns)
-    m_pos = {m: i for i, m in enumerate(methods)}
-    count = np.zeros((n_m, n_c), dtype=int)
-    nfail = np.zeros((n_m, n_c), dtype=int)
-    mean = np.full((n_m, n_c), np.nan)
-    std = np.full((n_m, n_c), np.nan)
-    for (m, d, a, s), (c, mu, sd) in zip(agg.index, agg.to_numpy(), strict=True):
-        i, j = m_pos[m], col_pos[(d, a, s)]
-        count[i, j], mean[i, j], std[i, j] = int(c), mu, sd
-    for (m, d, a, s), c in fails.items():
-        nfail[m_pos[m], col_pos[(d, a, s)]] = int(c)
-
-    higher = metric.higher_is_better
-    means = pd.DataFrame(np.round(mean, 9), index=methods)
-    ranks = means.rank(axis=0, ascending=not higher, method="average").to_numpy()
-    col_best = (means.max(axis=0) if higher else means.min(axis=0)).to_numpy()
-    best = (means.to_numpy() == col_best[None, :]) & ~np.isnan(mean)
-    base_idx = [m_pos[b] for b in BASELINES if b in m_pos]
-    if base_idx:
-        base = mean[base_idx]
-        has_base = ~np.isnan(base).all(axis=0)
-        worst = -np.inf if higher else np.inf
-        pick = np.max if higher else np.min
-        best_base = np.where(has_base, pick(np.where(np.isnan(base), worst, base), axis=0), np.nan)
-    else:
-        has_base = np.zeros(n_c, dtype=bool)
-        best_base = np.full(n_c, np.nan)
-    delta = mean - best_base[None, :]
+    grid = _grid(frame, methods, columns, metric)
     locality = _locality(frame)
-
-    rows = []
-    for i, method in enumerate(methods):
-        cells = [
-            Cell(
-                n=int(count[i, j]),
-                n_failed=int(nfail[i, j]),
-                mean=float(mean[i, j]),
-                std=float(std[i, j]),
-                best=bool(best[i, j]),
-                rank=float(ranks[i, j]),
-                delta=float(delta[i, j]),
-            )
-            for j in range(n_c)
-        ]
-        have = count[i] > 0
-        row = Row(method=method, cells=cells, locality=locality.get(method, _NAN))
-        row.complete = bool(have.all())
-        if have.any():
-            row.average = float(mean[i, have].mean())
-            row.avg_rank = float(ranks[i, have].mean())
-        with_delta = have & has_base
-        if with_delta.any():
-            row.delta = float(delta[i, with_delta].mean())
-        row.delta_complete = bool(with_delta.all())
-        rows.append(row)
+    rows = [_row(grid, i, m, locality.get(m, _NAN)) for i, m in enumerate(methods)]
+    higher = metric.higher_is_better
     rows.sort(
         key=lambda r: (
             not r.complete,
@@ -272,6 +207,72 @@ def build_leaderboard(
     return board
 
 
+#: A leaderboard column's part of the cell identity (a row is the method; seeds average).
+_COLUMN_KEYS: tuple[str, ...] = tuple(k for k in CELL_IDENTITY if k not in ("method", "seed"))
+
+
+def _grid(
+    frame: pandas.DataFrame, methods: list[str], columns: list[Column], metric: Metric
+) -> dict[str, Any]:
+    """Methods x columns arrays (numpy) of a leaderboard: counts, means, ranks, best marks
+    and the difference from the best baseline (the module's rules)."""
+    import numpy as np
+    import pandas as pd
+
+    keys = [*_COLUMN_KEYS, "method"]
+    col_pos = {(c.dataset, c.arch, c.scenario): i for i, c in enumerate(columns)}
+    m_pos = {m: i for i, m in enumerate(methods)}
+    values = metric.values(frame)
+    measured = (frame["status"] == "ok") & values.notna()
+    ok = frame.loc[measured, keys].assign(_value=values[measured])
+    agg = ok.groupby(keys, sort=False)["_value"].agg(["count", "mean", "std"])
+    fails = frame[frame["status"] != "ok"].groupby(keys, sort=False).size()
+    shape = (len(methods), len(columns))
+    count, nfail = np.zeros(shape, dtype=int), np.zeros(shape, dtype=int)
+    mean, std = np.full(shape, np.nan), np.full(shape, np.nan)
+    for (d, a, s, m), (c, mu, sd) in zip(agg.index, agg.to_numpy(), strict=True):
+        i, j = m_pos[m], col_pos[(d, a, s)]
+        count[i, j], mean[i, j], std[i, j] = int(c), mu, sd
+    for (d, a, s, m), c in fails.items():
+        nfail[m_pos[m], col_pos[(d, a, s)]] = int(c)
+
+    higher = metric.higher_is_better
+    means = pd.DataFrame(np.round(mean, 9), index=methods)
+    ranks = means.rank(axis=0, ascending=not higher, method="average").to_numpy()
+    col_best = (means.max(axis=0) if higher else means.min(axis=0)).to_numpy()
+    base = mean[[m_pos[b] for b in COMPARED_BASELINES if b in m_pos]]
+    has_base = ~np.isnan(base).all(axis=0)  # False everywhere when no baseline ran
+    best_base = np.full(len(columns), np.nan)
+    if len(base):
+        filled = np.where(np.isnan(base), -np.inf if higher else np.inf, base)
+        best_base = np.where(has_base, (np.max if higher else np.min)(filled, axis=0), np.nan)
+    return dict(
+        count=count, nfail=nfail, mean=mean, std=std, rank=ranks, has_base=has_base,
+        best=(means.to_numpy() == col_best[None, :]) & ~np.isnan(mean),
+        delta=mean - best_base[None, :],
+    )  # fmt: skip
+
+
+def _row(grid: dict[str, Any], i: int, method: str, locality: float) -> Row:
+    """The row of the ``i``-th method of :func:`_grid`, its summary filled in."""
+    fields = ("n", "n_failed", "mean", "std", "best", "rank", "delta")
+    arrays = [grid[k] for k in ("count", "nfail", "mean", "std", "best", "rank", "delta")]
+    cells = [
+        Cell(**{f: a[i, j].item() for f, a in zip(fields, arrays, strict=True)})
+        for j in range(grid["count"].shape[1])
+    ]
+    have = grid["count"][i] > 0
+    row = Row(method=method, cells=cells, locality=locality, complete=bool(have.all()))
+    if have.any():
+        row.average = float(grid["mean"][i, have].mean())
+        row.avg_rank = float(grid["rank"][i, have].mean())
+    with_delta = have & grid["has_base"]
+    if with_delta.any():
+        row.delta = float(grid["delta"][i, with_delta].mean())
+    row.delta_complete = bool(with_delta.all())
+    return row
+
+
 def _locality(frame: pandas.DataFrame) -> dict[str, float]:
     """Each method's locality index: the mean over its records (NaN where none has one)."""
     if "locality" not in frame.columns:
@@ -283,7 +284,7 @@ def _locality(frame: pandas.DataFrame) -> dict[str, float]:
 def _published_rows(
     published: pandas.DataFrame, columns: list[Column], methods: list[str] | None
 ) -> list[PublishedRow]:
-    names = list(dict.fromkeys(list(PUBLISHED_ORDER) + sorted(published["method"].unique())))
+    names = list(dict.fromkeys(str(m) for m in published["method"]))  # the files' order
     out = []
     for method in names:
         if methods is not None and method not in methods:

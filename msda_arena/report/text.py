@@ -5,19 +5,10 @@ Formats: ``table`` (rich, for a terminal), ``markdown`` and ``latex`` (tabulate)
 lives in :mod:`msda_arena.report.html`, and :mod:`msda_arena.report.render` looks a format
 up by name.
 
-The numbers are those of the report's metric (:mod:`msda_arena.report.metrics`: top-1
-by default, ECE in %, FGSM top-1), named with its unit and direction in the title.
-
-Marks, the same in every human format:
-
-* ``74.83 ± 0.21 (n=3)``: mean ± sample std over the successful seeds; ``n=1`` has no std.
-* ``(n=2, 1 failed)``: some seeds failed and are not in the mean; ``failed (n=2)``: all did.
-* ``—``: never run (or, for ECE and FGSM, not measured).  ``★`` (bold in markdown,
-  LaTeX, HTML): best mean in the column (the lowest for ECE).
-* ``locality``: the method's locality index L at 32 px (0 = Mixup, ~0.8 = CutMix).
-* ``†`` after an average, rank or difference: computed only over the columns where the
-  method has results; not comparable with complete rows.
-* Rows labelled ``(published)``: the paper's numbers, unranked.
+The numbers are those of the report's metric (:mod:`msda_arena.report.metrics`), named
+with its unit and direction in the title. The marks (``±``, ``n=``, ``—``, ``★``, ``†``,
+``(published)``) are the same in every human format and explained by :func:`legend`,
+the notes printed under every table.
 """
 
 from __future__ import annotations
@@ -26,10 +17,11 @@ import csv
 import io
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from msda_arena.report.selection import BASELINES
+from msda_arena.grid import COMPARED_BASELINES
 from msda_arena.report.stats import ALPHA, MIN_PAIRS, TIE_TOLERANCE
 
 if TYPE_CHECKING:
@@ -39,23 +31,11 @@ if TYPE_CHECKING:
     from msda_arena.report.table import Cell, Row
 
 __all__ = [
-    "BEST_MARK",
-    "INCOMPLETE_MARK",
-    "MISSING",
-    "comparison_table",
-    "format_cell",
-    "format_locality",
-    "interaction_table",
-    "interaction_title",
-    "legend",
-    "to_csv",
-    "to_json",
-    "to_latex",
-    "to_markdown",
-    "to_rich",
-]
+    "BEST_MARK", "INCOMPLETE_MARK", "MISSING", "comparison_table", "format_cell",
+    "format_locality", "interaction_table", "interaction_title", "legend", "to_csv", "to_json",
+    "to_latex", "to_markdown", "to_rich"
+]  # fmt: skip
 
-#: Output formats of :func:`render` (and ``arena report --format``).
 BEST_MARK = "★"
 INCOMPLETE_MARK = "†"
 MISSING = "—"
@@ -162,11 +142,12 @@ def legend(report: Report) -> list[str]:
         "avg = mean of the cell means; avg rank = mean per-column rank (1 = best, ties "
         f"share); {INCOMPLETE_MARK} = over the columns this method has results in only.",
         "Δ best baseline = mean over columns of (method - best"
-        f"{lowest} of {', '.join(BASELINES)} in that column)"
+        f"{lowest} of {', '.join(COMPARED_BASELINES)} in that column)"
         + ("; negative is better." if not metric.higher_is_better else "."),
         "locality = the method's locality index L at 32 px (arena fingerprint): 0 = Mixup "
         "(pixel distance does not matter), about 0.8 = CutMix (near pixel pairs only); "
-        f"{MISSING} = none (vanilla never mixes).",
+        f"{MISSING} = none: vanilla never mixes, and a mixing method mixes through the images, "
+        "with no mask of lambda alone to measure.",
     ]
     if report.leaderboard.published:
         sources = sorted({s for p in report.leaderboard.published for s in p.sources if s})
@@ -300,21 +281,28 @@ def to_rich(report: Report, color: bool = False, width: int | None = None) -> st
     return text
 
 
+def _body(report: Report, esc: Callable[[str], str], best: str, pub: str) -> list[list[str]]:
+    """The leaderboard's lines as cell texts escaped by ``esc``; ``best`` and ``pub`` are
+    templates (``{}``: the escaped text) for a best cell and a published number."""
+    return [
+        [esc(line.label)]
+        + [
+            best.format(esc(p.text))
+            if p.best
+            else pub.format(esc(p.text))
+            if line.published and p.text not in ("", MISSING)
+            else esc(p.text)
+            for p in line.pieces
+        ]
+        for line in _lines(report)
+    ]
+
+
 def to_markdown(report: Report) -> str:
     """GitHub-flavoured markdown: title, leaderboard, paired comparison, notes."""
     from tabulate import tabulate
 
-    body = []
-    for line in _lines(report):
-        row = [line.label]
-        for piece in line.pieces:
-            text = piece.text
-            if piece.best:
-                text = f"**{text}** {BEST_MARK}"
-            elif line.published and text not in ("", MISSING):
-                text = f"*{text}*"
-            row.append(text)
-        body.append(row)
+    body = _body(report, str, f"**{{}}** {BEST_MARK}", "*{}*")
     out = [f"### {report.title}", ""]
     out.append(
         tabulate(body, headers=_headers(report, " / "), tablefmt="github", disable_numparse=True)
@@ -332,19 +320,10 @@ def to_markdown(report: Report) -> str:
 
 
 _TEX = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "×": r"$\times$",
-    "ε": r"$\varepsilon$",
-}
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "×": r"$\times$", "ε": r"$\varepsilon$",
+}  # fmt: skip
 
 
 def _tex(text: str) -> str:
@@ -362,17 +341,7 @@ def to_latex(report: Report) -> str:
     """LaTeX tabulars (booktabs-free, plain ``tabular``) with the best cells in bold."""
     from tabulate import tabulate
 
-    body = []
-    for line in _lines(report):
-        row = [_tex(line.label)]
-        for piece in line.pieces:
-            text = _tex(piece.text)
-            if piece.best:
-                text = rf"\textbf{{{text}}}"
-            elif line.published and piece.text not in ("", MISSING):
-                text = rf"\textit{{{text}}}"
-            row.append(text)
-        body.append(row)
+    body = _body(report, _tex, r"\textbf{{{}}}", r"\textit{{{}}}")
     headers = [_tex(h) for h in _headers(report, " / ")]
     out = [f"% {report.title}"] + [f"% {note}" for note in legend(report)]
     align = ("left",) + ("right",) * (len(headers) - 1)
@@ -416,62 +385,38 @@ def _float(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
+def _attrs(obj: Any, *names: str) -> dict[str, Any]:
+    """``{name: obj.name}`` for each of ``names``, a float NaN as ``None``."""
+    return {n: _float(v) if isinstance(v := getattr(obj, n), float) else v for n in names}
+
+
 def _json_cell(cell: Cell) -> dict[str, Any]:
-    return {
-        "n": cell.n,
-        "n_failed": cell.n_failed,
-        "mean": _float(cell.mean),
-        "std": _float(cell.std),
-        "status": cell.status,
-        "best": cell.best,
-        "rank": _float(cell.rank),
-        "delta_best_baseline": _float(cell.delta),
-    }
+    fields = _attrs(cell, "n", "n_failed", "mean", "std", "status", "best", "rank")
+    return {**fields, "delta_best_baseline": _float(cell.delta)}
 
 
 def _json_comparison(r: PairedResult) -> dict[str, Any]:
     return {
-        "baseline": r.baseline,
-        "n": r.n,
-        "wins": r.wins,
-        "ties": r.ties,
-        "losses": r.losses,
-        "mean_diff": _float(r.mean_diff),
+        **_attrs(r, "baseline", "n", "wins", "ties", "losses", "mean_diff"),
         "ci95": [_float(r.ci_low), _float(r.ci_high)],
-        "p_value": _float(r.p_value),
-        "conclusive": r.conclusive,
-        "verdict": r.verdict,
+        **_attrs(r, "p_value", "conclusive", "verdict"),
     }
 
 
 def _json_interaction(it: Interaction | None) -> dict[str, Any] | None:
     if it is None:
         return None
-    pairs = []
-    if it.pairs is not None:
-        for rec in it.pairs.to_dict("records"):
-            pairs.append(
-                {
-                    "dataset": str(rec["dataset"]),
-                    "arch": str(rec["arch"]),
-                    "seed": int(rec["seed"]),
-                    **{
-                        k: _float(rec[k])
-                        for k in ("a_large", "b_large", "a_small", "b_small", "interaction")
-                    },
-                }
-            )
+    numbers = ("a_large", "b_large", "a_small", "b_small", "interaction")
+    records = it.pairs.to_dict("records") if it.pairs is not None else []
+    pairs = [
+        {"dataset": str(r["dataset"]), "arch": str(r["arch"]), "seed": int(r["seed"]),
+         **{k: _float(r[k]) for k in numbers}}
+        for r in records
+    ]  # fmt: skip
     return {
-        "method_a": it.method_a,
-        "method_b": it.method_b,
-        "large": it.large,
-        "small": it.small,
-        "n": it.n,
-        "mean": _float(it.mean),
+        **_attrs(it, "method_a", "method_b", "large", "small", "n", "mean"),
         "ci95": [_float(it.ci_low), _float(it.ci_high)],
-        "p_value": _float(it.p_value),
-        "conclusive": it.conclusive,
-        "verdict": it.verdict,
+        **_attrs(it, "p_value", "conclusive", "verdict"),
         "pairs": pairs,
     }
 
@@ -486,17 +431,12 @@ def report_dict(report: Report) -> dict[str, Any]:
         "format": "msda-arena-report",
         "version": 1,
         "title": report.title,
-        "metric": {
-            "name": report.metric.name,
-            "column": report.metric.column,
-            "label": report.metric.label,
-            "unit": report.metric.unit,
-            "scale": report.metric.scale,
-            "higher_is_better": report.metric.higher_is_better,
-        },
+        "metric": _attrs(
+            report.metric, "name", "column", "label", "unit", "scale", "higher_is_better"
+        ),
         "profile": report.profile,
         "n_results": report.n_results,
-        "baselines": list(BASELINES),
+        "baselines": list(COMPARED_BASELINES),
         "columns": columns,
         "rows": [
             {
@@ -547,26 +487,10 @@ def to_json(report: Report) -> str:
 
 
 CSV_COLUMNS: tuple[str, ...] = (
-    "source",
-    "method",
-    "dataset",
-    "arch",
-    "scenario",
-    "n",
-    "n_failed",
-    "mean",
-    "std",
-    "status",
-    "best",
-    "rank",
-    "delta_best_baseline",
-    "row_average",
-    "row_complete",
-    "row_avg_rank",
-    "row_delta_best_baseline",
-    "locality",
-    "metric",
-)
+    "source", "method", "dataset", "arch", "scenario", "n", "n_failed", "mean", "std",
+    "status", "best", "rank", "delta_best_baseline", "row_average", "row_complete",
+    "row_avg_rank", "row_delta_best_baseline", "locality", "metric",
+)  # fmt: skip
 
 
 def to_csv(report: Report) -> str:

@@ -34,12 +34,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import secrets
 import stat
-import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from msda_arena.api.errors import StoreError
 from msda_arena.api.record import (
@@ -152,30 +152,45 @@ def write_checkpoint(
 ) -> Path:
     """Write a cell's weights to :func:`checkpoint_path` as safetensors (never a pickle),
     atomically like a result; raise :class:`StoreError` naming the path on failure."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     target = checkpoint_path(root, dataset, key)
-    tmp = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        save_file(dict(state), tmp, metadata=dict(metadata or {}))
-        os.replace(tmp, target)
-        tmp = None
+        _write_atomic(target, lambda handle: handle.write(save(dict(state), dict(metadata or {}))))
     except OSError as exc:
         raise StoreError(f"could not write {target}: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
     return target
 
 
-def _temp_prefix() -> str:
-    """Temporary files are ``.<host>.<pid>.<random>.tmp``: whose they are is in the name."""
+def _open_temp(directory: str | os.PathLike[str]) -> tuple[int, str]:
+    """A new temporary file ``.<host>.<pid>.<random>.tmp`` in ``directory`` (whose it is
+    is in the name), open for writing. Its mode is 0666 less the umask, as for any file
+    the user creates (mkstemp's 0600 hid a group's shared store from the group)."""
+    while True:
+        name = f".{host_tag()}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        path = os.path.join(directory, name)
+        with contextlib.suppress(FileExistsError):
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
 
-    return f".{host_tag()}.{os.getpid()}."
+
+def _write_atomic(target: Path, fill: Callable[[BinaryIO], object], durable: bool = True) -> None:
+    """Write ``target`` through a temporary file in its folder, made if need be
+    (``fill(handle)``), fsynced when ``durable``, then moved into place with
+    :func:`os.replace`; on failure the temporary file is removed, ``target`` untouched,
+    and OSError raised."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _open_temp(target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            fill(handle)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def write_result(root: str | os.PathLike[str], record: ResultRecord | Mapping[str, Any]) -> Path:
@@ -201,25 +216,13 @@ def write_result(root: str | os.PathLike[str], record: ResultRecord | Mapping[st
         record = ResultRecord.from_dict(record)
     table = record.to_table()
     target = cell_path(root, record.dataset, record.key)
-    tmp = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".tmp", dir=target.parent)
-        with os.fdopen(fd, "wb") as handle:
-            pq.write_table(table, handle, **WRITE_OPTIONS)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-        tmp = None
+        _write_atomic(target, lambda handle: pq.write_table(table, handle, **WRITE_OPTIONS))
     except OSError as exc:
         raise StoreError(
             f"could not write {target}: {exc.strerror or exc}; every result stored before is "
             "kept: fix the cause (space, permissions) and rerun the same command to resume"
         ) from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
     _fsync_dir(target.parent)
     return target
 
@@ -248,7 +251,7 @@ def check_writable(root: str | os.PathLike[str], create: bool = True) -> Path:
         return root
     try:
         root.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".tmp", dir=root)
+        fd, probe = _open_temp(root)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(b"msda-arena write probe")
@@ -340,6 +343,11 @@ def _read_table(path: str | os.PathLike[str]) -> pyarrow.Table:
         rows = pf.metadata.num_rows
     except FileNotFoundError:
         raise _BadFile("file vanished while reading") from None
+    except PermissionError:
+        raise _BadFile(
+            "unreadable by this user: its owner can `chmod a+r` it, or `arena verify --repair` "
+            "moves it aside"
+        ) from None
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise _BadFile(f"not a readable parquet file ({_short(exc)})") from None
     names = set(file_schema.names)
@@ -420,14 +428,15 @@ def _problems(table: pyarrow.Table, rels: Sequence[str]) -> list[str | None]:
 
 
 #: Message prefixes of refused files, by kind (see :func:`reason_kind`).
-_FOREIGN_PREFIXES = ("foreign file", "old record layout")
+_FOREIGN_PREFIXES = ("foreign file", "old record layout", "unreadable")
 _MISPLACED_PREFIX = "misplaced"
 
 
 def reason_kind(reason: str) -> str:
     """The kind of a refused file from the reason this module gave: ``"foreign"`` (not
-    a result record of this layout), ``"misplaced"`` (a valid record under another
-    file's name) or ``"corrupt"`` (unreadable, or a record breaking the rules)."""
+    a result record of this layout, or not readable by this user), ``"misplaced"`` (a
+    valid record under another file's name) or ``"corrupt"`` (not parquet, truncated,
+    or a record breaking the rules)."""
     if reason.startswith(_FOREIGN_PREFIXES):
         return "foreign"
     if reason.startswith(_MISPLACED_PREFIX):
@@ -468,9 +477,15 @@ def read_result(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------- loading
 
 
-def _scan(root: Path) -> tuple[list[str], list[int], list[int], list[int]]:
-    """Every candidate result file under ``root``: relative posix paths and, in the same
-    order, their sizes, mtimes (ns) and inode numbers."""
+def _scan(
+    root: Path, strays: list[str] | None = None
+) -> tuple[list[str], list[int], list[int], list[int]]:
+    """Every candidate result file under ``root`` (a regular ``*.parquet`` file): relative
+    posix paths and, in the same order, their sizes, mtimes (ns) and inode numbers.
+
+    Symbolic links are never followed nor counted, and folders named ``*.parquet`` never
+    entered; they, and every other file but a checkpoint, are added to ``strays``.
+    """
     paths: list[str] = []
     sizes: list[int] = []
     mtimes: list[int] = []
@@ -485,33 +500,42 @@ def _scan(root: Path) -> tuple[list[str], list[int], list[int], list[int]]:
         with it:
             for entry in it:
                 name = entry.name
-                if name[0] == ".":
+                if name[0] == "." or (prefix == "" and name in _SKIP_DIRS):
                     continue
                 try:
-                    if name.endswith(".parquet"):
-                        st = entry.stat()
-                        if stat.S_ISREG(st.st_mode):
-                            paths.append(prefix + name)
-                            sizes.append(st.st_size)
-                            mtimes.append(st.st_mtime_ns)
-                            inos.append(st.st_ino)
-                            continue
-                    if entry.is_dir(follow_symlinks=False) and not (
-                        prefix == "" and name in _SKIP_DIRS
-                    ):
-                        stack.append((entry.path, f"{prefix}{name}/"))
+                    st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
+                result = name.endswith(".parquet")
+                if stat.S_ISREG(st.st_mode) and result:
+                    paths.append(prefix + name)
+                    sizes.append(st.st_size)
+                    mtimes.append(st.st_mtime_ns)
+                    inos.append(st.st_ino)
+                elif stat.S_ISDIR(st.st_mode) and not result:
+                    stack.append((entry.path, f"{prefix}{name}/"))
+                elif strays is not None and not (
+                    stat.S_ISREG(st.st_mode)
+                    and name.endswith(".safetensors")
+                    and prefix.count("/") == 2
+                    and prefix.endswith(f"/{CHECKPOINT_DIR}/")
+                ):
+                    strays.append(prefix + name)
     return paths, sizes, mtimes, inos
 
 
 _INDEX_META_COLUMNS = ("_path", "_size", "_mtime_ns", "_ino", "_error")
 
 
-def result_files(root: str | os.PathLike[str]) -> dict[str, tuple[int, int, int]]:
+def result_files(
+    root: str | os.PathLike[str], strays: list[str] | None = None
+) -> dict[str, tuple[int, int, int]]:
     """Every candidate result file under ``root`` (relative posix path) with its
-    (size, mtime_ns, inode): what :func:`load_results` reads."""
-    paths, sizes, mtimes, inos = _scan(Path(root))
+    (size, mtime_ns, inode): what :func:`load_results` reads. Entries that are neither
+    a candidate nor a folder nor a checkpoint (symbolic links, folders named
+    ``*.parquet``, other files) are appended to ``strays``; dot-entries and
+    ``published/`` are the arena's own and never listed."""
+    paths, sizes, mtimes, inos = _scan(Path(root), strays)
     return {p: (s, m, i) for p, s, m, i in zip(paths, sizes, mtimes, inos, strict=True)}
 
 
@@ -560,19 +584,13 @@ def _write_index(root: Path, table: pyarrow.Table) -> None:
     """Replace the index atomically; a store we cannot write to simply has no index."""
     import pyarrow.parquet as pq
 
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".tmp", dir=root)
-        with os.fdopen(fd, "wb") as handle:
-            pq.write_table(table.replace_schema_metadata(_index_schema().metadata), handle)
-        os.replace(tmp, root / INDEX_NAME)
-        tmp = None
-    except OSError:
-        pass
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    metadata = _index_schema().metadata
+    with contextlib.suppress(OSError):
+        _write_atomic(
+            root / INDEX_NAME,
+            lambda handle: pq.write_table(table.replace_schema_metadata(metadata), handle),
+            durable=False,  # a cache: rebuilt if lost
+        )
 
 
 #: Files read per pyarrow dataset scan when building the index.

@@ -7,7 +7,9 @@ store's other files are accounted for. Findings, by kind:
 * ``corrupt``: unreadable, truncated or zero-byte parquet, or a record whose values
   break a rule (NaN or 1e9 top-1 in an ok result, a failed record with no error...).
 * ``foreign``: a parquet file that is not a result record (other columns, several
-  rows, an older record layout).
+  rows, an older record layout) or that this user cannot read, and every entry no
+  store writes: symbolic links (to a result, dangling, loops), folders named
+  ``*.parquet``, other files. Dot-entries and ``published/`` are the arena's own.
 * ``duplicated``: a copy of a result under another name (its record belongs at a
   path that holds it already), or misplaced (it belongs at a path that is empty).
 * ``orphaned``: temporary files left by dead writers, checkpoints without an ok
@@ -18,11 +20,13 @@ store's other files are accounted for. Findings, by kind:
 
 :func:`verify` never changes anything unless ``repair``: then every damaged file is
 moved (never deleted) under ``<root>/.quarantine/<UTC time>/`` at the same relative
-path, and the index is rebuilt from the files that remain.
+path, and the index is brought up to date with the files that remain; nothing is
+created when nothing is damaged.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections import Counter
@@ -101,7 +105,8 @@ def verify(root: str | os.PathLike[str], repair: bool = False, stale: bool = Tru
     if not root.is_dir():
         what = "is not a directory" if root.exists() else "does not exist"
         raise StoreError(f"{root} {what}; point --results at a result store")
-    files = result_files(root)
+    strays: list[str] = []
+    files = result_files(root, strays)
     index = indexed(root)
     records: dict[str, dict] = {}
     for rel in sorted(files):
@@ -130,6 +135,7 @@ def verify(root: str | os.PathLike[str], repair: bool = False, stale: bool = Tru
                         "index", root / INDEX_NAME, f"its row for {rel} disagrees with the file"
                     )
                 )
+    report.findings += [Finding("foreign", root / p, _stray(root / p)) for p in sorted(strays)]
     for path, leftover in temporaries(root):
         if leftover:
             report.findings.append(
@@ -200,30 +206,51 @@ def _stale(root: Path, records: dict[str, dict]) -> list[Finding]:
     return found
 
 
-def _repair(report: VerifyReport) -> None:
+def _stray(path: Path) -> str:
+    """Why an entry that is neither a result file, a folder nor a checkpoint is foreign."""
+    what = "not a result file"
+    if path.is_symlink():
+        what = f"a symbolic link to {os.readlink(path)}"
+        try:
+            path.stat()
+        except OSError as exc:
+            what += " (a loop)" if exc.errno == errno.ELOOP else " (dangling)"
+    elif path.is_dir():
+        what = "a folder named like a result file"
+    elif not path.is_file():
+        what = "not a regular file"
+    return f"{what}; a store holds only regular <dataset>/<key>.parquet files"
 
+
+def _repair(report: VerifyReport) -> None:
+    """Move every damaged file (and a disagreeing index) aside; one-line StoreError
+    naming what could not be moved and what to do."""
     root = report.root
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    bin_ = root / QUARANTINE / stamp
-    for finding in report.findings:
-        if finding.kind not in DAMAGE or finding.kind == "index":
+    bin_ = root / QUARANTINE / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    failed: list[tuple[Path, OSError]] = []
+    for src in dict.fromkeys(f.path for f in report.findings if f.kind in DAMAGE):
+        claim = src.name.endswith(claims.CLAIM_SUFFIX) and src.parent.name == claims.CLAIM_DIR
+        if not claim and not os.path.lexists(src):  # gone (or in a folder moved before)
             continue
-        src = finding.path
-        if src.name.endswith(claims.CLAIM_SUFFIX) and src.parent.name == claims.CLAIM_DIR:
-            if claims.clear_stale(src):  # through the protocol: a live claim is never moved
-                report.moved.append((src, src))
+        try:
+            if claim:  # released through the protocol: a live claim is never moved
+                dst = src if claims.clear_stale(src) else None
+            else:
+                dst = bin_ / src.relative_to(root)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+        except OSError as exc:
+            failed.append((src, exc))
             continue
-        if not src.exists():
-            continue
-        dst = bin_ / src.relative_to(root)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dst)
-        report.moved.append((src, dst))
-    index = root / INDEX_NAME
-    if index.exists():
-        dst = bin_ / INDEX_NAME
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(index, dst)
-        report.moved.append((index, dst))
-    load_results(root)  # rebuilds the index from the files that remain
-    report.index_rebuilt = True
+        if dst is not None:
+            report.moved.append((src, dst))
+    if report.moved:
+        load_results(root)  # the index, up to date with the files that remain
+        report.index_rebuilt = True
+    if failed:
+        src, exc = failed[0]
+        raise StoreError(
+            f"could not move {len(failed)} damaged file(s) aside, the first {src}: "
+            f"{exc.strerror or exc}; make the store writable to you (remount a read-only disk, "
+            "or ask the files' owner) and rerun `arena verify --repair`"
+        )
