@@ -67,7 +67,7 @@ class Param:
             pairs = [_convert(v, item) for v in value]
             ok, value = all(good for good, _ in pairs), tuple(v for _, v in pairs)
         if not ok:
-            kind = getattr(self.type, "__name__", None) if item is None else self.type
+            kind = self.type.__name__ if item is None else self.type
             number = self.type is str and isinstance(value, (int, float))
             quote = f" (quote a string: {self.name}='{value}')" if number else ""
             raise SpecError(

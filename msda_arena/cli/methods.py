@@ -58,7 +58,7 @@ def methods(
             (m["method"], kind, params or "-", m["package"], m["version"], m["description"])
         )
     if fmt == "json":
-        print(json.dumps(infos, indent=2))
+        print(json.dumps(infos, indent=2, default=str))  # a default of a plugin's own type
     elif fmt == "tsv":
         for row in (_COLUMNS, *rows):  # one line per method: tabs and newlines become spaces
             print("\t".join(" ".join(cell.split()) for cell in row))
@@ -184,7 +184,7 @@ def new_plugin(
         [],
         "--param",
         "-p",
-        help="NAME:TYPE=DEFAULT; TYPE float, int, bool, str, tuple[int]... (repeatable).",
+        help="NAME:TYPE=DEFAULT; TYPE float, int, bool, str or tuple[T] of one (repeatable).",
     ),
     directory: Path = typer.Option(
         Path("."), "--dir", help="Folder to write arena-NAME into (default: the current one)."
