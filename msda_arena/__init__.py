@@ -1,4 +1,4 @@
-"""msda-arena: benchmark Mixed Sample Data Augmentation masks on one honest leaderboard.
+"""msda-arena: benchmark Mixed Sample Data Augmentation methods on one honest leaderboard.
 
 Public API::
 
@@ -43,7 +43,7 @@ _REGISTRY_NAMES = ("get_method", "list_methods", "method_info")
 
 def __getattr__(name: str) -> Any:
     """``get_method``, ``list_methods`` and ``method_info`` load the registry (and with the
-    built-in methods, torch) on first use: every ``import msda_arena.x`` runs this package
+    plugins, often torch) on first use: every ``import msda_arena.x`` runs this package
     first, and ``arena --help`` must stay instant."""
     if name in _REGISTRY_NAMES:
         from msda_arena.methods import registry

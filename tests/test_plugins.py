@@ -77,6 +77,41 @@ def test_an_installed_plugin_is_discovered_with_its_package_and_version(plugin_s
     assert {"vanilla", "mixup", "cutmix", "hmix", "gmix", "mixup-cutmix"} <= set(registry().methods)
 
 
+GRIDS = """
+import torch
+from msda_arena import MaskMethod, Param, hookimpl
+
+class Grid(MaskMethod):
+    name = "grid"
+    params = (Param("grids", tuple[int, ...], (2, 4), "cells per side, drawn per batch"),)
+
+    def masks(self, lam, height, width, generator):
+        pick = torch.randint(len(self.grids), (1,), generator=generator, device=lam.device)
+        cells = torch.tensor(self.grids, device=lam.device)[pick]
+        rows = torch.arange(height, device=lam.device) * cells // height
+        keep = (rows[:, None] % 2 == 0).float().expand(height, width)
+        return keep.expand(lam.shape[0], 1, height, width)
+
+@hookimpl
+def register_methods(register):  # the hook's new name
+    register(Grid)
+"""
+
+
+def test_both_hook_names_register_and_tuple_parameters_pass_arena_check(plugin_site):
+    install_fake_plugin(plugin_site, "arena-halves", GOOD)  # implements register_mask_methods
+    install_fake_plugin(plugin_site, "arena-grid", GRIDS)  # implements register_methods
+    packages = {m.name: m.package for m in list_methods()}
+    assert packages["halves"] == "arena-halves" and packages["grid"] == "arena-grid"
+    assert get_method("grid(grids=[8,2,1])").spec == "grid(grids=(8,2,1))"
+    checked = run_arena("check", "--method", "grid(grids=(8,3))")
+    assert checked.returncode == 0, checked.stderr
+    assert "grid(grids=(8,3)): all 11 rules pass" in checked.stderr
+    refused = run_arena("check", "--method", "grid(grids=8)")
+    assert refused.returncode == 2
+    assert refused.stderr.endswith("parameter 'grids' must be tuple[int, ...], got 8\n")
+
+
 def test_cli_lists_and_checks_an_installed_plugin(plugin_site):
     install_fake_plugin(plugin_site, "arena-halves", GOOD)
     listed = run_arena("methods")

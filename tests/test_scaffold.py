@@ -19,8 +19,11 @@ from msda_arena.pluginkit.conformance import run_checks
 from msda_arena.pluginkit.scaffold import parse_param, write_plugin
 
 KINDS = {
-    "mask": ("demo-mask", ["k:int=3", "soft:bool=false", "mode:str=batch", "r:float=0.25"]),
-    "mix": ("demo-mix", ["alpha:float=0.4", "mode:str=batch"]),
+    "mask": (
+        "demo-mask",
+        ["k:int=3", "soft:bool=false", "mode:str=batch", "r:float=0.25", "grids:tuple[int]=2,4,8"],
+    ),
+    "mix": ("demo-mix", ["alpha:float=0.4", "mode:str=batch", "scales:tuple[float]=(0.5)"]),
 }
 
 
@@ -74,23 +77,32 @@ def test_the_written_method_conforms_and_has_its_params(tmp_path, kind):
     name, params = KINDS[kind]
     mod = _load(write_plugin(name, kind=kind, params=params, directory=tmp_path), name)
     registered = []
-    mod.register_mask_methods(registered.append)
+    mod.register_methods(registered.append)
     (cls,) = registered
     assert issubclass(cls, MaskMethod if kind == "mask" else MixMethod)
     assert cls.name == name and cls.summary and mod.__version__ == "0.1.0"
     defaults = {p.name: p.default for p in cls.params}
     if kind == "mask":
         assert cls.params[0] is ALPHA  # added: alpha was not declared
-        assert defaults == {"alpha": 1.0, "k": 3, "soft": False, "mode": "batch", "r": 0.25}
+        assert defaults == {
+            "alpha": 1.0,
+            "k": 3,
+            "soft": False,
+            "mode": "batch",
+            "r": 0.25,
+            "grids": (2, 4, 8),
+        }
         assert {p.name: p.type for p in cls.params} == {
             "alpha": float,
             "k": int,
             "soft": bool,
             "mode": str,
             "r": float,
+            "grids": tuple[int, ...],
         }
+        assert cls(grids=[4, 16]).spec == "demo-mask(grids=(4,16))"
     else:
-        assert defaults == {"alpha": 0.4, "mode": "batch"}  # the declared alpha, no second
+        assert defaults == {"alpha": 0.4, "mode": "batch", "scales": (0.5,)}  # one alpha
         with pytest.raises(UsageError, match="alpha > 0"):
             cls(alpha=0.0)
     failed = [r for r in run_checks(cls()) if not r.passed]
@@ -121,6 +133,12 @@ def test_a_method_without_params_and_an_empty_target_folder(tmp_path):
         ("flip:bool=True", ("flip", "bool", True)),
         ("flip:bool=false", ("flip", "bool", False)),
         ("mode:str=per_batch", ("mode", "str", "per_batch")),
+        ("grids:str=2_4_8", ("grids", "str", "2_4_8")),  # a word, not the number 248
+        ("grids:str='2,4,8'", ("grids", "str", "2,4,8")),
+        ("grids:tuple[int]=2,4,8", ("grids", "tuple[int]", (2, 4, 8))),
+        ("grids:tuple[int]=[2, 4]", ("grids", "tuple[int]", (2, 4))),
+        ("scales:tuple[float]=0.5", ("scales", "tuple[float]", (0.5,))),
+        ("modes:tuple[str]=a,'b,c'", ("modes", "tuple[str]", ("a", "b,c"))),
     ],
 )
 def test_param_defaults_are_parsed_to_their_type(text, expected):
@@ -138,11 +156,14 @@ def test_param_defaults_are_parsed_to_their_type(text, expected):
         ("k:int=", "the default is missing"),
         ("K:int=1", "not a parameter name"),
         ("k:complex=1", "unknown type 'complex'"),
-        ("k:int=1.5", "not an int"),
-        ("r:float=nan", "not a finite float"),
-        ("r:float=abc", "not a finite float"),
-        ("flip:bool=yes", "true or false"),
-        ("mode:str=two words", "one word"),
+        ("k:int=1.5", "'1.5' does not read as int; write it as in a spec, e.g. k:int=3"),
+        ("r:float=nan", "does not read as float"),
+        ("r:float=1e999", "does not read as float"),
+        ("flip:bool=yes", "does not read as bool"),
+        ("mode:str=two words", "does not read as str"),
+        ("grids:tuple[int]=2,x", "does not read as tuple[int]; write it as in a spec, e.g."),
+        ("grids:tuple[int]=2,2.5", "does not read as tuple[int]"),
+        ("grids:tuple[int=2", "unknown type"),
         ("values:int=1", "reserved"),
         ("name:str=x", "reserved"),
         ("alpha:float=0", "A > 0"),
@@ -167,7 +188,7 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path):
         (["new-plugin", "demo", "--kind", "both"], "--kind 'both': use mask or mix"),
         (["new-plugin", "demo", "--param", "k=3"], "write NAME:TYPE=DEFAULT"),
         (["new-plugin", "demo", "--param", "k:list=1"], "unknown type 'list'"),
-        (["new-plugin", "demo", "--param", "k:int=x"], "'x' is not an int"),
+        (["new-plugin", "demo", "--param", "k:int=x"], "the default 'x' does not read as int"),
         (["new-plugin", "demo", "-p", "k:int=1", "-p", "k:int=2"], "'k' is given twice"),
         (["new-plugin", "demo"], "already exists and is not empty"),
     ]
@@ -260,8 +281,8 @@ def installed(tmp_path_factory):
 @pytest.mark.parametrize("kind", KINDS)
 def test_installed_plugin_passes_arena_check(installed, kind):
     name = KINDS[kind][0]
-    spec = f"{name}(mode=other)"
-    for method in (name, spec):
+    tuples = "demo-mask(grids=(4,16),mode='2,4')" if kind == "mask" else "demo-mix(scales=[1,0.25])"
+    for method in (name, f"{name}(mode=other)", tuples):
         result = venv_run(
             installed.python,
             *("-m", "msda_arena.cli.main", "check", "--method", method),
@@ -281,12 +302,12 @@ def test_installed_plugins_are_listed_with_their_params(installed):
         cwd=installed.root,
     )
     assert result.returncode == 0, result.stderr
-    rows = {line.split()[1]: line for line in result.stdout.splitlines() if "│ demo-" in line}
-    assert set(rows) == {"demo-mask", "demo-mix"}
-    mask, mix = rows["demo-mask"], rows["demo-mix"]
-    assert "│ mask " in mask and "alpha=1.0, k=3, soft=false, mode=batch, r=0.25" in mask
-    assert "arena-demo-mask" in mask and "0.1.0" in mask
-    assert "│ mix " in mix and "alpha=0.4, mode=batch" in mix and "arena-demo-mix" in mix
+    rows = [line.split("\t")[:5] for line in result.stdout.splitlines()[1:]]  # tsv off a tty
+    params = "alpha=1.0, k=3, soft=false, mode=batch, r=0.25, grids=(2,4,8)"
+    assert rows == [
+        ["demo-mask", "mask", params, "arena-demo-mask", "0.1.0"],
+        ["demo-mix", "mix", "alpha=0.4, mode=batch, scales=(0.5,)", "arena-demo-mix", "0.1.0"],
+    ]
 
 
 @pytest.mark.slow

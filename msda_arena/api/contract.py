@@ -14,21 +14,17 @@ things only:
 Pairing samples, mixing pixels and labels, and the loss belong to the harness
 (:mod:`msda_arena.train.mixing`), so every method is compared under identical training.
 
-A mixing method (:class:`MixMethod`) is the second kind, for methods that must see
-the images or the model (SaliencyMix, PuzzleMix, ResizeMix...). It receives the batch,
-the partner index the harness chose and the lambdas it drew, and, when it sets
-``needs_saliency``, a callable giving the current model's input-gradient magnitude;
-it returns the mixed inputs and the per-sample weight of the first label. The harness
-still pairs the samples, mixes the labels and computes the loss. A method that needs
-nothing but lambda should stay a mask method: its masks can be checked, drawn and
-fingerprinted on their own.
+A mixing method (:class:`MixMethod`) is the second kind, for methods that must see the
+images or the model (SaliencyMix, PuzzleMix, ResizeMix...): it mixes the paired batch
+itself and returns each sample's label weight. A method that needs nothing but lambda
+should stay a mask method: its masks can be checked, drawn and fingerprinted alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, get_args, get_origin
 
 from msda_arena.api._beta import sample_beta
 from msda_arena.api.spec import SpecError, canonical
@@ -41,19 +37,22 @@ __all__ = ["ALPHA", "MaskMethod", "Method", "MethodBase", "MixMethod", "Param", 
 
 @dataclass(frozen=True)
 class Param:
-    """One typed parameter of a mask method.
+    """One typed parameter of a method: ``Param("r", float, 0.5, "box side ratio",
+    lambda r: 0 < r <= 1, "0 < r <= 1")``.
 
     Args:
-        name: the key used in specs, ``hmix(r=0.25)``.
-        type: ``float``, ``int``, ``bool`` or ``str``; ints are accepted for floats.
-        default: the value when the spec does not set it.
+        name: the key used in specs, ``hmix(r=0.25)``; also the instance's attribute.
+        type: ``float`` (ints are accepted), ``int``, ``bool``, ``str``, or a tuple of
+            one of them, ``tuple[int, ...]``, written ``grids=(2,4,8)`` in specs.
+        default: the value when the spec does not set it, of ``type`` (a tuple for a
+            tuple type); the canonical spec omits a value equal to it.
         help: one line for ``arena methods``.
-        check: an optional predicate on the converted value.
+        check: an optional predicate on the converted value (the whole tuple).
         check_help: what ``check`` demands, for the error message (e.g. ``"0 < r <= 1"``).
     """
 
     name: str
-    type: type
+    type: Any
     default: Any
     help: str = ""
     check: Callable[[Any], bool] | None = None
@@ -61,14 +60,18 @@ class Param:
 
     def convert(self, value: Any, method: str) -> Any:
         """Return ``value`` as this parameter's type or raise :class:`SpecError`."""
-        ok = isinstance(value, self.type) and not (
-            self.type is not bool and isinstance(value, bool)
-        )
-        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
+        item = get_args(self.type)[0] if get_origin(self.type) is tuple else None
+        if item is None:
+            ok, value = _convert(value, self.type)
+        elif ok := isinstance(value, (tuple, list)):
+            pairs = [_convert(v, item) for v in value]
+            ok, value = all(good for good, _ in pairs), tuple(v for _, v in pairs)
         if not ok:
+            kind = self.type.__name__ if item is None else self.type
+            number = self.type is str and isinstance(value, (int, float))
+            quote = f" (quote a string: {self.name}='{value}')" if number else ""
             raise SpecError(
-                f"{method}: parameter {self.name!r} must be {self.type.__name__}, got {value!r}"
+                f"{method}: parameter {self.name!r} must be {kind}, got {value!r}{quote}"
             )
         if self.check is not None and not self.check(value):
             raise SpecError(
@@ -76,6 +79,14 @@ class Param:
                 f"need {self.check_help or 'a valid value'}"
             )
         return value
+
+
+def _convert(value: Any, kind: type) -> tuple[bool, Any]:
+    """Whether ``value`` is a ``kind`` (an int counts as a float, a bool only as a bool),
+    and ``value`` as one."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return True, float(value)
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool)), value
 
 
 def _positive(x: float) -> bool:
@@ -92,7 +103,9 @@ class MethodBase:
 
     Subclass :class:`MaskMethod` or :class:`MixMethod`, not this class. Parameter
     values are validated in ``__init__`` and available as attributes (``self.alpha``)
-    and as :attr:`values`.
+    and as :attr:`values`. Draw every random number from the ``generator`` the harness
+    passes (a second lambda: ``self.sample_lam(n, generator, device)``), never from
+    torch's, NumPy's or Python's global state, so a cell is reproducible.
     """
 
     #: The kind, as ``arena methods`` shows it: ``"mask"`` or ``"mix"``.
@@ -154,14 +167,15 @@ class MaskMethod(MethodBase):
         raise NotImplementedError(f"{type(self).__name__} must implement masks()")
 
 
-#: What a mixing method that sets ``needs_saliency`` receives: called with images
-#: ``[B, C, H, W]`` (normally the batch ``x`` itself), it returns the current model's
-#: input-gradient magnitude ``[B, H, W]`` (float32, >= 0): the root mean square over
-#: channels of the gradient of the cross-entropy of the true labels with respect to
-#: the input, as PuzzleMix computes it, with the model in evaluation mode (as
-#: PuzzleMix's reference does). Each call costs one forward and backward of the
-#: model, counted in the cell's time; the model's weights and statistics are not changed.
 Saliency = Callable[["torch.Tensor"], "torch.Tensor"]
+"""What a mixing method that sets ``needs_saliency`` receives: ``saliency(images)``, with
+images ``[B, C, H, W]`` in the batch's order, returns the current model's input-gradient
+magnitude ``[B, H, W]`` (float32, >= 0): the root mean square over channels of
+d CE(model(images[i]), y[i]) / d images[i], in evaluation mode, as PuzzleMix computes it.
+Row ``i`` is scored against the batch's label ``y[i]``, so the partners' saliency is
+``saliency(x)[partner]``; ``saliency(x[partner])`` silently scores them against the wrong
+labels. Each call costs one forward and backward, counted in the cell's time; the weights,
+their gradients and BatchNorm statistics are untouched."""
 
 
 class MixMethod(MethodBase):

@@ -1,7 +1,8 @@
 """The pluggy hooks of msda-arena: the one place a plugin author needs to read.
 
 A plugin is a module (or object) with functions marked ``@msda_arena.hookimpl``,
-exposed through the entry-point group ``msda_arena`` in its package metadata::
+exposed through the entry-point group ``msda_arena`` in its package metadata
+(usually one, :func:`register_methods`)::
 
     [project.entry-points.msda_arena]
     mymask = "mymask_plugin"
@@ -26,9 +27,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def register_mask_methods(
-    register: Callable[[type[MaskMethod] | type[MixMethod]], None],
-) -> None:
+def register_methods(register: Callable[[type[MaskMethod] | type[MixMethod]], None]) -> None:
     """Register methods, of either kind, by calling ``register`` once per method class.
 
     Args:
@@ -40,3 +39,9 @@ def register_mask_methods(
 
     Every implementation is called (no first-result-wins); the return value is ignored.
     """
+
+
+@hookspec
+def register_mask_methods(register: Callable[[type[MaskMethod] | type[MixMethod]], None]) -> None:
+    """The first name of :func:`register_methods` (when only mask methods existed); still
+    called, so the plugins written for it keep working."""

@@ -1,6 +1,9 @@
 """Method specs: ``"hmix(r=0.25)"`` <-> a method name plus typed parameters.
 
-A spec is what a user types after ``--method``. Parsing is strict: an unknown
+A spec is what a user types after ``--method``. A value is a number, ``true`` or
+``false``, a word (letters, digits and ``_``: ``batch``, ``2_4``), a quoted string
+without spaces (``'2,4'``), or a tuple of those (``(2,4,8)`` or ``[2,4,8]``; one
+element ``(2,)`` or ``(2)``). Parsing is strict: an unknown
 parameter, a value of the wrong type, or malformed syntax raises :class:`SpecError`
 with a message that says what to write instead. Every (method, parameters) pair
 has exactly one canonical string, used as part of each result's key and safe to
@@ -24,6 +27,7 @@ __all__ = [
     "canonical",
     "format_value",
     "parse_spec",
+    "parse_value",
     "slug",
 ]
 
@@ -31,6 +35,11 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_\-]*$")
 #: The longest method spec :func:`parse_spec` reads (specs become parts of file names).
 MAX_SPEC_LENGTH = 200
 _KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
+_WORD = re.compile(r"\w+", re.ASCII)
+_QUOTABLE = re.compile(r"[^\s'\"\\]*")  # a string value is written '...' when not bare
+# A comma separates values when the rest of the text closes each bracket and quote it opens.
+_COMMA = re.compile(r""",(?=(?:[^'"()\[\]]|'[^']*'|"[^"]*"|\([^()]*\)|\[[^\[\]]*\])*$)""")
+_VALUES = "write a number, true/false, a word, a quoted string or a tuple such as (2,4,8)"
 
 
 class SpecError(UsageError, ValueError):
@@ -45,33 +54,44 @@ class ParsedSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def _literal(text: str, spec: str, key: str) -> Any:
-    text = text.strip()
-    if not text:
-        raise SpecError(f"method spec {spec!r}: parameter {key!r} has no value")
+def _bare(text: str) -> Any:
+    """A token of letters, digits and ``_``: a number unless it holds ``_`` (``2_4`` is
+    a word), ``true``/``false``, else the word itself."""
     try:
-        value = ast.literal_eval(text)
+        value = ast.literal_eval(text) if "_" not in text else None
     except (ValueError, SyntaxError):
-        # Bare words are strings: cutmix(mode=batch)
-        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
-            lowered = text.lower()
-            if lowered in ("true", "false"):
-                return lowered == "true"
-            return text
-        raise SpecError(
-            f"method spec {spec!r}: cannot read the value {text!r} of {key!r}; "
-            "use a number, true/false or a word"
-        ) from None
-    if isinstance(value, str) and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-        raise SpecError(
-            f"method spec {spec!r}: the word {value!r} of {key!r} may hold only letters, "
-            "digits and '_'"
-        )
-    if not isinstance(value, (int, float, str, bool)):
-        raise SpecError(
-            f"method spec {spec!r}: parameter {key!r} must be a number, true/false or a word"
-        )
+        value = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return text.lower() == "true" if text.lower() in ("true", "false") else text
+
+
+def _scalar(text: str, spec: str, key: str) -> Any:
+    where = f"method spec {spec!r}: {key!r}"
+    if not text:
+        raise SpecError(f"{where} has no value")
+    try:
+        value = _bare(text) if _WORD.fullmatch(text) else ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError):  # TypeError: {[]: 1}
+        raise SpecError(f"{where}: cannot read {text!r}; {_VALUES}") from None
+    if isinstance(value, str) and not _QUOTABLE.fullmatch(value):
+        raise SpecError(f"{where}: the string {value!r} may not hold spaces, quotes or '\\'")
+    finite = not isinstance(value, float) or math.isfinite(value)
+    if not (isinstance(value, (int, float, str)) and finite):
+        raise SpecError(f"{where}: {text!r} is not a finite number; {_VALUES}")
     return value
+
+
+def parse_value(text: str, spec: str = "", key: str = "") -> Any:
+    """One parameter value as a spec writes it: a scalar, or a tuple ``(2,4,8)`` or
+    ``[2,4,8]`` (``spec`` and ``key`` name it in the :class:`SpecError`)."""
+    text = text.strip()
+    if len(text) < 2 or text[0] + text[-1] not in ("()", "[]"):
+        return _scalar(text, spec, key)
+    items = [item.strip() for item in _COMMA.split(text[1:-1])]
+    if items[-1] == "":  # (2,) and ()
+        items.pop()
+    return tuple(_scalar(item, spec, key) for item in items)
 
 
 def parse_spec(spec: str) -> ParsedSpec:
@@ -106,7 +126,7 @@ def parse_spec(spec: str) -> ParsedSpec:
     params: dict[str, Any] = {}
     body = match.group(2)
     if body is not None and body.strip():
-        for part in body.split(","):
+        for part in _COMMA.split(body):
             if "=" not in part:
                 raise SpecError(f"method spec {spec!r}: {part.strip()!r} needs the form key=value")
             key, _, raw = part.partition("=")
@@ -115,12 +135,17 @@ def parse_spec(spec: str) -> ParsedSpec:
                 raise SpecError(f"method spec {spec!r}: {key!r} is not a parameter name")
             if key in params:
                 raise SpecError(f"method spec {spec!r}: parameter {key!r} is given twice")
-            params[key] = _literal(raw, spec, key)
+            params[key] = parse_value(raw, spec, key)
     return ParsedSpec(name=name, params=params)
 
 
 def format_value(value: Any) -> str:
-    """The canonical text of one parameter value (floats in shortest round-trip form)."""
+    """The canonical text of one parameter value (floats in shortest round-trip form,
+    tuples ``(2,4,8)``, strings bare when they read back as themselves, else quoted)."""
+    if isinstance(value, tuple):
+        return "(" + ",".join(map(format_value, value)) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, str) and not (_WORD.fullmatch(value) and _bare(value) == value):
+        return f"'{value}'"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):

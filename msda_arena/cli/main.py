@@ -22,7 +22,7 @@ from msda_arena.cli import verify as verify_cmd
 
 app = typer.Typer(
     name="arena",
-    help="Benchmark Mixed Sample Data Augmentation masks against Mixup, CutMix, HMix and GMix.",
+    help="Benchmark Mixed Sample Data Augmentation methods against Mixup, CutMix, HMix and GMix.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

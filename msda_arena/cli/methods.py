@@ -1,11 +1,12 @@
 """``arena methods``, ``arena plugins``, ``arena check`` and ``arena masks``: inspect
 installed methods and the packages that provide them; ``arena new-plugin``: start one.
 
-The registry, the conformance checks and the gallery load torch (the built-in methods
-need it), so each command imports them inside: ``arena --help`` stays instant."""
+The registry (with the plugins, which may load torch), the conformance checks and the
+gallery (torch) are imported inside each command: ``arena --help`` stays instant."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -22,24 +23,55 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False)
 
 
+_COLUMNS = ("method", "kind", "parameters (defaults)", "package", "version", "description")
+
+
 def methods(
     pattern: str = typer.Argument(None, help="Shell-style filter on method names, e.g. 'h*'."),
+    fmt: str = typer.Option(None, "--format", "-f", help="table, tsv (off a terminal) or json."),
 ) -> None:
     """List installed methods: name, kind (mask or mix), parameters with defaults,
-    package and version."""
-    from rich.table import Table
-
+    package and version. Names are never cut; the format is a table on a terminal, else
+    tsv (tab-separated, a header row)."""
+    fmt = fmt or ("table" if sys.stdout.isatty() else "tsv")
+    if fmt not in ("table", "tsv", "json"):
+        raise UsageError(f"unknown --format {fmt!r}; choose table, tsv or json")
     from msda_arena.methods.registry import list_methods, registry
 
-    infos = list_methods(pattern)
-    table = Table(title="Installed methods", title_justify="left")
-    for col in ("method", "kind", "parameters (defaults)", "package", "version", "description"):
-        table.add_column(col)
-    for info in infos:
-        params = ", ".join(f"{p.name}={format_value(p.default)}" for p in info.cls.params) or "-"
-        kind = info.cls.kind + (" (saliency)" if getattr(info.cls, "needs_saliency", False) else "")
-        table.add_row(info.name, kind, params, info.package, info.version, info.cls.summary)
-    _console().print(table)
+    infos = [
+        {
+            "method": info.name,
+            "kind": info.cls.kind,
+            "needs_saliency": bool(getattr(info.cls, "needs_saliency", False)),
+            "parameters": {p.name: p.default for p in info.cls.params},
+            "package": info.package,
+            "version": info.version,
+            "description": info.cls.summary,
+        }
+        for info in list_methods(pattern)
+    ]
+    rows = []
+    for m in infos:
+        params = ", ".join(f"{k}={format_value(v)}" for k, v in m["parameters"].items())
+        kind = m["kind"] + " (saliency)" * m["needs_saliency"]
+        rows.append(
+            (m["method"], kind, params or "-", m["package"], m["version"], m["description"])
+        )
+    if fmt == "json":
+        print(json.dumps(infos, indent=2, default=str))  # a default of a plugin's own type
+    elif fmt == "tsv":
+        for row in (_COLUMNS, *rows):  # one line per method: tabs and newlines become spaces
+            print("\t".join(" ".join(cell.split()) for cell in row))
+    else:
+        from rich.table import Table
+
+        table = Table(title="Installed methods", title_justify="left")
+        longest = max((len(row[0]) for row in rows), default=0)
+        for col in _COLUMNS:
+            table.add_column(col, min_width=longest if col == "method" else None)
+        for row in rows:
+            table.add_row(*row)
+        _console().print(table)
     if pattern and not infos:
         print(f"arena: no method matches {pattern!r}", file=sys.stderr)
         raise typer.Exit(1)
@@ -152,7 +184,7 @@ def new_plugin(
         [],
         "--param",
         "-p",
-        help="A parameter NAME:TYPE=DEFAULT, TYPE float, int, bool or str (repeatable).",
+        help="NAME:TYPE=DEFAULT; TYPE float, int, bool, str or tuple[T] of one (repeatable).",
     ),
     directory: Path = typer.Option(
         Path("."), "--dir", help="Folder to write arena-NAME into (default: the current one)."

@@ -28,7 +28,7 @@ BUILTINS: tuple[type[MaskMethod], ...] = (Vanilla, Mixup, CutMix, MixupCutMix, H
 
 
 @hookimpl
-def register_mask_methods(register):
+def register_methods(register):
     """Register the :data:`BUILTINS`."""
     for cls in BUILTINS:
         register(cls)

@@ -15,9 +15,12 @@ after clipping.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from msda_arena.api.contract import MaskMethod
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["CutMix", "box_inside"]
 
@@ -31,6 +34,8 @@ def box_inside(
     centre pixel drawn uniformly; the box spans ``centre - cut // 2`` to
     ``centre + cut // 2`` (end exclusive, the reference geometry), clipped.
     """
+    import torch  # here, not at the top: `arena methods` lists methods without torch
+
     device = side_frac.device
     n = side_frac.shape[0]
     f = side_frac.to(torch.float64).clamp(0.0, 1.0)
@@ -52,5 +57,5 @@ class CutMix(MaskMethod):
     summary = "binary box mask (Yun et al., ICCV 2019)"
 
     def masks(self, lam, height, width, generator):
-        inside = box_inside(torch.sqrt(1.0 - lam.to(torch.float64)), height, width, generator)
-        return (~inside).to(torch.float32).unsqueeze(1)
+        inside = box_inside((1.0 - lam.double()).sqrt(), height, width, generator)
+        return (~inside).float().unsqueeze(1)

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from msda_arena.api.contract import MaskMethod
 
 __all__ = ["GMix"]
@@ -28,6 +26,8 @@ class GMix(MaskMethod):
     summary = "Gaussian blob mask (Park et al., NeurIPS 2022)"
 
     def masks(self, lam, height, width, generator):
+        import torch  # here, not at the top: `arena methods` lists methods without torch
+
         device = lam.device
         n = lam.shape[0]
         lam32 = lam.to(torch.float32)

@@ -12,8 +12,6 @@ The box is as CutMix's (the reference ``centre +- cut // 2`` span) with side rat
 
 from __future__ import annotations
 
-import torch
-
 from msda_arena.api.contract import ALPHA, MaskMethod, Param
 from msda_arena.methods.cutmix import box_inside
 
@@ -38,6 +36,8 @@ class HMix(MaskMethod):
     summary = "CutMix box of area ratio r inside Mixup (Park et al., NeurIPS 2022)"
 
     def masks(self, lam, height, width, generator):
+        import torch  # here, not at the top: `arena methods` lists methods without torch
+
         lam64 = lam.to(torch.float64)
         side = torch.sqrt((1.0 - lam64) * float(self.values["r"]))
         inside = box_inside(side, height, width, generator)

@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from msda_arena.api.contract import MaskMethod
 
 __all__ = ["Mixup", "Vanilla"]
@@ -22,9 +20,13 @@ class Vanilla(MaskMethod):
     summary = "no mixing (M = 1)"
 
     def sample_lam(self, n, generator, device=None):
+        import torch  # here, not at the top: `arena methods` lists methods without torch
+
         return torch.ones(n, device=device if device is not None else generator.device)
 
     def masks(self, lam, height, width, generator):
+        import torch  # here, not at the top: `arena methods` lists methods without torch
+
         return torch.ones(lam.shape[0], 1, height, width, device=lam.device)
 
 
@@ -35,4 +37,4 @@ class Mixup(MaskMethod):
     summary = "M = lambda everywhere (Zhang et al., ICLR 2018)"
 
     def masks(self, lam, height, width, generator):
-        return lam.to(torch.float32).view(-1, 1, 1, 1).expand(-1, 1, height, width)
+        return lam.float().view(-1, 1, 1, 1).expand(-1, 1, height, width)

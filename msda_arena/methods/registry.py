@@ -187,8 +187,8 @@ def _strict() -> bool:
     return os.environ.get("ARENA_STRICT_PLUGINS", "").strip().lower() not in (
         "",
         "0",
-        "false",
         "no",
+        "false",
     )
 
 
@@ -198,12 +198,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
-    eps = metadata.entry_points()
-    group = (
-        eps.select(group=ENTRY_POINT_GROUP)
-        if hasattr(eps, "select")
-        else eps.get(ENTRY_POINT_GROUP, [])
-    )
+    group = metadata.entry_points(group=ENTRY_POINT_GROUP)
     seen: set[tuple[str, str]] = set()
     unique = []
     for ep in group:
@@ -216,7 +211,6 @@ def _entry_points() -> list[metadata.EntryPoint]:
 
 
 def _load() -> Registry:
-
     reg = Registry()
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -247,7 +241,7 @@ def _load() -> Registry:
         if not pm.get_hookcallers(obj):
             reg.warnings.append(
                 f"plugin {package!r} ({ep.name} = {ep.value}) has no hook implementation; "
-                "decorate its register_mask_methods(register) with @msda_arena.hookimpl"
+                "decorate its register_methods(register) with @msda_arena.hookimpl"
             )
     for name in sorted(only - matched):
         reg.warnings.append(
@@ -255,7 +249,8 @@ def _load() -> Registry:
             "(see `arena plugins`)"
         )
 
-    for impl in pm.hook.register_mask_methods.get_hookimpls():
+    hooks = (pm.hook.register_methods, pm.hook.register_mask_methods)  # the new name, the old
+    for impl in [impl for hook in hooks for impl in hook.get_hookimpls()]:
         package, version, ep_name = origin.get(impl.plugin_name, (impl.plugin_name, "unknown", "?"))
         staged: list[MethodInfo] = []
 

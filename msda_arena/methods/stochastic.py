@@ -7,8 +7,6 @@ on the device, without a host sync.
 
 from __future__ import annotations
 
-import torch
-
 from msda_arena.api.contract import ALPHA, MaskMethod, Param
 from msda_arena.methods.cutmix import CutMix
 from msda_arena.methods.mixup import Mixup
@@ -34,6 +32,8 @@ class MixupCutMix(MaskMethod):
     summary = "per batch CutMix with probability p, else Mixup (Park et al., 2022)"
 
     def masks(self, lam, height, width, generator):
+        import torch  # here, not at the top: `arena methods` lists methods without torch
+
         coin = torch.rand(1, generator=generator, device=lam.device)
         cut = CutMix.masks(self, lam, height, width, generator)
         mix = Mixup.masks(self, lam, height, width, generator)

@@ -24,7 +24,6 @@ complete. Every mistake the user can make raises a one-line
 from __future__ import annotations
 
 import keyword
-import math
 import os
 import re
 import secrets
@@ -34,27 +33,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from msda_arena.api.contract import MaskMethod, MixMethod
+from msda_arena.api.contract import MaskMethod, MixMethod, Param
 from msda_arena.api.errors import UsageError
-from msda_arena.api.spec import NAME_PATTERN
+from msda_arena.api.spec import NAME_PATTERN, SpecError, parse_value
 from msda_arena.methods.registry import BUILTIN_PACKAGE, registry
 
 __all__ = ["KINDS", "PARAM_TYPES", "PluginParam", "parse_param", "write_plugin"]
 
 #: The method kinds a plugin can be written for.
 KINDS = ("mask", "mix")
-#: The parameter types ``--param`` accepts, as written on the command line.
-PARAM_TYPES = ("float", "int", "bool", "str")
+_SCALARS = {"float": float, "int": int, "bool": bool, "str": str}
+#: The parameter types ``--param`` accepts, as written on the command line -> the type.
+PARAM_TYPES: dict[str, Any] = _SCALARS | {f"tuple[{n}]": tuple[t, ...] for n, t in _SCALARS.items()}
+_EXAMPLES = {"float": "0.5", "int": "3", "bool": "true", "str": "batch"}
 
 #: The longest method name accepted (it becomes part of folder and file names).
 MAX_NAME_LENGTH = 64
 
 _PARAM_SYNTAX = re.compile(r"\s*([^:=\s]+)\s*:\s*([^=\s]+)\s*=(.*)", re.S)
 _PARAM_NAME = re.compile(r"[a-z_][a-z0-9_]*")
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_INT = re.compile(r"[+-]?[0-9]+")
-_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
-_SYNTAX_HELP = "write NAME:TYPE=DEFAULT with TYPE float, int, bool or str, e.g. --param r:float=0.5"
+_SYNTAX_HELP = "write NAME:TYPE=DEFAULT, e.g. --param r:float=0.5 or --param grids:tuple[int]=2,4,8"
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,8 @@ class PluginParam:
 
     Attributes:
         name: the key used in specs (``demo(k=3)``).
-        type: ``"float"``, ``"int"``, ``"bool"`` or ``"str"``.
+        type: a key of :data:`PARAM_TYPES`: ``"float"``, ``"int"``, ``"bool"``, ``"str"``
+            or a tuple of one, ``"tuple[int]"``.
         default: the default, already of that type.
     """
 
@@ -83,9 +82,10 @@ class PluginParam:
                 '"alpha > 0"',
             ]
         else:
+            kind = PARAM_TYPES[self.type]
             args = [
                 f'"{self.name}"',
-                self.type,
+                kind.__name__ if isinstance(kind, type) else str(kind),
                 _literal(self.default),
                 f'"TODO: describe {self.name}"',
             ]
@@ -97,10 +97,11 @@ class PluginParam:
 
 
 def _literal(value: Any) -> str:
-    """``value`` as Python source (strings are bare words, so double quotes suffice)."""
-    if isinstance(value, str):
-        return f'"{value}"'
-    return repr(value)
+    """``value`` as Python source (strings hold no quotes nor backslashes, so double
+    quotes suffice)."""
+    if isinstance(value, tuple):
+        return "(" + ", ".join(map(_literal, value)) + ("," if len(value) == 1 else "") + ")"
+    return f'"{value}"' if isinstance(value, str) else repr(value)
 
 
 def _reserved_names() -> set[str]:
@@ -113,12 +114,12 @@ def _reserved_names() -> set[str]:
 
 def parse_param(text: str) -> PluginParam:
     """Parse ``NAME:TYPE=DEFAULT`` (``r:float=0.5``, ``k:int=3``, ``flip:bool=true``,
-    ``mode:str=batch``).
+    ``mode:str=batch``, ``grids:tuple[int]=2,4,8``).
 
-    The name follows the spec rules (lower case, digits and ``_``); the default must
-    be a finite number for ``float``, a whole number for ``int``, ``true`` or
-    ``false`` for ``bool`` and a bare word (letters, digits, ``_``) for ``str``, so
-    that it can be written in a spec. A parameter called ``alpha`` is lambda's
+    The name follows the spec rules (lower case, digits and ``_``); the default is
+    written as in a spec (:func:`~msda_arena.api.spec.parse_value`: a finite number,
+    ``true``/``false``, a word or a quoted string without spaces; a tuple's items
+    separated by commas, brackets optional). A parameter called ``alpha`` is lambda's
     Beta(alpha, alpha) concentration: a float above 0.
 
     Raises:
@@ -139,32 +140,23 @@ def parse_param(text: str) -> PluginParam:
         )
     if keyword.iskeyword(name):
         raise UsageError(f"--param {text!r}: {name!r} is a Python keyword; choose another name")
-    if type_name not in PARAM_TYPES:
+    kind = PARAM_TYPES.get(type_name)
+    if kind is None:
         raise UsageError(
-            f"--param {text!r}: unknown type {type_name!r}; use float, int, bool or str"
+            f"--param {text!r}: unknown type {type_name!r}; use {', '.join(PARAM_TYPES)}"
         )
     if not raw:
         raise UsageError(f"--param {text!r}: the default is missing; {_SYNTAX_HELP}")
-    default: Any
-    if type_name == "float":
-        default = float(raw) if _FLOAT.fullmatch(raw) else None
-        if default is None or not math.isfinite(default):
-            raise UsageError(f"--param {text!r}: {raw!r} is not a finite float, e.g. 0.5")
-    elif type_name == "int":
-        if not _INT.fullmatch(raw):
-            raise UsageError(f"--param {text!r}: {raw!r} is not an int, e.g. 3")
-        default = int(raw)
-    elif type_name == "bool":
-        if raw.lower() not in ("true", "false"):
-            raise UsageError(f"--param {text!r}: {raw!r} is not a bool; use true or false")
-        default = raw.lower() == "true"
-    else:
-        if not _WORD.fullmatch(raw):
-            raise UsageError(
-                f"--param {text!r}: a str default must be one word of letters, digits "
-                f"and '_' (specs write it bare, e.g. mode=batch), got {raw!r}"
-            )
-        default = raw
+    item = type_name.removeprefix("tuple[").removesuffix("]")
+    spelled = f"({raw},)" if item != type_name and raw[0] not in "([" else raw  # 2,4 -> (2,4,)
+    try:
+        default = Param(name, kind, None).convert(parse_value(spelled), "")
+    except SpecError:
+        example = _EXAMPLES[item] if item == type_name else ",".join([_EXAMPLES[item]] * 2)
+        raise UsageError(
+            f"--param {text!r}: the default {raw!r} does not read as {type_name}; write it "
+            f"as in a spec, e.g. {name}:{type_name}={example}"
+        ) from None
     if name == "alpha" and (type_name != "float" or default <= 0):
         raise UsageError(
             f"--param {text!r}: alpha is lambda's Beta(alpha, alpha) concentration; "
@@ -313,7 +305,7 @@ def _module_source(name: str, kind: str, params: list[PluginParam]) -> str:
         "\n"
         "\n"
         "@hookimpl\n"
-        "def register_mask_methods(register):\n"
+        "def register_methods(register):\n"
         f'    """Register {cls} as ``{name}``."""\n'
         f"    register({cls})\n"
     )
