@@ -7,178 +7,235 @@ are imported at the top."""
 
 from __future__ import annotations
 
-import re
+import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from msda_arena.api.errors import ArenaError, UsageError
 from msda_arena.cli._options import resolve_device
+from msda_arena.execute.options import check_options
 from msda_arena.report import build_report, render
-from msda_arena.store.results import check_writable, load_results
+from msda_arena.store.results import load_results
 
-
-def run(
-    method: list[str] = typer.Option(
-        ..., "--method", "-m", help="Method spec to benchmark, e.g. 'hmix(r=0.25)'. Repeatable."
+Methods = Annotated[
+    list[str],
+    typer.Option(
+        "--method", "-m", help="Method spec to benchmark, e.g. 'hmix(r=0.25)'. Repeatable."
     ),
-    profile: str = typer.Option(
-        None,
+]
+ProfileName = Annotated[
+    str,
+    typer.Option(
         "--profile",
         "-p",
         help="Profile in arena.toml (default: cifar100 on a GPU, quick on a CPU).",
     ),
-    arch: list[str] = typer.Option(
-        None, "--arch", help="Only these architectures (timm names). Repeatable."
+]
+Archs = Annotated[
+    list[str], typer.Option("--arch", help="Only these architectures (timm names). Repeatable.")
+]
+Scenarios = Annotated[
+    list[str], typer.Option("--scenario", help="Only these crop scenarios. Repeatable.")
+]
+Seeds = Annotated[
+    str, typer.Option("--seeds", help="Seeds, e.g. 0,1,2 or 0-4 (default: the profile's).")
+]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")]
+Results = Annotated[
+    Path, typer.Option("--results", help="Result store (default: arena.toml's, ./results).")
+]
+DataRoot = Annotated[
+    str, typer.Option("--data-root", help="Where the dataset lives (default: the profile's).")
+]
+Config = Annotated[
+    Path,
+    typer.Option(
+        "--config", help="arena.toml to use (default: ./arena.toml, else the embedded one)."
     ),
-    scenario: list[str] = typer.Option(
-        None, "--scenario", help="Only these crop scenarios. Repeatable."
+]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="List the cells and what is stored; train nothing.")
+]
+Force = Annotated[bool, typer.Option("--force", help="Retrain cells that are already stored.")]
+NoBaselines = Annotated[
+    bool, typer.Option("--no-baselines", help="Skip the profile's baseline methods.")
+]
+SaveCheckpoints = Annotated[
+    bool,
+    typer.Option(
+        "--save-checkpoints", help="Keep trained weights (safetensors) beside the results."
     ),
-    seeds: str = typer.Option(
-        None, "--seeds", help="Seeds, e.g. 0,1,2 or 0-4 (default: the profile's)."
-    ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-    results: Path = typer.Option(
-        None, "--results", help="Result store (default: arena.toml's, ./results)."
-    ),
-    data_root: str = typer.Option(
-        None, "--data-root", help="Where the dataset lives (default: the profile's)."
-    ),
-    config: Path = typer.Option(
-        None, "--config", help="arena.toml to use (default: ./arena.toml, else the embedded one)."
-    ),
-    dry_run: bool = typer.Option(
-        False, "--dry-run", help="List the cells and what is stored; train nothing."
-    ),
-    force: bool = typer.Option(False, "--force", help="Retrain cells that are already stored."),
-    no_baselines: bool = typer.Option(
-        False, "--no-baselines", help="Skip the profile's baseline methods."
-    ),
-    save_checkpoints: bool = typer.Option(
-        False, "--save-checkpoints", help="Keep trained weights (safetensors) beside the results."
-    ),
-    skip_check: bool = typer.Option(
-        False,
+]
+SkipCheck = Annotated[
+    bool,
+    typer.Option(
         "--skip-check",
         help="Train methods that fail the cheap conformance rules (default: failed records).",
     ),
-    executor_kind: str = typer.Option(
-        "local", "--executor", "-x", help="Where cells run: local, ray or slurm."
+]
+CellTimeout = Annotated[
+    float,
+    typer.Option(
+        "--cell-timeout",
+        help="Seconds a cell may train (its conformance check: at most 120 s) before it is "
+        "stopped and stored as failed; 0: no limit. Default: from the recipe, 2 s per "
+        "training step (epochs x steps per epoch; 20 min per epoch where arena.toml does "
+        "not give the training set's size), at least 30 min.",
     ),
-    gpus: str = typer.Option(
-        None, "--gpus", help="local: CUDA devices to use, e.g. 0,1 (default: all visible)."
+]
+Threads = Annotated[
+    int,
+    typer.Option(
+        "--threads", help="Torch threads per cell, under every executor (default: the arena's)."
     ),
-    cells_per_gpu: int = typer.Option(
-        1, "--cells-per-gpu", help="local and ray: cells trained at once on one GPU."
+]
+ExecutorKind = Annotated[
+    str, typer.Option("--executor", "-x", help="Where cells run: local, ray or slurm.")
+]
+Gpus = Annotated[
+    str, typer.Option("--gpus", help="local: CUDA devices to use, e.g. 0,1 (default: all visible).")
+]
+CellsPerGpu = Annotated[
+    int, typer.Option("--cells-per-gpu", help="local and ray: cells trained at once on one GPU.")
+]
+Workers = Annotated[
+    int, typer.Option("--workers", help="local on a CPU: worker processes (cells at once).")
+]
+RayAddress = Annotated[
+    str, typer.Option("--ray-address", help="ray: join this cluster (default: start a local one).")
+]
+SlurmPartition = Annotated[str, typer.Option("--slurm-partition", help="slurm: partition.")]
+SlurmTime = Annotated[
+    int, typer.Option("--slurm-time", help="slurm: time limit of each cell's job, in minutes.")
+]
+SlurmGpus = Annotated[int, typer.Option("--slurm-gpus", help="slurm: GPUs per cell's job.")]
+SlurmMaxParallel = Annotated[
+    int,
+    typer.Option(
+        "--slurm-max-parallel", help="slurm: most array elements running at once (0: no cap)."
     ),
-    workers: int = typer.Option(
-        1, "--workers", help="local on a CPU: worker processes (cells at once)."
-    ),
-    ray_address: str = typer.Option(
-        None, "--ray-address", help="ray: join this cluster (default: start a local one)."
-    ),
-    slurm_partition: str = typer.Option(None, "--slurm-partition", help="slurm: partition."),
-    slurm_time: int = typer.Option(
-        60, "--slurm-time", help="slurm: time limit of each cell's job, in minutes."
-    ),
-    slurm_gpus: int = typer.Option(1, "--slurm-gpus", help="slurm: GPUs per cell's job."),
-    slurm_max_parallel: int = typer.Option(
-        0, "--slurm-max-parallel", help="slurm: most array elements running at once (0: no cap)."
-    ),
-    slurm_extra: list[str] = typer.Option(
-        None, "--slurm-extra", help="slurm: extra sbatch setting KEY=VALUE. Repeatable."
-    ),
-    wait: bool = typer.Option(
-        False, "--wait", help="slurm: follow the jobs until every cell is stored."
-    ),
+]
+SlurmExtra = Annotated[
+    list[str],
+    typer.Option("--slurm-extra", help="slurm: extra sbatch setting KEY=VALUE. Repeatable."),
+]
+Wait = Annotated[
+    bool, typer.Option("--wait", help="slurm: follow the jobs until every cell is stored.")
+]
+
+#: The executor options among the parameters: handed to the chosen executor as given.
+EXECUTOR_OPTIONS = (
+    "gpus", "cells_per_gpu", "workers", "ray_address", "slurm_partition", "slurm_time",
+    "slurm_gpus", "slurm_max_parallel", "slurm_extra", "wait",
+)  # fmt: skip
+
+
+def run(
+    ctx: typer.Context,
+    method: Methods,
+    profile: ProfileName = None,
+    arch: Archs = None,
+    scenario: Scenarios = None,
+    seeds: Seeds = None,
+    device: Device = "auto",
+    results: Results = None,
+    data_root: DataRoot = None,
+    config: Config = None,
+    dry_run: DryRun = False,
+    force: Force = False,
+    no_baselines: NoBaselines = False,
+    save_checkpoints: SaveCheckpoints = False,
+    skip_check: SkipCheck = False,
+    cell_timeout: CellTimeout = None,
+    threads: Threads = None,
+    executor_kind: ExecutorKind = "local",
+    gpus: Gpus = None,
+    cells_per_gpu: CellsPerGpu = 1,
+    workers: Workers = 1,
+    ray_address: RayAddress = None,
+    slurm_partition: SlurmPartition = None,
+    slurm_time: SlurmTime = 60,
+    slurm_gpus: SlurmGpus = 1,
+    slurm_max_parallel: SlurmMaxParallel = 0,
+    slurm_extra: SlurmExtra = None,
+    wait: Wait = False,
 ) -> None:
     """Train a mask method (and missing baselines) across the grid; one parquet file per cell."""
-    options = _executor_options(
-        gpus,
-        cells_per_gpu,
-        workers,
-        ray_address,
-        slurm_partition,
-        slurm_time,
-        slurm_gpus,
-        slurm_max_parallel,
-        slurm_extra or [],
-        wait,
-    )
-    from msda_arena.execute.base import ExecutorOptions, create_executor
-    from msda_arena.grid.cells import build_cells, parse_seeds, validate_archs
-    from msda_arena.grid.config import load_config
-    from msda_arena.methods.registry import get_method
+    given = {
+        name: ctx.params[name]
+        for name in EXECUTOR_OPTIONS
+        if ctx.get_parameter_source(name).name != "DEFAULT"  # given, not typer's default
+    }
+    check_options(executor_kind, given)  # one line at once, before torch loads
+    _check_limits(cell_timeout, threads)
+    from msda_arena.execute.plan import plan_run  # torch, timm
 
-    dev = resolve_device(device)
-    cfg = load_config(config)
-    prof = cfg.profile(profile, cuda=dev.startswith("cuda"))
-    specs = [get_method(m).spec for m in method]
-    baselines = [] if no_baselines else [get_method(b).spec for b in prof.baselines]
-    archs = tuple(arch) if arch else None
-    validate_archs(archs or prof.archs)
-    cells = build_cells(
-        cfg,
-        prof,
-        specs,
-        archs=archs,
-        scenarios=tuple(scenario) if scenario else None,
-        seeds=parse_seeds(seeds) if seeds else None,
-        baselines=baselines,
-    )
-    root = Path(results) if results else Path(cfg.results)
-    if not dry_run:
-        check_writable(root, create=False)
-    executor = create_executor(
-        executor_kind,
-        cfg,
-        prof,
-        root,
-        device=dev,
-        data_root=data_root,
-        save_checkpoints=save_checkpoints,
-        force=force,
+    grid = plan_run(
+        method,
+        resolve_device(device),
+        config,
+        profile,
+        tuple(arch) if arch else None,
+        tuple(scenario) if scenario else None,
+        seeds,
+        results,
+        baselines=not no_baselines,
+        dry_run=dry_run,
+        executor=executor_kind,
         skip_check=skip_check,
-        options=ExecutorOptions(**options),
+        settings=dict(
+            force=force,
+            data_root=data_root,
+            save_checkpoints=save_checkpoints,
+            cell_timeout_s=cell_timeout,
+            threads=threads,
+        ),
+        **given,
     )
-    err = sys.stderr
-    print(
-        f"profile {prof.name} ({prof.dataset}, recipe {prof.recipe}) on {dev}: {len(cells)} cells, "
-        f"results in {root} ({executor_kind} executor)",
-        file=err,
-    )
-
+    print(grid.describe(), file=sys.stderr)
     if dry_run:
-        _print_plan(executor.pending(cells), force)
+        _print_plan(grid.pending(), force)
         return
-
-    from msda_arena.cli.progress import make_reporter  # imports the executors (torch)
-    from msda_arena.train import interrupts
-
-    with make_reporter() as reporter, interrupts.watching():
-        try:
-            summary = executor.run(cells, reporter)
-        except KeyboardInterrupt:
-            reporter.stop()
-            print(
-                "arena: interrupted; every finished cell is stored. "
-                "Run the same command to resume.",
-                file=err,
-            )
-            raise typer.Exit(130) from None
+    summary = _run(grid)
     if summary.submitted:
-        print(summary.submitted, file=err)
+        print(summary.submitted, file=sys.stderr)
         _fail_if_failed(summary.failed, " before submission; the others were submitted")
         return
     print(
         f"{len(summary.done)} trained, {len(summary.skipped)} already stored, "
         f"{len(summary.failed)} failed",
-        file=err,
+        file=sys.stderr,
     )
-    _leaderboard(root, prof.name, specs + baselines, specs[0])
+    _leaderboard(grid.executor.results, grid.profile.name, grid.methods, grid.methods[0])
     _fail_if_failed(summary.failed, "; fix the cause and rerun the same command")
+
+
+def _check_limits(cell_timeout: float | None, threads: int | None) -> None:
+    if cell_timeout is not None and not (math.isfinite(cell_timeout) and cell_timeout >= 0):
+        raise UsageError(f"--cell-timeout {cell_timeout}: give seconds >= 0 (0: no limit)")
+    if threads is not None and not 1 <= threads <= 1024:
+        raise UsageError(f"--threads {threads}: must be between 1 and 1024")
+
+
+def _run(grid: Any) -> Any:
+    """Run the grid with the progress display; Ctrl-C exits 130 saying how to resume."""
+    from msda_arena.cli.progress import make_reporter  # imports the executors (torch)
+    from msda_arena.train import interrupts
+
+    with make_reporter() as reporter, interrupts.watching():
+        try:
+            return grid.run(reporter)
+        except KeyboardInterrupt:
+            reporter.stop()
+            print(
+                "arena: interrupted; every finished cell is stored. "
+                "Run the same command to resume.",
+                file=sys.stderr,
+            )
+            raise typer.Exit(130) from None
 
 
 def _fail_if_failed(failed: list, tail: str) -> None:
@@ -188,54 +245,6 @@ def _fail_if_failed(failed: list, tail: str) -> None:
     for cell, error in failed:
         print(f"  failed: {cell.label()}: {error}", file=sys.stderr)
     raise ArenaError(f"{len(failed)} cell(s) failed (listed above, stored as failed records){tail}")
-
-
-def _executor_options(
-    gpus: str | None,
-    cells_per_gpu: int,
-    workers: int,
-    ray_address: str | None,
-    slurm_partition: str | None,
-    slurm_time: int,
-    slurm_gpus: int,
-    slurm_max_parallel: int,
-    slurm_extra: list[str],
-    wait: bool,
-) -> dict[str, Any]:
-    """The command line's executor options, checked (one-line errors), as the keyword
-    arguments of :class:`~msda_arena.execute.base.ExecutorOptions`."""
-    parsed_gpus = None
-    if gpus is not None:
-        if not re.fullmatch(r"[0-9]+(,[0-9]+)*", gpus.strip()):
-            raise UsageError(f"--gpus {gpus!r}: write CUDA device indices like 0,1")
-        parsed_gpus = tuple(dict.fromkeys(int(g) for g in gpus.split(",")))
-    for name, value, low in (
-        ("--cells-per-gpu", cells_per_gpu, 1),
-        ("--workers", workers, 1),
-        ("--slurm-time", slurm_time, 1),
-        ("--slurm-gpus", slurm_gpus, 0),
-        ("--slurm-max-parallel", slurm_max_parallel, 0),
-    ):
-        if value < low or value > 100_000:
-            raise UsageError(f"{name} {value}: must be between {low} and 100000")
-    extra = []
-    for item in slurm_extra:
-        key, sep, value = item.partition("=")
-        if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]*", key):
-            raise UsageError(f"--slurm-extra {item!r}: write KEY=VALUE, e.g. account=myproject")
-        extra.append((key, value))
-    return dict(
-        gpus=parsed_gpus,
-        cells_per_gpu=cells_per_gpu,
-        workers=workers,
-        ray_address=ray_address,
-        slurm_partition=slurm_partition,
-        slurm_time_min=slurm_time,
-        slurm_gpus=slurm_gpus,
-        slurm_max_parallel=slurm_max_parallel,
-        slurm_extra=tuple(extra),
-        wait=wait,
-    )
 
 
 def _print_plan(plan: list, force: bool) -> None:

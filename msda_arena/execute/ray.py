@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from msda_arena.api.errors import ArenaError, UsageError
-from msda_arena.execute.base import Executor, ExecutorOptions, Reporter, RunSummary
+from msda_arena.execute.base import Executor, Reporter, RunSummary
 from msda_arena.execute.worker import (
     CellOutcome,
     RunSettings,
@@ -112,30 +112,24 @@ def _claims_free_here(settings: RunSettings, cells: list[GridCell]) -> list[str 
 class RayExecutor(Executor):
     """Cells as Ray tasks on a cluster or a local Ray instance (see the module docstring).
 
-    ``options.ray_address`` joins that cluster (``ray start --head`` prints it); without
-    it ``$RAY_ADDRESS`` is joined if set, else a local instance with
-    ``options.workers`` CPUs (every core when 1) is started and shut down at the end.
-    Where Ray is already initialised in this process, that connection is used and kept.
+    ``ray_address`` joins that cluster (``ray start --head`` prints it); without it
+    ``$RAY_ADDRESS`` is joined if set, else a local instance with ``workers`` CPUs
+    (every core when 1) is started and shut down at the end. Where Ray is already
+    initialised in this process, that connection is used and kept.
     """
+
+    name = "ray"
 
     def settings_changed(self) -> None:
         """Tasks get the driver's current settings (``force`` dropped while waiting)."""
         self.task_settings = replace(self.task_settings, force=self.settings.force)
 
-    def __init__(
-        self, settings: RunSettings, options: ExecutorOptions, skip_check: bool = False
-    ) -> None:
+    def __init__(self, settings: RunSettings, skip_check: bool = False, **options: Any) -> None:
         self._ray = _import_ray()
-        if options.cells_per_gpu < 1 or options.workers < 1:
-            raise UsageError("--cells-per-gpu and --workers must be at least 1")
-        if options.gpus is not None:
-            raise UsageError(
-                "--gpus is for --executor local; a Ray run uses the GPUs its cluster has "
-                "(limit them with `ray start --num-gpus N` or CUDA_VISIBLE_DEVICES)"
-            )
-        super().__init__(replace(settings, results=Path(settings.results).resolve()), skip_check)
-        self.options = options
-        self.address: str | None = options.ray_address or os.environ.get("RAY_ADDRESS") or None
+        # the workers need the absolute path
+        settings = replace(settings, results=Path(settings.results).resolve())
+        super().__init__(settings, skip_check, **options)
+        self.address: str | None = self.options.ray_address or os.environ.get("RAY_ADDRESS")
         self.max_retries = MAX_RETRIES
         """How often Ray reruns a cell whose worker died (read when Ray is joined)."""
         self._connected = False

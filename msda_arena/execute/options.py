@@ -1,0 +1,123 @@
+"""Each executor's options, declared by the executor (``Options`` of
+:class:`~msda_arena.execute.local.LocalExecutor`, ``RayExecutor``, ``SlurmExecutor``), and
+kept in this light module so that ``arena run`` checks its flags before torch loads.
+
+An option is named as its ``arena run`` flag (``cells_per_gpu`` is ``--cells-per-gpu``)
+and checked in its dataclass's ``__post_init__``; :func:`check_options` refuses, in
+one line, an option the chosen executor does not take.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any
+
+from msda_arena.api.errors import UsageError
+
+__all__ = ["EXECUTORS", "LocalOptions", "RayOptions", "SlurmOptions", "check_options", "flag"]
+
+#: The executors ``arena run --executor`` knows: name -> "module:Class", imported only
+#: when chosen (Ray and submitit are optional, and each executor module builds on base).
+EXECUTORS: dict[str, str] = {
+    "local": "msda_arena.execute.local:LocalExecutor",
+    "ray": "msda_arena.execute.ray:RayExecutor",
+    "slurm": "msda_arena.execute.slurm:SlurmExecutor",
+}
+
+
+def flag(option: str) -> str:
+    """The command-line flag of an option: ``cells_per_gpu`` -> ``--cells-per-gpu``."""
+    return "--" + option.replace("_", "-")
+
+
+def _in_range(option: str, value: int, low: int, high: int = 100_000) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise UsageError(f"{flag(option)} {value}: must be between {low} and {high}")
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    """``gpus``: CUDA device indices ("0,1" or a tuple; None: every visible one);
+    ``cells_per_gpu``: cells sharing one GPU at once; ``workers``: worker processes on
+    a CPU."""
+
+    gpus: str | tuple[int, ...] | None = None
+    cells_per_gpu: int = 1
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.gpus, str):
+            if not re.fullmatch(r"[0-9]+(,[0-9]+)*", self.gpus.strip()):
+                raise UsageError(f"--gpus {self.gpus!r}: write CUDA device indices like 0,1")
+            gpus = tuple(dict.fromkeys(int(g) for g in self.gpus.split(",")))
+            object.__setattr__(self, "gpus", gpus)
+        _in_range("cells_per_gpu", self.cells_per_gpu, 1)
+        _in_range("workers", self.workers, 1)
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """``cells_per_gpu``: cells sharing one GPU; ``workers``: CPUs of a local Ray
+    instance (1: every core); ``ray_address``: the cluster to join."""
+
+    cells_per_gpu: int = 1
+    workers: int = 1
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        _in_range("cells_per_gpu", self.cells_per_gpu, 1)
+        _in_range("workers", self.workers, 1)
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """Each cell's job: ``slurm_partition``, ``slurm_time`` (minutes), ``slurm_gpus``,
+    ``slurm_extra`` (sbatch settings: "KEY=VALUE" strings or pairs); the array's
+    ``slurm_max_parallel`` (0: no cap); ``wait``: follow the jobs to the end."""
+
+    slurm_partition: str | None = None
+    slurm_time: int = 60
+    slurm_gpus: int = 1
+    slurm_max_parallel: int = 0
+    slurm_extra: tuple[tuple[str, str], ...] | list[str] = ()
+    wait: bool = False
+
+    def __post_init__(self) -> None:
+        _in_range("slurm_time", self.slurm_time, 1)
+        _in_range("slurm_gpus", self.slurm_gpus, 0)
+        _in_range("slurm_max_parallel", self.slurm_max_parallel, 0)
+        extra = []
+        for item in self.slurm_extra:
+            key, sep, value = (
+                item.partition("=") if isinstance(item, str) else (item[0], "=", item[1])
+            )
+            if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]*", key):
+                raise UsageError(f"--slurm-extra {item!r}: write KEY=VALUE, e.g. account=myproject")
+            extra.append((key, value))
+        object.__setattr__(self, "slurm_extra", tuple(extra))
+
+
+_OPTIONS: dict[str, type] = {"local": LocalOptions, "ray": RayOptions, "slurm": SlurmOptions}
+#: (executor, option) -> its own one-line refusal, where a generic one would mislead.
+_REFUSED = {
+    ("ray", "gpus"): "--gpus is for --executor local; a Ray run uses the GPUs its cluster has "
+    "(limit them with `ray start --num-gpus N` or CUDA_VISIBLE_DEVICES)",
+}
+
+
+def check_options(kind: str, options: dict[str, Any]) -> Any:
+    """Executor ``kind``'s options dataclass built from ``options``; a one-line
+    :class:`UsageError` for an unknown executor, an option it does not take or a bad
+    value."""
+    if kind not in EXECUTORS:
+        raise UsageError(f"--executor {kind!r}: choose one of {', '.join(EXECUTORS)}")
+    known = [f.name for f in fields(_OPTIONS[kind])]
+    for option in options:
+        if option not in known:
+            raise UsageError(
+                _REFUSED.get((kind, option))
+                or f"{flag(option)} is not an option of --executor {kind} "
+                f"(its options: {', '.join(map(flag, known))})"
+            )
+    return _OPTIONS[kind](**options)
