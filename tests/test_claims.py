@@ -513,7 +513,7 @@ def test_a_claim_left_on_a_stored_cell_by_a_killed_run_is_removed_by_the_next_ru
     """Seen in the SIGKILL fault test: killed after storing a cell but before releasing
     its claim, a run left the claim for good (a resumed run skips stored cells)."""
     from msda_arena.execute.local import LocalExecutor
-from msda_arena.execute.worker import RunSettings
+    from msda_arena.execute.worker import RunSettings
     from msda_arena.grid.cells import build_cells
     from msda_arena.grid.config import load_config
 

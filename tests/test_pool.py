@@ -8,8 +8,8 @@ from conftest import install_fake_plugin, run_arena
 from msda_arena.api.errors import UsageError
 from msda_arena.execute.local import LocalExecutor, slot_devices
 from msda_arena.execute.options import LocalOptions
-from msda_arena.execute.worker import RunSettings
 from msda_arena.execute.pool import cpu_threads
+from msda_arena.execute.worker import RunSettings
 from msda_arena.grid.cells import build_cells
 from msda_arena.grid.config import load_config
 from msda_arena.store.results import load_results

@@ -28,8 +28,8 @@ pytest.importorskip("submitit", reason="needs submitit: pip install 'msda-arena[
 from msda_arena.api.errors import UsageError
 from msda_arena.execute.base import create_executor
 from msda_arena.execute.local import LocalExecutor
-from msda_arena.execute.worker import RunSettings
 from msda_arena.execute.slurm import CLUSTER_ENV
+from msda_arena.execute.worker import RunSettings
 from msda_arena.grid.cells import build_cells
 from msda_arena.grid.config import load_config
 from msda_arena.store.claims import pid_alive
