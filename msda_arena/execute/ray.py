@@ -38,6 +38,7 @@ import math
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -52,6 +53,7 @@ from msda_arena.execute.worker import (
     fail_cell,
     load_data,
     run_cell_here,
+    timeout_error,
 )
 from msda_arena.grid.cells import GridCell
 from msda_arena.store import claims
@@ -64,6 +66,9 @@ MAX_RETRIES = 3
 INSTALL_HINT = "--executor ray needs Ray: pip install 'msda-arena[ray]'"
 #: Seconds between two looks at the running tasks (Ctrl-C is seen at once regardless).
 POLL_S = 1.0
+#: Seconds past the cell time limit after which a task is cancelled (the limit inside
+#: the task stops a sleep or a Python loop at the limit; this stops anything else).
+GRACE_S = 60.0
 
 
 def _import_ray() -> Any:
@@ -252,23 +257,28 @@ class RayExecutor(Executor):
             else:
                 yield CellOutcome(cell, "busy", detail=verdict)
         pending = self._pending
+        started: dict[Any, float] = {}
+        limit = (self.settings.cell_timeout_s or math.inf) + GRACE_S
         epochs = self.settings.recipe.epochs
         try:
             while queue or pending:
                 room = self.capacity() - len(pending)
                 while queue and room > 0:
                     cell, node = queue.pop(0)
-                    pending[self._submit(self._task, node, cell, self.task_settings)] = (
-                        cell,
-                        node,
-                    )
+                    ref = self._submit(self._task, node, cell, self.task_settings)
+                    pending[ref], started[ref] = (cell, node), time.monotonic()
                     reporter.cell_start(cell, epochs)
                     room -= 1
                 reporter.running(len(pending))
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
                 for ref in ready:
                     cell, node = pending.pop(ref)
+                    started.pop(ref, None)
                     yield self._outcome(ref, cell, node)
+                for ref in [r for r in pending if time.monotonic() > started[r] + limit]:
+                    ray.cancel(ref, force=True)  # the limit inside the task did not stop it
+                    cell, node = pending.pop(ref)
+                    yield self._timed_out(cell, node)
             reporter.running(0)
         except BaseException:  # Ctrl-C, a store that cannot be written, generator closed
             self.cancel()
@@ -361,13 +371,28 @@ class RayExecutor(Executor):
             )
         except errors.RayError as exc:
             error = f"Ray could not run this cell: {type(exc).__name__}: {_first_line(exc)}"
+        return self._fail(cell, node, error)
+
+    def _fail(self, cell: GridCell, node: str | None, error: str) -> CellOutcome:
+        """Store ``cell``'s failed record from a task on its claim owner's node."""
         dead = self._submit(
             self._dead, self._owner_node(cell) or node, cell, self.task_settings, error
         )
         try:
-            return ray.get(dead)
-        except errors.RayError:  # no worker for it: write it from here, if the claim allows
+            return self._ray.get(dead)
+        except self._ray.exceptions.RayError:  # no worker for it: write it from here
             return fail_cell(cell, self.task_settings, error)
+
+    def _timed_out(self, cell: GridCell, node: str | None) -> CellOutcome:
+        """The failed record of a cell whose task was cancelled past its time limit,
+        once the killed worker's claim can be taken over (at once on its host)."""
+        error = timeout_error(self.settings.cell_timeout_s, " (its Ray task was cancelled)")
+        for _ in range(60):
+            outcome = self._fail(cell, node, error)
+            if outcome.action != "busy":
+                break
+            time.sleep(0.5)
+        return outcome
 
     def _owner_node(self, cell: GridCell) -> str | None:
         """The node of the host that holds the cell's claim, if it is one of the cluster."""

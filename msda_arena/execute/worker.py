@@ -259,9 +259,9 @@ def time_limit(seconds: float | None, what: str = "cell") -> Iterator[TimeLimit]
         signal.signal(signal.SIGALRM, previous)
 
 
-def timeout_error(limit: TimeLimit) -> str:
-    """The failed record's error for a cell past its time limit."""
-    return f"{limit}; raise it with arena run --cell-timeout SECONDS"
+def timeout_error(seconds: float, how: str = "") -> str:
+    """The failed record's error for a cell past its time limit (``how`` it was stopped)."""
+    return f"exceeded the cell time limit of {seconds:g} s{how}; raise it with --cell-timeout"
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -317,7 +317,8 @@ def run_cell(
         except StoreError:
             raise
         except BaseException as exc:
-            error = timeout_error(limit) if limit.expired else describe_exception(exc)
+            expired = limit.expired and settings.cell_timeout_s
+            error = timeout_error(expired) if expired else describe_exception(exc)
         else:
             info = provenance(cell, settings, started)
             # only after a cell trained: a failure is written without running method code
