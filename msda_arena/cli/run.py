@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
@@ -20,112 +20,6 @@ from msda_arena.execute.options import check_options
 from msda_arena.report import build_report, render
 from msda_arena.store.results import load_results
 
-Methods = Annotated[
-    list[str],
-    typer.Option(
-        "--method", "-m", help="Method spec to benchmark, e.g. 'hmix(r=0.25)'. Repeatable."
-    ),
-]
-ProfileName = Annotated[
-    str,
-    typer.Option(
-        "--profile",
-        "-p",
-        help="Profile in arena.toml (default: cifar100 on a GPU, quick on a CPU).",
-    ),
-]
-Archs = Annotated[
-    list[str], typer.Option("--arch", help="Only these architectures (timm names). Repeatable.")
-]
-Scenarios = Annotated[
-    list[str], typer.Option("--scenario", help="Only these crop scenarios. Repeatable.")
-]
-Seeds = Annotated[
-    str, typer.Option("--seeds", help="Seeds, e.g. 0,1,2 or 0-4 (default: the profile's).")
-]
-Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")]
-Results = Annotated[
-    Path, typer.Option("--results", help="Result store (default: arena.toml's, ./results).")
-]
-DataRoot = Annotated[
-    str, typer.Option("--data-root", help="Where the dataset lives (default: the profile's).")
-]
-Config = Annotated[
-    Path,
-    typer.Option(
-        "--config", help="arena.toml to use (default: ./arena.toml, else the embedded one)."
-    ),
-]
-DryRun = Annotated[
-    bool, typer.Option("--dry-run", help="List the cells and what is stored; train nothing.")
-]
-Force = Annotated[bool, typer.Option("--force", help="Retrain cells that are already stored.")]
-NoBaselines = Annotated[
-    bool, typer.Option("--no-baselines", help="Skip the profile's baseline methods.")
-]
-SaveCheckpoints = Annotated[
-    bool,
-    typer.Option(
-        "--save-checkpoints", help="Keep trained weights (safetensors) beside the results."
-    ),
-]
-SkipCheck = Annotated[
-    bool,
-    typer.Option(
-        "--skip-check",
-        help="Train methods that fail the cheap conformance rules (default: failed records).",
-    ),
-]
-CellTimeout = Annotated[
-    float,
-    typer.Option(
-        "--cell-timeout",
-        help="Seconds a cell may train (its conformance check: at most 120 s) before it is "
-        "stopped and stored as failed; 0: no limit. Default: from the recipe, 2 s per "
-        "training step (epochs x steps per epoch; 20 min per epoch where arena.toml does "
-        "not give the training set's size), at least 30 min.",
-    ),
-]
-Threads = Annotated[
-    int,
-    typer.Option(
-        "--threads", help="Torch threads per cell, under every executor (default: the arena's)."
-    ),
-]
-ExecutorKind = Annotated[
-    str, typer.Option("--executor", "-x", help="Where cells run: local, ray or slurm.")
-]
-Gpus = Annotated[
-    str, typer.Option("--gpus", help="local: CUDA devices to use, e.g. 0,1 (default: all visible).")
-]
-CellsPerGpu = Annotated[
-    int, typer.Option("--cells-per-gpu", help="local and ray: cells trained at once on one GPU.")
-]
-Workers = Annotated[
-    int, typer.Option("--workers", help="local on a CPU: worker processes (cells at once).")
-]
-RayAddress = Annotated[
-    str, typer.Option("--ray-address", help="ray: join this cluster (default: start a local one).")
-]
-SlurmPartition = Annotated[str, typer.Option("--slurm-partition", help="slurm: partition.")]
-SlurmTime = Annotated[
-    int, typer.Option("--slurm-time", help="slurm: time limit of each cell's job, in minutes.")
-]
-SlurmGpus = Annotated[int, typer.Option("--slurm-gpus", help="slurm: GPUs per cell's job.")]
-SlurmMaxParallel = Annotated[
-    int,
-    typer.Option(
-        "--slurm-max-parallel", help="slurm: most array elements running at once (0: no cap)."
-    ),
-]
-SlurmExtra = Annotated[
-    list[str],
-    typer.Option("--slurm-extra", help="slurm: extra sbatch setting KEY=VALUE. Repeatable."),
-]
-Wait = Annotated[
-    bool, typer.Option("--wait", help="slurm: follow the jobs until every cell is stored.")
-]
-
 #: The executor options among the parameters: handed to the chosen executor as given.
 EXECUTOR_OPTIONS = (
     "gpus", "cells_per_gpu", "workers", "ray_address", "slurm_partition", "slurm_time",
@@ -133,35 +27,93 @@ EXECUTOR_OPTIONS = (
 )  # fmt: skip
 
 
-def run(
+def run(  # over 80 lines: its signature is the command line (29 options); the body is short
     ctx: typer.Context,
-    method: Methods,
-    profile: ProfileName = None,
-    arch: Archs = None,
-    scenario: Scenarios = None,
-    seeds: Seeds = None,
-    device: Device = "auto",
-    results: Results = None,
-    data_root: DataRoot = None,
-    config: Config = None,
-    dry_run: DryRun = False,
-    force: Force = False,
-    no_baselines: NoBaselines = False,
-    save_checkpoints: SaveCheckpoints = False,
-    skip_check: SkipCheck = False,
-    cell_timeout: CellTimeout = None,
-    threads: Threads = None,
-    executor_kind: ExecutorKind = "local",
-    gpus: Gpus = None,
-    cells_per_gpu: CellsPerGpu = 1,
-    workers: Workers = 1,
-    ray_address: RayAddress = None,
-    slurm_partition: SlurmPartition = None,
-    slurm_time: SlurmTime = 60,
-    slurm_gpus: SlurmGpus = 1,
-    slurm_max_parallel: SlurmMaxParallel = 0,
-    slurm_extra: SlurmExtra = None,
-    wait: Wait = False,
+    method: list[str] = typer.Option(
+        ..., "--method", "-m", help="Method spec to benchmark, e.g. 'hmix(r=0.25)'. Repeatable."
+    ),
+    profile: str = typer.Option(
+        None,
+        "--profile",
+        "-p",
+        help="Profile in arena.toml (default: cifar100 on a GPU, quick on a CPU).",
+    ),
+    arch: list[str] = typer.Option(
+        None, "--arch", help="Only these architectures (timm names). Repeatable."
+    ),
+    scenario: list[str] = typer.Option(
+        None, "--scenario", help="Only these crop scenarios. Repeatable."
+    ),
+    seeds: str = typer.Option(
+        None, "--seeds", help="Seeds, e.g. 0,1,2 or 0-4 (default: the profile's)."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    results: Path = typer.Option(
+        None, "--results", help="Result store (default: arena.toml's, ./results)."
+    ),
+    data_root: str = typer.Option(
+        None, "--data-root", help="Where the dataset lives (default: the profile's)."
+    ),
+    config: Path = typer.Option(
+        None, "--config", help="arena.toml to use (default: ./arena.toml, else the embedded one)."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="List the cells and what is stored; train nothing."
+    ),
+    force: bool = typer.Option(False, "--force", help="Retrain cells that are already stored."),
+    no_baselines: bool = typer.Option(
+        False, "--no-baselines", help="Skip the profile's baseline methods."
+    ),
+    save_checkpoints: bool = typer.Option(
+        False, "--save-checkpoints", help="Keep trained weights (safetensors) beside the results."
+    ),
+    skip_check: bool = typer.Option(
+        False,
+        "--skip-check",
+        help="Train methods that fail the cheap conformance rules (default: failed records).",
+    ),
+    cell_timeout: float = typer.Option(
+        None,
+        "--cell-timeout",
+        help="Seconds a cell may train (its conformance check: at most 120 s) before it is "
+        "stopped and stored as failed; 0: no limit. Default: from the recipe, 2 s per "
+        "training step (epochs x steps per epoch; 20 min per epoch where arena.toml does "
+        "not give the training set's size), at least 30 min.",
+    ),
+    threads: int = typer.Option(
+        None,
+        "--threads",
+        help="Torch threads per cell, under every executor (default: the arena's).",
+    ),
+    executor_kind: str = typer.Option(
+        "local", "--executor", "-x", help="Where cells run: local, ray or slurm."
+    ),
+    gpus: str = typer.Option(
+        None, "--gpus", help="local: CUDA devices to use, e.g. 0,1 (default: all visible)."
+    ),
+    cells_per_gpu: int = typer.Option(
+        1, "--cells-per-gpu", help="local and ray: cells trained at once on one GPU."
+    ),
+    workers: int = typer.Option(
+        1, "--workers", help="local on a CPU: worker processes (cells at once)."
+    ),
+    ray_address: str = typer.Option(
+        None, "--ray-address", help="ray: join this cluster (default: start a local one)."
+    ),
+    slurm_partition: str = typer.Option(None, "--slurm-partition", help="slurm: partition."),
+    slurm_time: int = typer.Option(
+        60, "--slurm-time", help="slurm: time limit of each cell's job, in minutes."
+    ),
+    slurm_gpus: int = typer.Option(1, "--slurm-gpus", help="slurm: GPUs per cell's job."),
+    slurm_max_parallel: int = typer.Option(
+        0, "--slurm-max-parallel", help="slurm: most array elements running at once (0: no cap)."
+    ),
+    slurm_extra: list[str] = typer.Option(
+        None, "--slurm-extra", help="slurm: extra sbatch setting KEY=VALUE. Repeatable."
+    ),
+    wait: bool = typer.Option(
+        False, "--wait", help="slurm: follow the jobs until every cell is stored."
+    ),
 ) -> None:
     """Train a mask method (and missing baselines) across the grid; one parquet file per cell."""
     given = {
@@ -173,7 +125,7 @@ def run(
     _check_limits(cell_timeout, threads)
     from msda_arena.execute.plan import plan_run  # torch, timm
 
-    grid = plan_run(
+    executor, cells = plan_run(
         method,
         resolve_device(device),
         config,
@@ -195,11 +147,17 @@ def run(
         ),
         **given,
     )
-    print(grid.describe(), file=sys.stderr)
+    settings, root = executor.settings, executor.results
+    prof = settings.profile
+    print(
+        f"profile {prof.name} ({prof.dataset}, recipe {prof.recipe}) on {settings.device}: "
+        f"{len(cells)} cells, results in {root} ({executor_kind} executor)",
+        file=sys.stderr,
+    )
     if dry_run:
-        _print_plan(grid.pending(), force)
+        _print_plan(executor.pending(cells), force)
         return
-    summary = _run(grid)
+    summary = _run(executor, cells)
     if summary.submitted:
         print(summary.submitted, file=sys.stderr)
         _fail_if_failed(summary.failed, " before submission; the others were submitted")
@@ -209,7 +167,8 @@ def run(
         f"{len(summary.failed)} failed",
         file=sys.stderr,
     )
-    _leaderboard(grid.executor.results, grid.profile.name, grid.methods, grid.methods[0])
+    methods = list(dict.fromkeys(cell.method for cell in cells))  # asked for, then baselines
+    _leaderboard(root, prof.name, methods, methods[0])
     _fail_if_failed(summary.failed, "; fix the cause and rerun the same command")
 
 
@@ -220,14 +179,14 @@ def _check_limits(cell_timeout: float | None, threads: int | None) -> None:
         raise UsageError(f"--threads {threads}: must be between 1 and 1024")
 
 
-def _run(grid: Any) -> Any:
+def _run(executor: Any, cells: list) -> Any:
     """Run the grid with the progress display; Ctrl-C exits 130 saying how to resume."""
     from msda_arena.cli.progress import make_reporter  # imports the executors (torch)
     from msda_arena.train import interrupts
 
     with make_reporter() as reporter, interrupts.watching():
         try:
-            return grid.run(reporter)
+            return executor.run(cells, reporter)
         except KeyboardInterrupt:
             reporter.stop()
             print(

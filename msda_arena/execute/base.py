@@ -11,16 +11,9 @@ another run is training is waited for, then taken over only if that run died, so
 concurrent runs never train one cell twice and never lose one. A Ctrl-C stops at
 once: the interrupted cells write nothing, every finished cell is kept.
 
-Subclasses implement :meth:`Executor.execute`: where the cells run.
-
-* :class:`msda_arena.execute.local.LocalExecutor` (``--executor local``, the default): in
-  this process with one slot; with several slots (GPUs x ``cells_per_gpu``, or
-  ``--workers`` on a CPU) one worker process per slot, each keeping the dataset on its
-  device between cells. A worker that dies (segfault, out-of-memory kill) turns its
-  cell into a failed record naming the signal, and its slot gets a new process.
-* :class:`msda_arena.execute.ray.RayExecutor` and
-  :class:`msda_arena.execute.slurm.SlurmExecutor`: cells as Ray tasks or Slurm job
-  array elements.
+Subclasses implement :meth:`Executor.execute`, where the cells run: local (this
+process, or a pool of worker processes), Ray tasks or Slurm job array elements. A cell
+or a method's check past its time limit (``cell_timeout_s``) is a failed record.
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
-"""Each executor's options, declared by the executor (``Options`` of
-:class:`~msda_arena.execute.local.LocalExecutor`, ``RayExecutor``, ``SlurmExecutor``), and
-kept in this light module so that ``arena run`` checks its flags before torch loads.
-
-An option is named as its ``arena run`` flag (``cells_per_gpu`` is ``--cells-per-gpu``)
-and checked in its dataclass's ``__post_init__``; :func:`check_options` refuses, in
-one line, an option the chosen executor does not take.
-"""
+"""Each executor's options: one dataclass per executor, named as ``arena run``'s flags
+(``cells_per_gpu`` is ``--cells-per-gpu``) and checked in ``__post_init__``; kept in
+this light module so that ``arena run`` checks its flags before torch loads."""
 
 from __future__ import annotations
 
@@ -17,8 +12,7 @@ from msda_arena.api.errors import UsageError
 
 __all__ = ["EXECUTORS", "LocalOptions", "RayOptions", "SlurmOptions", "check_options", "flag"]
 
-#: The executors ``arena run --executor`` knows: name -> "module:Class", imported only
-#: when chosen (Ray and submitit are optional, and each executor module builds on base).
+#: ``--executor`` name -> "module:Class", imported only when chosen (Ray, submitit are optional).
 EXECUTORS: dict[str, str] = {
     "local": "msda_arena.execute.local:LocalExecutor",
     "ray": "msda_arena.execute.ray:RayExecutor",
@@ -38,9 +32,7 @@ def _in_range(option: str, value: int, low: int, high: int = 100_000) -> None:
 
 @dataclass(frozen=True)
 class LocalOptions:
-    """``gpus``: CUDA device indices ("0,1" or a tuple; None: every visible one);
-    ``cells_per_gpu``: cells sharing one GPU at once; ``workers``: worker processes on
-    a CPU."""
+    """``gpus``: CUDA device indices ("0,1" or a tuple; None: every visible one)."""
 
     gpus: str | tuple[int, ...] | None = None
     cells_per_gpu: int = 1
@@ -58,8 +50,7 @@ class LocalOptions:
 
 @dataclass(frozen=True)
 class RayOptions:
-    """``cells_per_gpu``: cells sharing one GPU; ``workers``: CPUs of a local Ray
-    instance (1: every core); ``ray_address``: the cluster to join."""
+    """``workers``: CPUs of a local Ray instance (1: every core)."""
 
     cells_per_gpu: int = 1
     workers: int = 1
@@ -72,9 +63,7 @@ class RayOptions:
 
 @dataclass(frozen=True)
 class SlurmOptions:
-    """Each cell's job: ``slurm_partition``, ``slurm_time`` (minutes), ``slurm_gpus``,
-    ``slurm_extra`` (sbatch settings: "KEY=VALUE" strings or pairs); the array's
-    ``slurm_max_parallel`` (0: no cap); ``wait``: follow the jobs to the end."""
+    """``slurm_time`` in minutes; ``slurm_extra``: "KEY=VALUE" strings or pairs."""
 
     slurm_partition: str | None = None
     slurm_time: int = 60
@@ -99,7 +88,6 @@ class SlurmOptions:
 
 
 _OPTIONS: dict[str, type] = {"local": LocalOptions, "ray": RayOptions, "slurm": SlurmOptions}
-#: (executor, option) -> its own one-line refusal, where a generic one would mislead.
 _REFUSED = {
     ("ray", "gpus"): "--gpus is for --executor local; a Ray run uses the GPUs its cluster has "
     "(limit them with `ray start --num-gpus N` or CUDA_VISIBLE_DEVICES)",
@@ -107,9 +95,8 @@ _REFUSED = {
 
 
 def check_options(kind: str, options: dict[str, Any]) -> Any:
-    """Executor ``kind``'s options dataclass built from ``options``; a one-line
-    :class:`UsageError` for an unknown executor, an option it does not take or a bad
-    value."""
+    """Executor ``kind``'s options built from ``options``; one line for an unknown
+    executor, an option it does not take or a bad value."""
     if kind not in EXECUTORS:
         raise UsageError(f"--executor {kind!r}: choose one of {', '.join(EXECUTORS)}")
     known = [f.name for f in fields(_OPTIONS[kind])]

@@ -75,14 +75,10 @@ def _import_ray() -> Any:
     """The ``ray`` module, or a one-line :class:`UsageError` saying how to install it."""
     try:
         import ray
-    except ModuleNotFoundError as exc:
-        if exc.name is None or exc.name == "ray" or exc.name.startswith("ray."):
-            raise UsageError(INSTALL_HINT) from None
-        raise UsageError(
-            f"--executor ray: Ray cannot be imported ({describe_exception(exc)}); "
-            "reinstall it: pip install 'msda-arena[ray]'"
-        ) from None
     except ImportError as exc:
+        name = getattr(exc, "name", "") if isinstance(exc, ModuleNotFoundError) else "-"
+        if name is None or name == "ray" or name.startswith("ray."):
+            raise UsageError(INSTALL_HINT) from None
         raise UsageError(
             f"--executor ray: Ray cannot be imported ({describe_exception(exc)}); "
             "reinstall it: pip install 'msda-arena[ray]'"

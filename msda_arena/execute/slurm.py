@@ -218,7 +218,7 @@ class SlurmExecutor(Executor):
             if options.slurm_extra:
                 params["slurm_additional_parameters"] = dict(options.slurm_extra)
             executor.update_parameters(**params)
-            submitted_at = _utc_now()
+            submitted_at = utc_now()
             n = len(cells)
             jobs = executor.map_array(
                 CellJob(),
@@ -391,11 +391,6 @@ def _new_folder(parent: Path) -> Path:
     raise ArenaError(f"could not create a new folder for the job files in {parent}")
 
 
-def _utc_now() -> str:
-
-    return utc_now()
-
-
 def _last_error(path: Path) -> str:
     """The last exception line (``SomeError: message``) in a job's error log, or ''."""
     try:
@@ -498,7 +493,7 @@ class CellJob(_Checkpointable):
 
         self._signalled = False
         self._started = time.monotonic()
-        self._started_at = _utc_now()
+        self._started_at = utc_now()
         _say(
             f"cell {cell.label()} ({cell.key}) on {socket.gethostname()}, pid {os.getpid()}, "
             f"device {settings.device}"

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from msda_arena.api.errors import StoreError
 from msda_arena.api.record import ResultRecord
 from msda_arena.data import load_dataset
@@ -235,11 +237,10 @@ class TimeLimit(BaseException):
 
 @contextlib.contextmanager
 def time_limit(seconds: float | None, what: str = "cell") -> Iterator[TimeLimit]:
-    """Raise :class:`TimeLimit` ("exceeded the cell time limit of N s") in this process's
-    main thread once ``seconds`` pass (a sleep or a busy loop in method code is stopped);
-    no limit for None or 0, or off the main thread (executors add their own: a pool
-    worker or a Ray task is killed a little later). The yielded object's ``expired``
-    says whether the limit struck, whatever the code under it made of the exception."""
+    """Raise :class:`TimeLimit` in the main thread once ``seconds`` pass (it stops a
+    sleep or a Python loop); no limit for None or 0, or off the main thread (the pool
+    and Ray also kill a worker a little later). ``expired`` on the yielded object says
+    whether it struck, whatever the code under it made of the exception."""
     limit = TimeLimit(f"exceeded the {what} time limit of {seconds:g} s" if seconds else "")
     main = threading.current_thread() is threading.main_thread()
     if not seconds or not main or not hasattr(signal, "setitimer"):
@@ -307,6 +308,8 @@ def run_cell(
         started = utc_now()
         if on_start is not None:
             on_start(cell, settings.recipe.epochs)
+        if settings.threads:  # the same under every executor unless asked otherwise
+            torch.set_num_threads(settings.threads)
         try:
             with time_limit(settings.cell_timeout_s) as limit:
                 result = _train(cell, settings, data, get_method, on_epoch)
