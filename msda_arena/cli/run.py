@@ -16,15 +16,9 @@ import typer
 
 from msda_arena.api.errors import ArenaError, UsageError
 from msda_arena.cli._options import resolve_device
-from msda_arena.execute.options import check_options
+from msda_arena.execute.options import OPTION_NAMES, check_options
 from msda_arena.report import build_report, render
 from msda_arena.store.results import load_results
-
-#: The executor options among the parameters: handed to the chosen executor as given.
-EXECUTOR_OPTIONS = (
-    "gpus", "cells_per_gpu", "workers", "ray_address", "slurm_partition", "slurm_time",
-    "slurm_gpus", "slurm_max_parallel", "slurm_extra", "wait",
-)  # fmt: skip
 
 
 def run(  # over 80 lines: its signature is the command line (29 options); the body is short
@@ -118,7 +112,7 @@ def run(  # over 80 lines: its signature is the command line (29 options); the b
     """Train a mask method (and missing baselines) across the grid; one parquet file per cell."""
     given = {
         name: ctx.params[name]
-        for name in EXECUTOR_OPTIONS
+        for name in OPTION_NAMES
         if ctx.get_parameter_source(name).name != "DEFAULT"  # given, not typer's default
     }
     check_options(executor_kind, given)  # one line at once, before torch loads

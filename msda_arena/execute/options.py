@@ -10,7 +10,15 @@ from typing import Any
 
 from msda_arena.api.errors import UsageError
 
-__all__ = ["EXECUTORS", "LocalOptions", "RayOptions", "SlurmOptions", "check_options", "flag"]
+__all__ = [
+    "EXECUTORS",
+    "OPTION_NAMES",
+    "LocalOptions",
+    "RayOptions",
+    "SlurmOptions",
+    "check_options",
+    "flag",
+]
 
 #: ``--executor`` name -> "module:Class", imported only when chosen (Ray, submitit are optional).
 EXECUTORS: dict[str, str] = {
@@ -88,6 +96,8 @@ class SlurmOptions:
 
 
 _OPTIONS: dict[str, type] = {"local": LocalOptions, "ray": RayOptions, "slurm": SlurmOptions}
+#: Every executor's options: what ``arena run`` hands to the chosen one when given.
+OPTION_NAMES = tuple(dict.fromkeys(f.name for o in _OPTIONS.values() for f in fields(o)))
 _REFUSED = {
     ("ray", "gpus"): "--gpus is for --executor local; a Ray run uses the GPUs its cluster has "
     "(limit them with `ray start --num-gpus N` or CUDA_VISIBLE_DEVICES)",
