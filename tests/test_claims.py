@@ -549,6 +549,7 @@ def test_a_claim_left_on_a_stored_cell_by_a_killed_run_is_removed_by_the_next_ru
     """Seen in the SIGKILL fault test: killed after storing a cell but before releasing
     its claim, a run left the claim for good (a resumed run skips stored cells)."""
     from msda_arena.execute.local import LocalExecutor
+    from msda_arena.execute.worker import RunSettings
     from msda_arena.grid.cells import build_cells
     from msda_arena.grid.config import load_config
 
@@ -556,7 +557,7 @@ def test_a_claim_left_on_a_stored_cell_by_a_killed_run_is_removed_by_the_next_ru
     prof = cfg.profiles["tiny"]
     cells = build_cells(cfg, prof, ["vanilla"], baselines=[])
     results = tmp_path / "res"
-    assert len(LocalExecutor(cfg, prof, results).run(cells).done) == len(cells)
+    assert len(LocalExecutor(RunSettings(cfg, prof, results)).run(cells).done) == len(cells)
     key = cells[0].key
     dying = (
         "import os, sys; from msda_arena.store.claims import try_claim; "
@@ -567,7 +568,7 @@ def test_a_claim_left_on_a_stored_cell_by_a_killed_run_is_removed_by_the_next_ru
     left = claims.claim_path(results, "procedural", key)
     assert left.exists()  # its owner is gone, the cell is stored
     live = try_claim(results, "procedural", cells[1].key)  # a live run's claim stays
-    summary = LocalExecutor(cfg, prof, results).run(cells)
+    summary = LocalExecutor(RunSettings(cfg, prof, results)).run(cells)
     assert summary.done == [] and len(summary.skipped) == len(cells)
     assert not left.exists()
     assert claims.claim_path(results, "procedural", cells[1].key).exists()

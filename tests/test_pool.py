@@ -6,9 +6,10 @@ import pytest
 from conftest import install_fake_plugin, run_arena
 
 from msda_arena.api.errors import UsageError
-from msda_arena.execute.base import ExecutorOptions, slot_devices
-from msda_arena.execute.local import LocalExecutor
+from msda_arena.execute.local import LocalExecutor, slot_devices
+from msda_arena.execute.options import LocalOptions
 from msda_arena.execute.pool import cpu_threads
+from msda_arena.execute.worker import RunSettings
 from msda_arena.grid.cells import build_cells
 from msda_arena.grid.config import load_config
 from msda_arena.store.results import load_results
@@ -27,8 +28,8 @@ def test_two_cpu_workers_give_the_same_results_as_serial(tiny_config, tmp_path):
     cfg = load_config(tiny_config)
     prof = cfg.profiles["tiny"]
     cells = build_cells(cfg, prof, ["hmix"], baselines=["vanilla", "cutmix"])
-    serial = LocalExecutor(cfg, prof, tmp_path / "serial").run(cells)
-    pool = LocalExecutor(cfg, prof, tmp_path / "pool", slots=["cpu", "cpu"]).run(cells)
+    serial = LocalExecutor(RunSettings(cfg, prof, tmp_path / "serial")).run(cells)
+    pool = LocalExecutor(RunSettings(cfg, prof, tmp_path / "pool"), workers=2).run(cells)
     assert len(serial.done) == len(pool.done) == len(cells) == 6
     assert _top1(tmp_path / "serial") == _top1(tmp_path / "pool")
 
@@ -43,7 +44,7 @@ def test_cpu_workers_share_the_cores_instead_of_each_taking_all(tiny_config, tmp
     cfg = load_config(tiny_config)
     prof = cfg.profiles["tiny"]
     cells = build_cells(cfg, prof, ["vanilla"], baselines=[])
-    LocalExecutor(cfg, prof, tmp_path / "pool", slots=["cpu", "cpu"]).run(cells)
+    LocalExecutor(RunSettings(cfg, prof, tmp_path / "pool"), workers=2).run(cells)
     frame, _ = load_results(tmp_path / "pool")
     expected = f"{max(1, cores // 2)} threads)"
     assert len(frame) == 2 and all(name.endswith(expected) for name in frame["device_name"])
@@ -94,12 +95,13 @@ def test_a_worker_killed_mid_cell_is_a_failed_record_and_its_slot_is_refilled(
 
 
 def test_slots_follow_the_options():
-    assert slot_devices("cpu", ExecutorOptions()) == ["cpu"]
-    assert slot_devices("cpu", ExecutorOptions(workers=3)) == ["cpu"] * 3
+    assert slot_devices("cpu", LocalOptions()) == ["cpu"]
+    assert slot_devices("cpu", LocalOptions(workers=3)) == ["cpu"] * 3
+    assert LocalOptions(gpus="1,0,1").gpus == (1, 0)
     with pytest.raises(UsageError, match="--gpus needs CUDA"):
-        slot_devices("cpu", ExecutorOptions(gpus=(0,)))
-    with pytest.raises(UsageError, match="at least 1"):
-        slot_devices("cpu", ExecutorOptions(workers=0))
+        slot_devices("cpu", LocalOptions(gpus=(0,)))
+    with pytest.raises(UsageError, match="--workers 0: must be between 1 and 100000"):
+        LocalOptions(workers=0)
 
 
 def test_pool_workers_may_start_dataloader_processes(tmp_path):
@@ -140,5 +142,5 @@ recipe = "t"
     )
     prof = cfg.profiles["folder"]
     cells = build_cells(cfg, prof, ["cutmix"], baselines=[])
-    summary = LocalExecutor(cfg, prof, tmp_path / "res", slots=["cpu", "cpu"]).run(cells)
+    summary = LocalExecutor(RunSettings(cfg, prof, tmp_path / "res"), workers=2).run(cells)
     assert summary.failed == [] and len(summary.done) == 1  # trained in a pool worker

@@ -23,8 +23,9 @@ import pytest
 import torch
 from conftest import REPO, install_fake_plugin, run_arena
 
-from msda_arena.execute.base import ExecutorOptions, Reporter, create_executor
+from msda_arena.execute.base import Reporter, create_executor
 from msda_arena.execute.local import LocalExecutor
+from msda_arena.execute.worker import RunSettings
 from msda_arena.grid.cells import build_cells
 from msda_arena.grid.config import load_config
 from msda_arena.methods import registry as plugins
@@ -127,9 +128,7 @@ def tiny(tiny_config):
 
 def ray_executor(tiny, results: Path, **options):
     cfg, prof = tiny
-    return create_executor(
-        "ray", cfg, prof, results, device="cpu", options=ExecutorOptions(**options)
-    )
+    return create_executor("ray", RunSettings(cfg, prof, results), **options)
 
 
 def stored(results: Path, cell):
@@ -165,7 +164,7 @@ def test_cli_ray_run_matches_the_local_executor(tiny_config, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in a Ray task (num_cpus=1); also far faster on a busy host
     try:
-        local = LocalExecutor(cfg, prof, tmp_path / "local").run(cells)
+        local = LocalExecutor(RunSettings(cfg, prof, tmp_path / "local")).run(cells)
     finally:
         torch.set_num_threads(threads)
     assert len(local.done) == 3
@@ -307,7 +306,7 @@ def test_bad_options_and_an_address_where_nothing_answers_are_one_line(tiny, tin
 
     with pytest.raises(UsageError, match="--gpus is for --executor local"):
         ray_executor(tiny, tmp_path / "res", gpus=(0,))
-    with pytest.raises(UsageError, match="--cells-per-gpu and --workers must be at least 1"):
+    with pytest.raises(UsageError, match="--cells-per-gpu 0: must be between 1 and 100000"):
         ray_executor(tiny, tmp_path / "res", cells_per_gpu=0)
     result = run_arena(
         "run", "--method", "vanilla", "--config", str(tiny_config), "--device", "cpu",

@@ -11,6 +11,7 @@ from msda_arena import get_method
 from msda_arena.data import load_dataset
 from msda_arena.execute.base import Reporter
 from msda_arena.execute.local import LocalExecutor
+from msda_arena.execute.worker import RunSettings
 from msda_arena.grid.cells import build_cells
 from msda_arena.grid.config import load_config
 from msda_arena.store.results import cell_path, load_results, read_result
@@ -60,7 +61,7 @@ def test_a_cell_trains_and_is_reproducible(tiny):
 def test_run_stores_one_record_per_cell_and_resume_runs_nothing_twice(tiny, tmp_path):
     cfg, prof = tiny
     cells = build_cells(cfg, prof, ["hmix"], baselines=["vanilla"])
-    ex = LocalExecutor(cfg, prof, tmp_path / "res")
+    ex = LocalExecutor(RunSettings(cfg, prof, tmp_path / "res"))
     first = ex.run(cells)
     assert len(first.done) == 4 and not first.failed
     frame, warnings = load_results(tmp_path / "res")
@@ -82,12 +83,12 @@ def test_run_stores_one_record_per_cell_and_resume_runs_nothing_twice(tiny, tmp_
         def cell_start(self, cell, epochs):
             Count.trained += 1
 
-    second = LocalExecutor(cfg, prof, tmp_path / "res").run(cells, Count())
+    second = LocalExecutor(RunSettings(cfg, prof, tmp_path / "res")).run(cells, Count())
     assert Count.trained == 0 and len(second.skipped) == 4
     assert mtimes == {
         c.key: os.stat(cell_path(tmp_path / "res", c.dataset, c.key)).st_mtime_ns for c in cells
     }
-    forced = LocalExecutor(cfg, prof, tmp_path / "res", force=True).run(cells[:1])
+    forced = LocalExecutor(RunSettings(cfg, prof, tmp_path / "res", force=True)).run(cells[:1])
     assert len(forced.done) == 1
 
 
@@ -140,7 +141,7 @@ def test_a_plugin_returning_bad_masks_fails_its_cells_with_the_rule(tiny, tmp_pa
         def masks(self, lam, height, width, generator):
             return torch.full((lam.shape[0], 1, height, width), 2.0)
 
-    ex = LocalExecutor(cfg, prof, tmp_path / "res")
+    ex = LocalExecutor(RunSettings(cfg, prof, tmp_path / "res"))
     cell = build_cells(cfg, prof, ["vanilla"])[0]
     from msda_arena.execute import worker  # the worker resolves methods through get_method
 
@@ -170,7 +171,7 @@ def test_ctrl_c_leaves_no_partial_file_and_keeps_finished_cells(tiny, tmp_path):
                 os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C
 
     with pytest.raises(KeyboardInterrupt), interrupts.watching():
-        LocalExecutor(cfg, prof, tmp_path / "res").run(cells, InterruptSecondCell())
+        LocalExecutor(RunSettings(cfg, prof, tmp_path / "res")).run(cells, InterruptSecondCell())
     files = sorted(p.name for p in (tmp_path / "res").rglob("*") if p.is_file())
     assert files == [f"{cells[0].key}.parquet"]  # no temp file, no partial second cell
 
@@ -249,7 +250,7 @@ def test_a_failed_forced_retrain_keeps_the_stored_result(tiny, tmp_path):
 
     cfg, prof = tiny
     cell = build_cells(cfg, prof, ["vanilla"])[0]
-    ex = LocalExecutor(cfg, prof, tmp_path / "res", force=True)
+    ex = LocalExecutor(RunSettings(cfg, prof, tmp_path / "res", force=True))
     assert ex.run_cell(cell).status == "ok"
     before = read_result(cell_path(tmp_path / "res", cell.dataset, cell.key))
 

@@ -29,6 +29,7 @@ from msda_arena.api.errors import UsageError
 from msda_arena.execute.base import create_executor
 from msda_arena.execute.local import LocalExecutor
 from msda_arena.execute.slurm import CLUSTER_ENV
+from msda_arena.execute.worker import RunSettings
 from msda_arena.grid.cells import build_cells
 from msda_arena.grid.config import load_config
 from msda_arena.store.claims import pid_alive, read_claim
@@ -167,7 +168,7 @@ def test_wait_lands_every_cell_with_the_local_executors_keys_and_top1(tiny_confi
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the elements: the same arithmetic, the same numbers
     try:
-        assert len(LocalExecutor(cfg, prof, tmp_path / "local").run(cells).done) == 2
+        assert len(LocalExecutor(RunSettings(cfg, prof, tmp_path / "local")).run(cells).done) == 2
     finally:
         torch.set_num_threads(threads)
     frame, warnings = load_results(results)
@@ -249,7 +250,7 @@ def test_without_wait_it_prints_the_job_ids_returns_and_the_cells_land_later(
     # What has landed, as `arena run --dry-run` sees it (no Slurm needed for that).
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv(CLUSTER_ENV, raising=False)
-    executor = create_executor("slurm", cfg, prof, results)
+    executor = create_executor("slurm", RunSettings(cfg, prof, results))
     assert [status for _, status in executor.pending(cells)] == ["ok", "ok"]
 
 
@@ -344,9 +345,9 @@ def test_one_line_errors_without_slurm_or_without_submitit(tiny_config, tmp_path
     prof = cfg.profiles["tiny"]
     monkeypatch.setenv(CLUSTER_ENV, "debug")
     with pytest.raises(UsageError, match=r"^ARENA_SLURM_CLUSTER='debug': use 'local'"):
-        create_executor("slurm", cfg, prof, tmp_path / "res")
+        create_executor("slurm", RunSettings(cfg, prof, tmp_path / "res"))
     monkeypatch.setenv(CLUSTER_ENV, "local")
     monkeypatch.setitem(sys.modules, "submitit", None)  # as if it were not installed
     with pytest.raises(UsageError) as missing:
-        create_executor("slurm", cfg, prof, tmp_path / "res")
+        create_executor("slurm", RunSettings(cfg, prof, tmp_path / "res"))
     assert str(missing.value) == "--executor slurm needs submitit: pip install 'msda-arena[slurm]'"

@@ -7,7 +7,7 @@ are imported at the top."""
 
 from __future__ import annotations
 
-import re
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,11 +16,13 @@ import typer
 
 from msda_arena.api.errors import ArenaError, UsageError
 from msda_arena.cli._options import resolve_device
+from msda_arena.execute.options import OPTION_NAMES, check_options
 from msda_arena.report import build_report, render
-from msda_arena.store.results import check_writable, load_results
+from msda_arena.store.results import load_results
 
 
-def run(
+def run(  # over 80 lines: its signature is the command line (29 options); the body is short
+    ctx: typer.Context,
     method: list[str] = typer.Option(
         ..., "--method", "-m", help="Method spec to benchmark, e.g. 'hmix(r=0.25)'. Repeatable."
     ),
@@ -64,6 +66,19 @@ def run(
         "--skip-check",
         help="Train methods that fail the cheap conformance rules (default: failed records).",
     ),
+    cell_timeout: float = typer.Option(
+        None,
+        "--cell-timeout",
+        help="Seconds a cell may train (its conformance check: at most 120 s) before it is "
+        "stopped and stored as failed; 0: no limit. Default: from the recipe, 2 s per "
+        "training step (epochs x steps per epoch; 20 min per epoch where arena.toml does "
+        "not give the training set's size), at least 30 min.",
+    ),
+    threads: int = typer.Option(
+        None,
+        "--threads",
+        help="Torch threads per cell, under every executor (default: the arena's).",
+    ),
     executor_kind: str = typer.Option(
         "local", "--executor", "-x", help="Where cells run: local, ray or slurm."
     ),
@@ -95,90 +110,85 @@ def run(
     ),
 ) -> None:
     """Train a mask method (and missing baselines) across the grid; one parquet file per cell."""
-    options = _executor_options(
-        gpus,
-        cells_per_gpu,
-        workers,
-        ray_address,
-        slurm_partition,
-        slurm_time,
-        slurm_gpus,
-        slurm_max_parallel,
-        slurm_extra or [],
-        wait,
-    )
-    from msda_arena.execute.base import ExecutorOptions, create_executor
-    from msda_arena.grid.cells import build_cells, parse_seeds, validate_archs
-    from msda_arena.grid.config import load_config
-    from msda_arena.methods.registry import get_method
+    given = {
+        name: ctx.params[name]
+        for name in OPTION_NAMES
+        if ctx.get_parameter_source(name).name != "DEFAULT"  # given, not typer's default
+    }
+    check_options(executor_kind, given)  # one line at once, before torch loads
+    _check_limits(cell_timeout, threads)
+    from msda_arena.execute.plan import plan_run  # torch, timm
 
-    dev = resolve_device(device)
-    cfg = load_config(config)
-    prof = cfg.profile(profile, cuda=dev.startswith("cuda"))
-    specs = [get_method(m).spec for m in method]
-    baselines = [] if no_baselines else [get_method(b).spec for b in prof.baselines]
-    archs = tuple(arch) if arch else None
-    validate_archs(archs or prof.archs)
-    cells = build_cells(
-        cfg,
-        prof,
-        specs,
-        archs=archs,
-        scenarios=tuple(scenario) if scenario else None,
-        seeds=parse_seeds(seeds) if seeds else None,
-        baselines=baselines,
-    )
-    root = Path(results) if results else Path(cfg.results)
-    if not dry_run:
-        check_writable(root, create=False)
-    executor = create_executor(
-        executor_kind,
-        cfg,
-        prof,
-        root,
-        device=dev,
-        data_root=data_root,
-        save_checkpoints=save_checkpoints,
-        force=force,
+    executor, cells = plan_run(
+        method,
+        resolve_device(device),
+        config,
+        profile,
+        tuple(arch) if arch else None,
+        tuple(scenario) if scenario else None,
+        seeds,
+        results,
+        baselines=not no_baselines,
+        dry_run=dry_run,
+        executor=executor_kind,
         skip_check=skip_check,
-        options=ExecutorOptions(**options),
+        settings=dict(
+            force=force,
+            data_root=data_root,
+            save_checkpoints=save_checkpoints,
+            cell_timeout_s=cell_timeout,
+            threads=threads,
+        ),
+        **given,
     )
-    err = sys.stderr
+    settings, root = executor.settings, executor.results
+    prof = settings.profile
     print(
-        f"profile {prof.name} ({prof.dataset}, recipe {prof.recipe}) on {dev}: {len(cells)} cells, "
-        f"results in {root} ({executor_kind} executor)",
-        file=err,
+        f"profile {prof.name} ({prof.dataset}, recipe {prof.recipe}) on {settings.device}: "
+        f"{len(cells)} cells, results in {root} ({executor_kind} executor)",
+        file=sys.stderr,
     )
-
     if dry_run:
         _print_plan(executor.pending(cells), force)
         return
-
-    from msda_arena.cli.progress import make_reporter  # imports the executors (torch)
-    from msda_arena.train import interrupts
-
-    with make_reporter() as reporter, interrupts.watching():
-        try:
-            summary = executor.run(cells, reporter)
-        except KeyboardInterrupt:
-            reporter.stop()
-            print(
-                "arena: interrupted; every finished cell is stored. "
-                "Run the same command to resume.",
-                file=err,
-            )
-            raise typer.Exit(130) from None
+    summary = _run(executor, cells)
     if summary.submitted:
-        print(summary.submitted, file=err)
+        print(summary.submitted, file=sys.stderr)
         _fail_if_failed(summary.failed, " before submission; the others were submitted")
         return
     print(
         f"{len(summary.done)} trained, {len(summary.skipped)} already stored, "
         f"{len(summary.failed)} failed",
-        file=err,
+        file=sys.stderr,
     )
-    _leaderboard(root, prof.name, specs + baselines, specs[0])
+    methods = list(dict.fromkeys(cell.method for cell in cells))  # asked for, then baselines
+    _leaderboard(root, prof.name, methods, methods[0])
     _fail_if_failed(summary.failed, "; fix the cause and rerun the same command")
+
+
+def _check_limits(cell_timeout: float | None, threads: int | None) -> None:
+    if cell_timeout is not None and not (math.isfinite(cell_timeout) and cell_timeout >= 0):
+        raise UsageError(f"--cell-timeout {cell_timeout}: give seconds >= 0 (0: no limit)")
+    if threads is not None and not 1 <= threads <= 1024:
+        raise UsageError(f"--threads {threads}: must be between 1 and 1024")
+
+
+def _run(executor: Any, cells: list) -> Any:
+    """Run the grid with the progress display; Ctrl-C exits 130 saying how to resume."""
+    from msda_arena.cli.progress import make_reporter  # imports the executors (torch)
+    from msda_arena.train import interrupts
+
+    with make_reporter() as reporter, interrupts.watching():
+        try:
+            return executor.run(cells, reporter)
+        except KeyboardInterrupt:
+            reporter.stop()
+            print(
+                "arena: interrupted; every finished cell is stored. "
+                "Run the same command to resume.",
+                file=sys.stderr,
+            )
+            raise typer.Exit(130) from None
 
 
 def _fail_if_failed(failed: list, tail: str) -> None:
@@ -188,54 +198,6 @@ def _fail_if_failed(failed: list, tail: str) -> None:
     for cell, error in failed:
         print(f"  failed: {cell.label()}: {error}", file=sys.stderr)
     raise ArenaError(f"{len(failed)} cell(s) failed (listed above, stored as failed records){tail}")
-
-
-def _executor_options(
-    gpus: str | None,
-    cells_per_gpu: int,
-    workers: int,
-    ray_address: str | None,
-    slurm_partition: str | None,
-    slurm_time: int,
-    slurm_gpus: int,
-    slurm_max_parallel: int,
-    slurm_extra: list[str],
-    wait: bool,
-) -> dict[str, Any]:
-    """The command line's executor options, checked (one-line errors), as the keyword
-    arguments of :class:`~msda_arena.execute.base.ExecutorOptions`."""
-    parsed_gpus = None
-    if gpus is not None:
-        if not re.fullmatch(r"[0-9]+(,[0-9]+)*", gpus.strip()):
-            raise UsageError(f"--gpus {gpus!r}: write CUDA device indices like 0,1")
-        parsed_gpus = tuple(dict.fromkeys(int(g) for g in gpus.split(",")))
-    for name, value, low in (
-        ("--cells-per-gpu", cells_per_gpu, 1),
-        ("--workers", workers, 1),
-        ("--slurm-time", slurm_time, 1),
-        ("--slurm-gpus", slurm_gpus, 0),
-        ("--slurm-max-parallel", slurm_max_parallel, 0),
-    ):
-        if value < low or value > 100_000:
-            raise UsageError(f"{name} {value}: must be between {low} and 100000")
-    extra = []
-    for item in slurm_extra:
-        key, sep, value = item.partition("=")
-        if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]*", key):
-            raise UsageError(f"--slurm-extra {item!r}: write KEY=VALUE, e.g. account=myproject")
-        extra.append((key, value))
-    return dict(
-        gpus=parsed_gpus,
-        cells_per_gpu=cells_per_gpu,
-        workers=workers,
-        ray_address=ray_address,
-        slurm_partition=slurm_partition,
-        slurm_time_min=slurm_time,
-        slurm_gpus=slurm_gpus,
-        slurm_max_parallel=slurm_max_parallel,
-        slurm_extra=tuple(extra),
-        wait=wait,
-    )
 
 
 def _print_plan(plan: list, force: bool) -> None:

@@ -11,16 +11,9 @@ another run is training is waited for, then taken over only if that run died, so
 concurrent runs never train one cell twice and never lose one. A Ctrl-C stops at
 once: the interrupted cells write nothing, every finished cell is kept.
 
-Subclasses implement :meth:`Executor.execute`: where the cells run.
-
-* :class:`msda_arena.execute.local.LocalExecutor` (``--executor local``, the default): in
-  this process with one slot; with several slots (GPUs x ``cells_per_gpu``, or
-  ``--workers`` on a CPU) one worker process per slot, each keeping the dataset on its
-  device between cells. A worker that dies (segfault, out-of-memory kill) turns its
-  cell into a failed record naming the signal, and its slot gets a new process.
-* :class:`msda_arena.execute.ray.RayExecutor` and
-  :class:`msda_arena.execute.slurm.SlurmExecutor`: cells as Ray tasks or Slurm job
-  array elements.
+Subclasses implement :meth:`Executor.execute`, where the cells run: local (this
+process, or a pool of worker processes), Ray tasks or Slurm job array elements. A cell
+or a method's check past its time limit (``cell_timeout_s``) is a failed record.
 """
 
 from __future__ import annotations
@@ -32,17 +25,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from msda_arena.api.errors import StoreError, UsageError
+from msda_arena.api.errors import StoreError
 from msda_arena.api.record import ResultRecord
+from msda_arena.execute.options import EXECUTORS, check_options
 from msda_arena.execute.worker import (
     CellOutcome,
     RunSettings,
     describe_exception,
     fail_cell,
     stored_status,
+    time_limit,
 )
 from msda_arena.grid.cells import GridCell
-from msda_arena.grid.config import ArenaConfig, Profile
 from msda_arena.methods.registry import get_method
 from msda_arena.pluginkit.conformance import preflight
 from msda_arena.store.claims import clean_leftovers, clear_dead_claims
@@ -52,24 +46,16 @@ from msda_arena.train import interrupts
 __all__ = [
     "EXECUTORS",
     "Executor",
-    "ExecutorOptions",
     "Reporter",
     "RunSummary",
     "create_executor",
     "preflight_methods",
-    "slot_devices",
 ]
-
-#: The executors ``arena run --executor`` knows: name -> "module:Class", imported only
-#: when chosen (Ray and submitit are optional, and each executor module builds on this one).
-EXECUTORS: dict[str, str] = {
-    "local": "msda_arena.execute.local:LocalExecutor",
-    "ray": "msda_arena.execute.ray:RayExecutor",
-    "slurm": "msda_arena.execute.slurm:SlurmExecutor",
-}
 
 #: Seconds between looks at a cell that another run is training.
 WAIT_POLL_S = 1.0
+#: Most seconds one method's conformance check may take (less with a lower cell limit).
+CHECK_LIMIT_S = 120.0
 
 
 class Reporter:
@@ -109,20 +95,32 @@ class RunSummary:
     submitted: str = ""
 
 
-def preflight_methods(methods: list[str], device: str = "cpu") -> dict[str, str]:
+def preflight_methods(
+    methods: list[str], device: str = "cpu", limit_s: float | None = None
+) -> dict[str, str]:
     """The cheap conformance rules for each method spec; spec -> one-line failure for
-    those that fail (``"conformance rule 'vectorised' failed: ..."``)."""
+    those that fail (``"conformance rule 'vectorised' failed: ..."``). Each method's
+    check may take ``limit_s`` seconds, at most :data:`CHECK_LIMIT_S` (a method that
+    hangs fails its check)."""
 
     failures: dict[str, str] = {}
+    check_s = min(limit_s or CHECK_LIMIT_S, CHECK_LIMIT_S)
     for spec in dict.fromkeys(methods):
         try:
-            result = preflight(get_method(spec), device)
+            with time_limit(check_s, "check") as limit:
+                result = preflight(get_method(spec), device)
         except BaseException as exc:
             if interrupts.from_user(exc):
                 raise
-            failures[spec] = f"conformance check could not run: {describe_exception(exc)}"
+            result, failures[spec] = (
+                None,
+                (f"conformance check could not run: {describe_exception(exc)}"),
+            )
+        if limit.expired:
+            failures[spec] = f"conformance check {limit} (--skip-check trains anyway)"
+        if result is None:
             continue
-        if result is not None:
+        if spec not in failures:
             failures[spec] = (
                 f"conformance rule '{result.rule}' failed before training: {result.detail} "
                 "(see `arena check`; --skip-check trains anyway)"
@@ -130,29 +128,22 @@ def preflight_methods(methods: list[str], device: str = "cpu") -> dict[str, str]
     return failures
 
 
-@dataclass(frozen=True)
-class ExecutorOptions:
-    """How ``arena run`` spreads cells: every executor's options in one place."""
-
-    gpus: tuple[int, ...] | None = None  # local: CUDA device indices; None = all visible
-    cells_per_gpu: int = 1  # local and ray: cells sharing one GPU at once
-    workers: int = 1  # local on a CPU: worker processes
-    ray_address: str | None = None  # ray: join this cluster (None: start a local one)
-    slurm_partition: str | None = None
-    slurm_time_min: int = 60
-    slurm_gpus: int = 1
-    slurm_max_parallel: int = 0  # 0: no array throttle
-    slurm_extra: tuple[tuple[str, str], ...] = ()
-    wait: bool = False  # slurm: follow the jobs until they finish
-
-
 class Executor:
     """Plans a run, checks what must be checked, counts outcomes; where cells run is
-    :meth:`execute`'s business (see the module docstring)."""
+    :meth:`execute`'s business (see the module docstring).
 
-    def __init__(self, settings: RunSettings, skip_check: bool = False) -> None:
+    Every executor is built the same way, ``Executor(settings, skip_check, **options)``,
+    and checks its own options (declared in :mod:`~msda_arena.execute.options`):
+    one it does not take is a one-line :class:`UsageError`.
+    """
+
+    #: The ``--executor`` name: its options are :data:`~msda_arena.execute.options`'s.
+    name = "local"
+
+    def __init__(self, settings: RunSettings, skip_check: bool = False, **options: Any) -> None:
         self.settings = settings
         self.skip_check = skip_check
+        self.options = check_options(self.name, options)
 
     @property
     def results(self) -> Path:
@@ -217,7 +208,9 @@ class Executor:
         if to_run:  # problems with the store, the data or a method stop before any cell
             self.prepare(reporter)
             if not self.skip_check:
-                rejected = preflight_methods([c.method for c in to_run], self.check_device())
+                rejected = preflight_methods(
+                    [c.method for c in to_run], self.check_device(), self.settings.cell_timeout_s
+                )
         reporter.start(len(cells), len(to_run))
         for cell, status in plan:
             if cell not in to_run:
@@ -274,74 +267,14 @@ class Executor:
         reporter.cell_end(outcome.cell, record)
 
 
-def slot_devices(device: str, options: ExecutorOptions) -> list[str]:
-    """The device of each local worker slot: ``cells_per_gpu`` slots per GPU of
-    ``options.gpus`` (default: every visible one) on CUDA, ``workers`` CPU slots else.
-
-    Raises :class:`UsageError` for a GPU index that is not visible or a count below 1.
-    """
-    if options.cells_per_gpu < 1 or options.workers < 1:
-        raise UsageError("--cells-per-gpu and --workers must be at least 1")
-    if not device.startswith("cuda"):
-        if options.gpus:
-            raise UsageError("--gpus needs CUDA; this run is on the CPU (use --workers N)")
-        return ["cpu"] * options.workers
-    import torch
-
-    visible = torch.cuda.device_count()
-    if options.gpus is not None:
-        gpus = list(options.gpus)
-    elif ":" in device:
-        gpus = [int(device.split(":")[1])]
-    else:
-        gpus = list(range(visible))
-    bad = [g for g in gpus if not 0 <= g < visible]
-    if bad:
-        raise UsageError(f"--gpus {bad[0]}: only {visible} CUDA device(s) are visible here")
-    if not gpus:
-        raise UsageError("--gpus names no GPU")
-    return [f"cuda:{g}" for g in gpus for _ in range(options.cells_per_gpu)]
-
-
 def create_executor(
-    kind: str,
-    config: ArenaConfig,
-    profile: Profile,
-    results: str | Path,
-    device: str = "cpu",
-    data_root: str | None = None,
-    save_checkpoints: bool = False,
-    force: bool = False,
-    skip_check: bool = False,
-    options: ExecutorOptions | None = None,
+    kind: str, settings: RunSettings, skip_check: bool = False, **options: Any
 ) -> Executor:
-    """The executor ``arena run --executor KIND`` uses, built from the same settings
-    for every kind. Raises :class:`UsageError` for an unknown kind, and with one line
-    saying how to install it when Ray or submitit is missing."""
-    options = options or ExecutorOptions()
-    if kind not in EXECUTORS:
-        raise UsageError(f"--executor {kind!r}: choose one of {', '.join(EXECUTORS)}")
+    """The executor ``arena run --executor KIND`` uses, built the same way for every
+    kind with its own ``options`` (see :class:`Executor`). Raises :class:`UsageError`
+    for an unknown kind or option, and with one line saying how to install it when Ray
+    or submitit is missing."""
+    check_options(kind, options)  # before the executor's module loads
     module, _, name = EXECUTORS[kind].partition(":")
     executor_class = getattr(importlib.import_module(module), name)
-    if kind == "local":
-        return executor_class(
-            config,
-            profile,
-            results,
-            device=device,
-            data_root=data_root,
-            save_checkpoints=save_checkpoints,
-            force=force,
-            skip_check=skip_check,
-            slots=slot_devices(device, options),
-        )
-    settings = RunSettings(
-        config=config,
-        profile=profile,
-        results=Path(results).resolve(),  # workers elsewhere need the absolute path
-        device=device,
-        data_root=data_root or profile.data_root,
-        save_checkpoints=save_checkpoints,
-        force=force,
-    )
-    return executor_class(settings, options, skip_check=skip_check)
+    return executor_class(settings, skip_check, **options)

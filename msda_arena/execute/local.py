@@ -6,50 +6,33 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
+import torch
+
+from msda_arena.api.errors import UsageError
 from msda_arena.api.record import ResultRecord
 from msda_arena.execute.base import Executor, Reporter
+from msda_arena.execute.options import LocalOptions
 from msda_arena.execute.pool import run_pool
 from msda_arena.execute.worker import CellOutcome, RunSettings, load_data, run_cell
 from msda_arena.grid.cells import GridCell
-from msda_arena.grid.config import ArenaConfig, Profile
 from msda_arena.store import claims
 
-__all__ = ["LocalExecutor"]
+__all__ = ["LocalExecutor", "slot_devices"]
+
 
 class LocalExecutor(Executor):
     """Cells on this machine: in this process with one slot, else one worker process per
     slot (see the module docstring). The dataset is loaded once per process."""
 
-    def __init__(
-        self,
-        config: ArenaConfig,
-        profile: Profile,
-        results: str | Path,
-        device: str = "cpu",
-        data_root: str | None = None,
-        save_checkpoints: bool = False,
-        force: bool = False,
-        skip_check: bool = False,
-        claim_ttl_s: float | None = None,
-        slots: list[str] | None = None,
-    ) -> None:
-        settings = RunSettings(
-            config=config,
-            profile=profile,
-            results=Path(results),
-            device=device,
-            data_root=data_root or profile.data_root,
-            save_checkpoints=save_checkpoints,
-            force=force,
-            claim_ttl_s=claim_ttl_s,
-        )
-        self.slots = list(slots) if slots else [device]
+    name = "local"
+
+    def __init__(self, settings: RunSettings, skip_check: bool = False, **options: Any) -> None:
+        super().__init__(settings, skip_check, **options)
+        self.slots = slot_devices(settings.device, self.options)
         if len(self.slots) == 1:  # one slot runs here: on that slot's device (--gpus 1)
-            settings = replace(settings, device=self.slots[0])
-        super().__init__(settings, skip_check)
+            self.settings = replace(settings, device=self.slots[0])
 
     def data(self) -> Any:
         """The profile's dataset on this process's device (loaded once)."""
@@ -61,8 +44,6 @@ class LocalExecutor(Executor):
         if len(self.slots) == 1:
             self.data()
         else:  # the workers load their own copy; check the data exists once, here
-            from dataclasses import replace
-
             load_data(replace(self.settings, device="cpu"))
         super().prepare(reporter)
 
@@ -94,3 +75,28 @@ class LocalExecutor(Executor):
         return run_cell(
             cell, self.settings, self.data(), on_start=reporter.cell_start, on_epoch=reporter.epoch
         )
+
+
+def slot_devices(device: str, options: LocalOptions) -> list[str]:
+    """The device of each local worker slot: ``cells_per_gpu`` slots per GPU of
+    ``options.gpus`` (default: every visible one) on CUDA, ``workers`` CPU slots else.
+
+    Raises :class:`UsageError` for a GPU index that is not visible.
+    """
+    if not device.startswith("cuda"):
+        if options.gpus:
+            raise UsageError("--gpus needs CUDA; this run is on the CPU (use --workers N)")
+        return ["cpu"] * options.workers
+    visible = torch.cuda.device_count()
+    if options.gpus is not None:
+        gpus = list(options.gpus)
+    elif ":" in device:
+        gpus = [int(device.split(":")[1])]
+    else:
+        gpus = list(range(visible))
+    bad = [g for g in gpus if not 0 <= g < visible]
+    if bad:
+        raise UsageError(f"--gpus {bad[0]}: only {visible} CUDA device(s) are visible here")
+    if not gpus:
+        raise UsageError("--gpus names no GPU")
+    return [f"cuda:{g}" for g in gpus for _ in range(options.cells_per_gpu)]

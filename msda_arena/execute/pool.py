@@ -17,22 +17,37 @@ two cores do not run four threads that fight over them.
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import os
+import re
 import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from msda_arena.api.errors import ArenaError, StoreError
-from msda_arena.execute.worker import CellOutcome, RunSettings, fail_cell, run_cell_here
+from msda_arena.execute.worker import (
+    CellOutcome,
+    RunSettings,
+    fail_cell,
+    run_cell_here,
+    timeout_error,
+)
 from msda_arena.grid.cells import GridCell
 
 if TYPE_CHECKING:
     from msda_arena.execute.base import Reporter  # keep-lazy
 
 __all__ = ["cpu_threads", "run_pool"]
+
+#: Seconds past its time limit after which a cell's worker is killed (the limit inside
+#: the worker stops a sleep or a Python loop at the limit; this stops anything else).
+GRACE_S = 10.0
+KILLED = " (its worker process was killed)"
 
 
 def cpu_threads(cpu_workers: int) -> int | None:
@@ -87,6 +102,7 @@ class _Slot:
     process: Any = None
     conn: Connection | None = None
     cell: GridCell | None = None
+    deadline: float = math.inf  # when the cell's worker is killed (its time limit)
 
 
 def _start(slot: _Slot, settings: RunSettings, threads: int | None = None) -> None:
@@ -110,15 +126,29 @@ def _start(slot: _Slot, settings: RunSettings, threads: int | None = None) -> No
     slot.cell = None
 
 
-def _death(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        hint = " (killed: out of memory?)" if name == "SIGKILL" else ""
-        return f"worker process died of {name}{hint} while training this cell"
-    return f"worker process exited with code {exitcode} while training this cell"
+def _death(process: Any) -> str:
+    """Why a worker died: the signal's name; out of memory only for a SIGKILL, and only
+    as a guess unless the kernel log says it killed that process for memory."""
+    exitcode = process.exitcode
+    if exitcode is None or exitcode >= 0:
+        return f"worker process exited with code {exitcode} while training this cell"
+    try:
+        name = signal.Signals(-exitcode).name
+    except ValueError:
+        name = f"signal {-exitcode}"
+    if name == "SIGKILL":
+        name += " (out of memory)" if _oom_killed(process.pid) else " (out of memory?)"
+    return f"worker process died of {name} while training this cell"
+
+
+def _oom_killed(pid: int) -> bool:
+    """Whether the kernel log (where this user may read it) says the out-of-memory
+    killer killed ``pid``."""
+    try:
+        log = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return re.search(rf"(Out of memory|oom).*\b[Kk]illed process {pid}\b", log) is not None
 
 
 def _stop(slots: list[_Slot]) -> None:
@@ -139,7 +169,8 @@ def run_pool(
     as they finish (see the module docstring)."""
     queue = list(cells)
     slots = [_Slot(d) for d in devices[: max(1, len(queue))]]
-    threads = cpu_threads(sum(not s.device.startswith("cuda") for s in slots))
+    threads = settings.threads or cpu_threads(sum(not s.device.startswith("cuda") for s in slots))
+    limit = (settings.cell_timeout_s or math.inf) + GRACE_S
     try:
         for slot in slots:
             _start(slot, settings, threads)
@@ -158,7 +189,11 @@ def run_pool(
             reporter.running(len(busy))
             if not busy:
                 break
-            ready = wait([s.conn for s in busy] + [s.process.sentinel for s in busy])
+            due = min(s.deadline for s in busy) - time.monotonic()
+            ready = wait(
+                [s.conn for s in busy] + [s.process.sentinel for s in busy],
+                timeout=max(0.0, due) if due < math.inf else None,
+            )
             for slot in busy:
                 if slot.conn in ready:
                     try:
@@ -166,21 +201,26 @@ def run_pool(
                     except (EOFError, OSError):
                         kind, cell, payload = "dead", slot.cell, None
                     if kind == "start":
+                        slot.deadline = time.monotonic() + limit
                         reporter.cell_start(cell, payload)
                         continue
                     if kind == "epoch":
                         reporter.epoch(cell, payload)
                         continue
                     if kind == "done":
-                        slot.cell = None
+                        slot.cell, slot.deadline = None, math.inf
                         yield payload
                         continue
                     if kind == "error":  # a harness error on the worker stops the run
                         raise StoreError(payload.split("\x00", 1)[1])
-                if slot.cell is not None and not slot.process.is_alive():
-                    cell, slot.cell = slot.cell, None
+                late = slot.cell is not None and time.monotonic() > slot.deadline
+                if late:  # the limit did not stop it inside (run_cell): kill the worker
+                    slot.process.kill()
+                if slot.cell is not None and (late or not slot.process.is_alive()):
+                    cell, slot.cell, slot.deadline = slot.cell, None, math.inf
                     slot.process.join()
-                    yield _dead_outcome(cell, settings, slot.process.exitcode)
+                    error = timeout_error(settings.cell_timeout_s, KILLED) if late else None
+                    yield fail_cell(cell, settings, error or _death(slot.process))
                     with contextlib.suppress(OSError):
                         slot.conn.close()
                     _start(slot, settings, threads)  # the slot is refilled
@@ -191,9 +231,3 @@ def run_pool(
             slot.process.join(timeout=30)
     finally:
         _stop(slots)
-
-
-def _dead_outcome(cell: GridCell, settings: RunSettings, exitcode: int | None) -> CellOutcome:
-    """The failed record of a dead worker's cell (its claim is stale at once: its
-    process is gone)."""
-    return fail_cell(cell, settings, _death(exitcode))

@@ -38,13 +38,14 @@ import math
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from msda_arena.api.errors import ArenaError, UsageError
-from msda_arena.execute.base import Executor, ExecutorOptions, Reporter, RunSummary
+from msda_arena.execute.base import Executor, Reporter, RunSummary
 from msda_arena.execute.worker import (
     CellOutcome,
     RunSettings,
@@ -52,6 +53,7 @@ from msda_arena.execute.worker import (
     fail_cell,
     load_data,
     run_cell_here,
+    timeout_error,
 )
 from msda_arena.grid.cells import GridCell
 from msda_arena.store import claims
@@ -64,20 +66,19 @@ MAX_RETRIES = 3
 INSTALL_HINT = "--executor ray needs Ray: pip install 'msda-arena[ray]'"
 #: Seconds between two looks at the running tasks (Ctrl-C is seen at once regardless).
 POLL_S = 1.0
+#: Seconds past the cell time limit after which a task is cancelled (the limit inside
+#: the task stops a sleep or a Python loop at the limit; this stops anything else).
+GRACE_S = 60.0
 
 
 def _import_ray() -> Any:
     """The ``ray`` module, or a one-line :class:`UsageError` saying how to install it."""
     try:
         import ray
-    except ModuleNotFoundError as exc:
-        if exc.name is None or exc.name == "ray" or exc.name.startswith("ray."):
-            raise UsageError(INSTALL_HINT) from None
-        raise UsageError(
-            f"--executor ray: Ray cannot be imported ({describe_exception(exc)}); "
-            "reinstall it: pip install 'msda-arena[ray]'"
-        ) from None
     except ImportError as exc:
+        name = getattr(exc, "name", "") if isinstance(exc, ModuleNotFoundError) else "-"
+        if name is None or name == "ray" or name.startswith("ray."):
+            raise UsageError(INSTALL_HINT) from None
         raise UsageError(
             f"--executor ray: Ray cannot be imported ({describe_exception(exc)}); "
             "reinstall it: pip install 'msda-arena[ray]'"
@@ -112,30 +113,24 @@ def _claims_free_here(settings: RunSettings, cells: list[GridCell]) -> list[str 
 class RayExecutor(Executor):
     """Cells as Ray tasks on a cluster or a local Ray instance (see the module docstring).
 
-    ``options.ray_address`` joins that cluster (``ray start --head`` prints it); without
-    it ``$RAY_ADDRESS`` is joined if set, else a local instance with
-    ``options.workers`` CPUs (every core when 1) is started and shut down at the end.
-    Where Ray is already initialised in this process, that connection is used and kept.
+    ``ray_address`` joins that cluster (``ray start --head`` prints it); without it
+    ``$RAY_ADDRESS`` is joined if set, else a local instance with ``workers`` CPUs
+    (every core when 1) is started and shut down at the end. Where Ray is already
+    initialised in this process, that connection is used and kept.
     """
+
+    name = "ray"
 
     def settings_changed(self) -> None:
         """Tasks get the driver's current settings (``force`` dropped while waiting)."""
         self.task_settings = replace(self.task_settings, force=self.settings.force)
 
-    def __init__(
-        self, settings: RunSettings, options: ExecutorOptions, skip_check: bool = False
-    ) -> None:
+    def __init__(self, settings: RunSettings, skip_check: bool = False, **options: Any) -> None:
         self._ray = _import_ray()
-        if options.cells_per_gpu < 1 or options.workers < 1:
-            raise UsageError("--cells-per-gpu and --workers must be at least 1")
-        if options.gpus is not None:
-            raise UsageError(
-                "--gpus is for --executor local; a Ray run uses the GPUs its cluster has "
-                "(limit them with `ray start --num-gpus N` or CUDA_VISIBLE_DEVICES)"
-            )
-        super().__init__(replace(settings, results=Path(settings.results).resolve()), skip_check)
-        self.options = options
-        self.address: str | None = options.ray_address or os.environ.get("RAY_ADDRESS") or None
+        # the workers need the absolute path
+        settings = replace(settings, results=Path(settings.results).resolve())
+        super().__init__(settings, skip_check, **options)
+        self.address: str | None = self.options.ray_address or os.environ.get("RAY_ADDRESS")
         self.max_retries = MAX_RETRIES
         """How often Ray reruns a cell whose worker died (read when Ray is joined)."""
         self._connected = False
@@ -258,23 +253,28 @@ class RayExecutor(Executor):
             else:
                 yield CellOutcome(cell, "busy", detail=verdict)
         pending = self._pending
+        started: dict[Any, float] = {}
+        limit = (self.settings.cell_timeout_s or math.inf) + GRACE_S
         epochs = self.settings.recipe.epochs
         try:
             while queue or pending:
                 room = self.capacity() - len(pending)
                 while queue and room > 0:
                     cell, node = queue.pop(0)
-                    pending[self._submit(self._task, node, cell, self.task_settings)] = (
-                        cell,
-                        node,
-                    )
+                    ref = self._submit(self._task, node, cell, self.task_settings)
+                    pending[ref], started[ref] = (cell, node), time.monotonic()
                     reporter.cell_start(cell, epochs)
                     room -= 1
                 reporter.running(len(pending))
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
                 for ref in ready:
                     cell, node = pending.pop(ref)
+                    started.pop(ref, None)
                     yield self._outcome(ref, cell, node)
+                for ref in [r for r in pending if time.monotonic() > started[r] + limit]:
+                    ray.cancel(ref, force=True)  # the limit inside the task did not stop it
+                    cell, node = pending.pop(ref)
+                    yield self._timed_out(cell, node)
             reporter.running(0)
         except BaseException:  # Ctrl-C, a store that cannot be written, generator closed
             self.cancel()
@@ -367,13 +367,28 @@ class RayExecutor(Executor):
             )
         except errors.RayError as exc:
             error = f"Ray could not run this cell: {type(exc).__name__}: {_first_line(exc)}"
+        return self._fail(cell, node, error)
+
+    def _fail(self, cell: GridCell, node: str | None, error: str) -> CellOutcome:
+        """Store ``cell``'s failed record from a task on its claim owner's node."""
         dead = self._submit(
             self._dead, self._owner_node(cell) or node, cell, self.task_settings, error
         )
         try:
-            return ray.get(dead)
-        except errors.RayError:  # no worker for it: write it from here, if the claim allows
+            return self._ray.get(dead)
+        except self._ray.exceptions.RayError:  # no worker for it: write it from here
             return fail_cell(cell, self.task_settings, error)
+
+    def _timed_out(self, cell: GridCell, node: str | None) -> CellOutcome:
+        """The failed record of a cell whose task was cancelled past its time limit,
+        once the killed worker's claim can be taken over (at once on its host)."""
+        error = timeout_error(self.settings.cell_timeout_s, " (its Ray task was cancelled)")
+        for _ in range(60):
+            outcome = self._fail(cell, node, error)
+            if outcome.action != "busy":
+                break
+            time.sleep(0.5)
+        return outcome
 
     def _owner_node(self, cell: GridCell) -> str | None:
         """The node of the host that holds the cell's claim, if it is one of the cluster."""

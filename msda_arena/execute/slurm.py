@@ -72,7 +72,7 @@ from typing import Any
 
 from msda_arena.api.errors import ArenaError, UsageError
 from msda_arena.api.record import RecordError, ResultRecord
-from msda_arena.execute.base import Executor, ExecutorOptions, Reporter, RunSummary
+from msda_arena.execute.base import Executor, Reporter, RunSummary
 from msda_arena.execute.worker import (
     CellOutcome,
     RunSettings,
@@ -135,18 +135,20 @@ class SlurmExecutor(Executor):
         """Elements get the driver's current settings (``force`` dropped while waiting)."""
         self.cell_settings = replace(self.cell_settings, force=self.settings.force)
 
-    def __init__(
-        self, settings: RunSettings, options: ExecutorOptions, skip_check: bool = False
-    ) -> None:
-        super().__init__(settings, skip_check)
-        self.options = options
+    name = "slurm"
+
+    def __init__(self, settings: RunSettings, skip_check: bool = False, **options: Any) -> None:
+        # the jobs need the absolute path
+        settings = replace(settings, results=Path(settings.results).resolve())
+        super().__init__(settings, skip_check, **options)
         try:
             import submitit  # noqa: F401
         except ImportError:
             raise UsageError(_INSTALL) from None
         self.cluster = _cluster()
         #: What each element trains on: its GPU, or the CPU with --slurm-gpus 0.
-        self.cell_settings = replace(settings, device="cuda" if options.slurm_gpus > 0 else "cpu")
+        device = "cuda" if self.options.slurm_gpus > 0 else "cpu"
+        self.cell_settings = replace(settings, device=device)
         self._submitted = ""
 
     # ----------------------------------------------------------------- the run
@@ -206,7 +208,7 @@ class SlurmExecutor(Executor):
             executor = submitit.AutoExecutor(folder=folder, cluster=self.cluster)
             params: dict[str, Any] = {
                 "name": "arena",
-                "timeout_min": options.slurm_time_min,
+                "timeout_min": options.slurm_time,
                 "slurm_array_parallelism": options.slurm_max_parallel or len(cells),
             }
             if options.slurm_gpus > 0:
@@ -216,14 +218,14 @@ class SlurmExecutor(Executor):
             if options.slurm_extra:
                 params["slurm_additional_parameters"] = dict(options.slurm_extra)
             executor.update_parameters(**params)
-            submitted_at = _utc_now()
+            submitted_at = utc_now()
             n = len(cells)
             jobs = executor.map_array(
                 CellJob(),
                 cells,
                 [self.cell_settings] * n,
                 [str(outcomes)] * n,
-                [options.slurm_time_min] * n,
+                [options.slurm_time] * n,
             )
         except Exception as exc:
             text = " ".join(str(exc).split())[:300] or type(exc).__name__
@@ -389,11 +391,6 @@ def _new_folder(parent: Path) -> Path:
     raise ArenaError(f"could not create a new folder for the job files in {parent}")
 
 
-def _utc_now() -> str:
-
-    return utc_now()
-
-
 def _last_error(path: Path) -> str:
     """The last exception line (``SomeError: message``) in a job's error log, or ''."""
     try:
@@ -496,7 +493,7 @@ class CellJob(_Checkpointable):
 
         self._signalled = False
         self._started = time.monotonic()
-        self._started_at = _utc_now()
+        self._started_at = utc_now()
         _say(
             f"cell {cell.label()} ({cell.key}) on {socket.gethostname()}, pid {os.getpid()}, "
             f"device {settings.device}"

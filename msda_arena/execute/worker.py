@@ -21,12 +21,17 @@ Nothing here knows which executor called it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import torch
 
 from msda_arena.api.errors import StoreError
 from msda_arena.api.record import ResultRecord
@@ -52,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CellOutcome",
     "RunSettings",
+    "TimeLimit",
     "describe_exception",
     "fail_cell",
     "failed_record",
@@ -63,6 +69,8 @@ __all__ = [
     "store_failure",
     "stored_record",
     "stored_status",
+    "time_limit",
+    "timeout_error",
 ]
 
 
@@ -74,10 +82,14 @@ class RunSettings:
     profile: Profile
     results: Path
     device: str = "cpu"
-    data_root: str | None = None
+    data_root: str | None = None  # None: the profile's
     save_checkpoints: bool = False
     force: bool = False
     claim_ttl_s: float | None = None
+    #: Seconds a cell may train (``arena run --cell-timeout``); None: no limit.
+    cell_timeout_s: float | None = None
+    #: Torch threads per cell (``arena run --threads``); None: the arena's default.
+    threads: int | None = None
 
     @property
     def recipe(self) -> Any:
@@ -158,12 +170,10 @@ def method_locality(spec: str) -> float:
     import math
 
     try:
-
         method = get_method(spec)
         fp = fingerprint(method, LOCALITY_SIZE, samples=LOCALITY_SAMPLES, seed=LOCALITY_SEED)
         value = float(fp.locality)
     except BaseException as exc:
-
         if interrupts.from_user(exc):
             raise
         return math.nan
@@ -216,6 +226,45 @@ def fail_cell(cell: GridCell, settings: RunSettings, error: str) -> CellOutcome:
     return CellOutcome(cell, "trained", record, kept_ok=not stored)
 
 
+class TimeLimit(BaseException):
+    """Raised in the main thread by :func:`time_limit` (a ``BaseException``, so method
+    code that catches ``Exception`` does not swallow it)."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.expired = False
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None, what: str = "cell") -> Iterator[TimeLimit]:
+    """Raise :class:`TimeLimit` in the main thread once ``seconds`` pass (it stops a
+    sleep or a Python loop); no limit for None or 0, or off the main thread (the pool
+    and Ray also kill a worker a little later). ``expired`` on the yielded object says
+    whether it struck, whatever the code under it made of the exception."""
+    limit = TimeLimit(f"exceeded the {what} time limit of {seconds:g} s" if seconds else "")
+    main = threading.current_thread() is threading.main_thread()
+    if not seconds or not main or not hasattr(signal, "setitimer"):
+        yield limit
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        limit.expired = True
+        raise limit
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield limit
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def timeout_error(seconds: float, how: str = "") -> str:
+    """The failed record's error for a cell past its time limit (``how`` it was stopped)."""
+    return f"exceeded the cell time limit of {seconds:g} s{how}; raise it with --cell-timeout"
+
+
 def describe_exception(exc: BaseException) -> str:
     """One line for an exception from cell or plugin code, ``sys.exit`` included."""
     if isinstance(exc, SystemExit):
@@ -259,8 +308,11 @@ def run_cell(
         started = utc_now()
         if on_start is not None:
             on_start(cell, settings.recipe.epochs)
+        if settings.threads:  # the same under every executor unless asked otherwise
+            torch.set_num_threads(settings.threads)
         try:
-            result = _train(cell, settings, data, get_method, on_epoch)
+            with time_limit(settings.cell_timeout_s) as limit:
+                result = _train(cell, settings, data, get_method, on_epoch)
         except KeyboardInterrupt as exc:
             if interrupts.from_user(exc):
                 raise
@@ -268,7 +320,8 @@ def run_cell(
         except StoreError:
             raise
         except BaseException as exc:
-            error = describe_exception(exc)
+            expired = limit.expired and settings.cell_timeout_s
+            error = timeout_error(expired) if expired else describe_exception(exc)
         else:
             info = provenance(cell, settings, started)
             # only after a cell trained: a failure is written without running method code
@@ -337,15 +390,11 @@ def load_data(settings: RunSettings) -> Any:
     every executor keep it between cells)."""
 
     profile = settings.profile
-    key = (
-        profile.dataset,
-        stable_hash(profile.dataset_options),
-        settings.data_root,
-        settings.device,
-    )
+    root = settings.data_root or profile.data_root
+    key = (profile.dataset, stable_hash(profile.dataset_options), root, settings.device)
     if key not in _DATA:
         _DATA.clear()  # one dataset per process at a time
-        data = load_dataset(profile.dataset, settings.data_root, **profile.dataset_options)
+        data = load_dataset(profile.dataset, root, **profile.dataset_options)
         _DATA[key] = data.to(settings.device) if hasattr(data, "to") else data
     return _DATA[key]
 
