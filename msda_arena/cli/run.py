@@ -17,8 +17,7 @@ import typer
 from msda_arena.api.errors import ArenaError, UsageError
 from msda_arena.cli._options import resolve_device
 from msda_arena.execute.options import OPTION_NAMES, check_options
-from msda_arena.report import build_report, render
-from msda_arena.store.results import load_results
+from msda_arena.report import leaderboard_after_run
 
 
 def run(  # over 80 lines: its signature is the command line (29 options); the body is short
@@ -109,7 +108,7 @@ def run(  # over 80 lines: its signature is the command line (29 options); the b
         False, "--wait", help="slurm: follow the jobs until every cell is stored."
     ),
 ) -> None:
-    """Train a mask method (and missing baselines) across the grid; one parquet file per cell."""
+    """Train a method and the missing baselines across the grid; one parquet file per cell."""
     given = {
         name: ctx.params[name]
         for name in OPTION_NAMES
@@ -162,7 +161,7 @@ def run(  # over 80 lines: its signature is the command line (29 options); the b
         file=sys.stderr,
     )
     methods = list(dict.fromkeys(cell.method for cell in cells))  # asked for, then baselines
-    _leaderboard(root, prof.name, methods, methods[0])
+    leaderboard_after_run(root, prof.name, methods, methods[0])
     _fail_if_failed(summary.failed, "; fix the cause and rerun the same command")
 
 
@@ -217,22 +216,3 @@ def _print_plan(plan: list, force: bool) -> None:
     if any(status == "stale" for _, status in plan):
         console.print("stale: the method's code or version changed since that result; it reruns")
     console.print(f"{runs} of {len(plan)} cells would run")
-
-
-def _leaderboard(root: Path, profile: str, methods: list[str], compare: str) -> None:
-    """Print the leaderboard of what is stored (stdout), or say how to get it."""
-    hint = f"arena report --profile {profile} --results {root}"
-    try:
-        frame, warnings = load_results(root)
-        rep = build_report(
-            frame, profile=profile, methods=methods, compare=compare, warnings=warnings
-        )
-        sys.stdout.write(render(rep, "table", color=sys.stdout.isatty()))
-        sys.stdout.flush()
-    except Exception as exc:  # the run's results are stored whatever the report does
-        print(
-            f"arena: could not render the leaderboard ({type(exc).__name__}: {exc}); run `{hint}`",
-            file=sys.stderr,
-        )
-    else:
-        print(f"More: {hint} --format html --out leaderboard.html --plots plots/", file=sys.stderr)
