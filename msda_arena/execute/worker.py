@@ -26,10 +26,10 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from msda_arena.api.errors import StoreError
-from msda_arena.api.record import ResultRecord
+from msda_arena.api.record import CELL_IDENTITY, ResultRecord
 from msda_arena.data import load_dataset
 from msda_arena.grid.cells import GridCell
 from msda_arena.grid.config import ArenaConfig, Profile, stable_hash
@@ -44,10 +44,7 @@ from msda_arena.theory.fingerprint import (
     fingerprint,
 )
 from msda_arena.train import interrupts
-from msda_arena.train.loop import train_cell
-
-if TYPE_CHECKING:
-    from msda_arena.train.loop import EpochEvent
+from msda_arena.train.loop import EpochEvent, TrainResult, train_cell
 
 __all__ = [
     "CellOutcome",
@@ -106,8 +103,7 @@ def stored_record(root: str | Path, cell: GridCell) -> dict[str, Any] | None:
 
     record = read_result(cell_path(root, cell.dataset, cell.key))
     if record is None or any(
-        record[name] != getattr(cell, name)
-        for name in ("key", "profile", "dataset", "arch", "scenario", "method", "seed")
+        record[name] != getattr(cell, name) for name in ("key", "profile", *CELL_IDENTITY)
     ):
         return None
     return record
@@ -158,12 +154,10 @@ def method_locality(spec: str) -> float:
     import math
 
     try:
-
         method = get_method(spec)
         fp = fingerprint(method, LOCALITY_SIZE, samples=LOCALITY_SAMPLES, seed=LOCALITY_SEED)
         value = float(fp.locality)
     except BaseException as exc:
-
         if interrupts.from_user(exc):
             raise
         return math.nan
@@ -278,12 +272,12 @@ def run_cell(
             if claim.lost():
                 return CellOutcome(cell, "busy", detail="claim taken over by another run")
             write_result(settings.results, record)  # the result first: weights are extra
-            if settings.save_checkpoints and result.get("state_dict") is not None:
+            if settings.save_checkpoints and result.state_dict is not None:
                 write_checkpoint(
                     settings.results,
                     cell.dataset,
                     cell.key,
-                    result["state_dict"],
+                    result.state_dict,
                     {"arch": cell.arch, "method": cell.method, "key": cell.key},
                 )
             return CellOutcome(cell, "trained", record)
@@ -300,9 +294,8 @@ def _train(
     data: Any,
     get_method: Callable[[str], Any],
     on_epoch: Callable[[GridCell, EpochEvent], None] | None,
-) -> dict[str, Any]:
-
-    result = train_cell(
+) -> TrainResult:
+    return train_cell(
         cell.arch,
         get_method(cell.method),
         data,
@@ -312,21 +305,9 @@ def _train(
         device=settings.device,
         progress=None if on_epoch is None else (lambda event: on_epoch(cell, event)),
         keep_weights=settings.save_checkpoints,
+        # RunSettings.threads (None: the arena's default) comes with `arena run --threads`
+        threads=getattr(settings, "threads", None),
     )
-    return {
-        "top1": result.top1,
-        "top5": result.top5,
-        "train_loss": result.train_loss,
-        "epochs": result.epochs,
-        "wall_time_s": result.wall_time_s,
-        "images_per_s": result.images_per_s,
-        "peak_mem_mb": result.peak_mem_mb,
-        "device_name": result.device_name,
-        "ece": result.ece,
-        "fgsm_top1": result.fgsm_top1,
-        "notes": result.notes,
-        "state_dict": result.state_dict,
-    }
 
 
 _DATA: dict[tuple[Any, ...], Any] = {}

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from msda_arena.api.record import EvalMetrics  # what evaluate() returns; the record's columns
+
 __all__ = [
     "ECE_BINS",
     "FGSM_EPS",
@@ -72,16 +74,6 @@ def fgsm_inputs(
     hi_t = torch.as_tensor(hi, device=x.device, dtype=moved.dtype)
     lo_t = torch.as_tensor(lo, device=x.device, dtype=moved.dtype)
     return torch.maximum(torch.minimum(moved, hi_t), lo_t)
-
-
-@dataclass
-class EvalMetrics:
-    """What one evaluation pass measured (percent for top-k, fraction for ECE)."""
-
-    top1: float
-    top5: float
-    ece: float
-    fgsm_top1: float
 
 
 @dataclass
