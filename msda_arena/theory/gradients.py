@@ -148,7 +148,6 @@ def _load_model(arch: str, path: Path, num_classes: int, in_chans: int, device: 
     import timm
     from safetensors.torch import load_file
 
-
     try:
         state = load_file(str(path))
     except (OSError, RuntimeError, ValueError) as exc:  # a damaged or foreign file
@@ -268,7 +267,6 @@ def gradient_maps(
     """
     import torch
 
-
     if samples < 1:
         raise UsageError(f"--samples {samples}: must be at least 1")
     root = Path(results)
@@ -285,37 +283,17 @@ def gradient_maps(
     data = load_dataset(prof.dataset, data_root or prof.data_root, **prof.dataset_options)
     x_raw, y_all = _test_inputs(data, samples)
     x_all = data.normalize(x_raw)
-
-
-    order = list(dict.fromkeys(get_method(m).spec for m in methods or []))
-    groups: dict[tuple[str, str, str], list[Any]] = {}
-    for row in frame.sort_values(["method", "arch", "scenario", "seed"]).itertuples():
-        groups.setdefault((row.method, row.arch, row.scenario), []).append(row)
-
-    def rank(key: tuple[str, str, str]) -> tuple[int, tuple[str, str, str]]:
-        return (order.index(key[0]) if key[0] in order else len(order), key)
-
     maps = []
-    for key in sorted(groups, key=rank):
-        method, arch_name, scen = key
+    for (method, arch_name, scen), rows in _groups(frame, methods):
         stats = []
-        for row in groups[key]:
+        for row in rows:
             if row.scenario not in cfg.scenarios:
                 raise UsageError(f"scenario {row.scenario!r} is not in {cfg.path}")
-            model = _load_model(
-                row.arch,
-                checkpoint_path(root, row.dataset, row.key),
-                data.num_classes,
-                data.in_chans,
-                device,
-            )
-            grads = []
-            for i in range(0, len(y_all), batch_size):
-                xb = test_views(x_all[i : i + batch_size].to(device), cfg.scenarios[row.scenario])
-                grads.append(input_gradients(model, xb, y_all[i : i + batch_size].to(device)))
-            g = torch.cat(grads)
-            win = min(window, min(g.shape[-2:]) - 1)
-            stats.append(pair_statistic(g, win))
+            path = checkpoint_path(root, row.dataset, row.key)
+            model = _load_model(row.arch, path, data.num_classes, data.in_chans, device)
+            view = cfg.scenarios[row.scenario]
+            g = _gradients(model, x_all, y_all, view, batch_size, device)
+            stats.append(pair_statistic(g, min(window, min(g.shape[-2:]) - 1)))
         stat = torch.stack(stats).mean(0)
         distances, curve = distance_curve(stat)
         maps.append(
@@ -324,7 +302,7 @@ def gradient_maps(
                 arch=arch_name,
                 scenario=scen,
                 dataset=prof.dataset,
-                keys=[r.key for r in groups[key]],
+                keys=[r.key for r in rows],
                 inputs=len(y_all),
                 window=int(stat.shape[0] // 2),
                 stat=stat,
@@ -333,6 +311,35 @@ def gradient_maps(
             )
         )
     return maps
+
+
+def _gradients(
+    model: Any, x: torch.Tensor, y: torch.Tensor, view: Any, batch_size: int, device: Any
+) -> torch.Tensor:
+    """Input-gradient magnitudes ``[N, H, W]`` of ``model`` on the test views of ``x``."""
+    import torch
+
+    grads = []
+    for i in range(0, len(y), batch_size):
+        xb = test_views(x[i : i + batch_size].to(device), view)
+        grads.append(input_gradients(model, xb, y[i : i + batch_size].to(device)))
+    return torch.cat(grads)
+
+
+def _groups(
+    frame: Any, methods: Sequence[str] | None
+) -> list[tuple[tuple[str, str, str], list[Any]]]:
+    """The rows of ``frame`` by (method, arch, scenario), seeds in order; groups in the
+    order of ``methods`` (specs), then by name."""
+    order = list(dict.fromkeys(get_method(m).spec for m in methods or []))
+    groups: dict[tuple[str, str, str], list[Any]] = {}
+    for row in frame.sort_values(["method", "arch", "scenario", "seed"]).itertuples():
+        groups.setdefault((row.method, row.arch, row.scenario), []).append(row)
+
+    def rank(key: tuple[str, str, str]) -> tuple[int, tuple[str, str, str]]:
+        return (order.index(key[0]) if key[0] in order else len(order), key)
+
+    return [(key, groups[key]) for key in sorted(groups, key=rank)]
 
 
 def plot_gradient_maps(maps: Sequence[GradientMap], out: str | os.PathLike[str]) -> Path:
