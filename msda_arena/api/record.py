@@ -177,17 +177,12 @@ class ResultRecord(_Provenance, Measurements, _CellColumns):
         provenance: Mapping[str, Any],
         epochs: int = 1,
     ) -> ResultRecord:
-        """The ``failed`` record of a cell, with its one-line ``error``.
-
-        ``provenance`` holds the columns that are neither the cell's identity nor
-        measurements: ``method_name``, ``method_package``, ``method_version``,
-        ``method_code``, ``plugins``, the versions, ``device_name``, ``host``,
-        ``config_hash``, ``started_at``, ``finished_at`` (missing ones are ``""``).
-        """
+        """The ``failed`` record of a cell, with its one-line ``error``. ``provenance``
+        holds the columns of ``_Provenance``, ``method_name`` and ``device_name``
+        (missing ones are ``""``)."""
         text = " ".join(str(error).split()) or "failed without a message"
-        nan = math.nan
         nothing = Measurements(
-            top1=nan, top5=nan, train_loss=nan, epochs=max(int(epochs), 1),
+            top1=math.nan, top5=math.nan, train_loss=math.nan, epochs=max(int(epochs), 1),
             wall_time_s=0.0, images_per_s=0.0, peak_mem_mb=0.0,
         )  # fmt: skip
         values = {**_measurement_columns(nothing), **provenance}
@@ -259,8 +254,7 @@ COLUMNS: dict[str, str] = {
 #: Columns added after schema version 2 was first written, and the value a record
 #: written before them reads as (their :class:`Measurements` default: "not recorded").
 LATER_COLUMNS: tuple[str, ...] = ("threads", "deterministic")
-_LATER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Measurements)}
-_LATER_DEFAULTS = {c: _LATER_DEFAULTS[c] for c in LATER_COLUMNS}
+_LATER_DEFAULTS = {c: Measurements.__dataclass_fields__[c].default for c in LATER_COLUMNS}
 
 
 def _measurement_columns(measured: Measurements) -> dict[str, Any]:
@@ -274,12 +268,11 @@ def with_later_columns(table: pyarrow.Table) -> pyarrow.Table:
     import pyarrow as pa
 
     for column, value in _LATER_DEFAULTS.items():
-        if column in table.column_names:
-            filled = table.column(column).fill_null(value)
-            table = table.set_column(table.column_names.index(column), column, filled)
-        else:
+        if column not in table.column_names:
             kind = arrow_schema().field(column).type
-            table = table.append_column(column, pa.array([value] * table.num_rows, kind))
+            table = table.append_column(column, pa.nulls(table.num_rows, kind))
+        filled = table.column(column).fill_null(value)
+        table = table.set_column(table.column_names.index(column), column, filled)
     return table
 
 
@@ -296,6 +289,10 @@ class CellLike(Protocol):
 
     @property
     def key(self) -> str: ...
+
+
+#: The columns a cell's key is made of, in :func:`cell_key`'s order.
+_KEY_PARTS = ("profile", "arch", "scenario", "method", "seed", "recipe_hash")
 
 
 def cell_key(profile: str, arch: str, scenario: str, method: str, seed: int, recipe: str) -> str:
@@ -346,22 +343,17 @@ def arrow_schema() -> pyarrow.Schema:
 
 # --------------------------------------------------------------------------- validation
 
-#: (column, lowest, highest) of every ok record's measurements; None: unbounded.
-_OK_RANGES: tuple[tuple[str, float, float | None], ...] = (
-    ("top1", 0.0, 100.0),
-    ("top5", 0.0, 100.0),
-    ("train_loss", 0.0, None),
-    ("wall_time_s", 0.0, None),
-    ("images_per_s", 0.0, None),
-    ("peak_mem_mb", 0.0, None),
-)
-
-
-#: Measurements an ok record may leave NaN ("not measured"), else in range.
-_OK_OPTIONAL_RANGES: tuple[tuple[str, float, float], ...] = (
-    ("ece", 0.0, 1.0),
-    ("fgsm_top1", 0.0, 100.0),
-    ("locality", -math.inf, 1.0),
+#: (column, lowest, highest, may be NaN: "not measured") of an ok record's measurements.
+_OK_RANGES: tuple[tuple[str, float, float, bool], ...] = (
+    ("top1", 0.0, 100.0, False),
+    ("top5", 0.0, 100.0, False),
+    ("train_loss", 0.0, math.inf, False),
+    ("wall_time_s", 0.0, math.inf, False),
+    ("images_per_s", 0.0, math.inf, False),
+    ("peak_mem_mb", 0.0, math.inf, False),
+    ("ece", 0.0, 1.0, True),
+    ("fgsm_top1", 0.0, 100.0, True),
+    ("locality", -math.inf, 1.0, True),
 )
 
 
@@ -418,44 +410,25 @@ def problems(table: pyarrow.Table) -> list[str | None]:
     flag(arr("threads") < 0, "'threads' is below 0")
     flag(~np.isin(arr("deterministic"), (0, 1)), "'deterministic' is neither 0 nor 1")
     ok = status == "ok"
-    for column, lo, hi in _OK_RANGES:
-        values = arr(column).astype(np.float64)
+    for column, lo, hi, nan_ok in _OK_RANGES:
+        v = arr(column).astype(np.float64)
         with np.errstate(invalid="ignore"):
-            out = ~np.isfinite(values) | (values < lo)
-            if hi is not None:
-                out |= values > hi
-        span = f"[{lo:g}, {hi:g}]" if hi is not None else f">= {lo:g}"
+            out = (np.isinf(v) if nan_ok else ~np.isfinite(v)) | (v < lo) | (v > hi)
+        span = f"[{lo:g}, {hi:g}]" if hi < math.inf else f">= {lo:g}"
+        tail = "(NaN: not measured)" if nan_ok else "for an ok result"
         flag(
             ok & out,
-            lambda i, c=column, s=span, v=values: (
-                f"{c!r} is {float(v[i])!r}, outside {s} for an ok result"
-            ),
-        )
-    for column, lo, hi in _OK_OPTIONAL_RANGES:
-        values = arr(column).astype(np.float64)
-        with np.errstate(invalid="ignore"):
-            out = np.isinf(values) | (values < lo) | (values > hi)
-        flag(
-            ok & out,
-            lambda i, c=column, v=values, lo=lo, hi=hi: (
-                f"{c!r} is {float(v[i])!r}, outside [{lo:g}, {hi:g}] (NaN: not measured)"
-            ),
+            lambda i, c=column, v=v, s=span, t=tail: f"{c!r} is {float(v[i])!r}, outside {s} {t}",
         )
     with np.errstate(invalid="ignore"):
         flag(ok & (arr("top5") < arr("top1")), "'top5' is below 'top1'")
     flag((status == "failed") & (arr("error") == ""), "a failed record has no 'error'")
-    keys, profiles, archs, scenarios, methods, seeds, recipes = (
-        arr(c).tolist()
-        for c in ("key", "profile", "arch", "scenario", "method", "seed", "recipe_hash")
-    )
     wrong_key = np.zeros(n, dtype=bool)
+    parts = [arr(c).tolist() for c in ("key", *_KEY_PARTS)]
     for i in np.flatnonzero(~bad):
         try:
-            expected = cell_key(
-                profiles[i], archs[i], scenarios[i], methods[i], seeds[i], recipes[i]
-            )
+            wrong_key[i] = cell_key(*(part[i] for part in parts[1:])) != parts[0][i]
         except RecordError:
-            expected = None
-        wrong_key[i] = expected != keys[i]
+            wrong_key[i] = True
     flag(wrong_key, "'key' does not match the record's own cell (profile, arch, scenario, ...)")
     return reasons

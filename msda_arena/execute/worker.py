@@ -21,6 +21,7 @@ Nothing here knows which executor called it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import socket
 from collections.abc import Callable
@@ -131,7 +132,7 @@ def provenance(cell: GridCell, settings: RunSettings, started_at: str) -> dict[s
         "started_at": started_at,
         **environment(),
     }
-    try:
+    with contextlib.suppress(Exception):  # an unknown method still gets a failed record
         method = method_info(cell.method)
         info.update(
             method_name=method.name,
@@ -140,8 +141,6 @@ def provenance(cell: GridCell, settings: RunSettings, started_at: str) -> dict[s
             method_code=cell.method_code or method.code,
             plugins=loaded_packages(),
         )
-    except Exception:  # an unknown method still gets a failed record
-        pass
     return info
 
 

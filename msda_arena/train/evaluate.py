@@ -129,24 +129,17 @@ class EvalAccumulator:
 
     def ece(self) -> float:
         """The expected calibration error of what was added (one host read)."""
-        n = self._count.sum()
-        gap = (self._hit - self._conf).abs().sum() / n.clamp_min(1)
-        return float(gap)
+        return float(self._ece())
+
+    def _ece(self) -> torch.Tensor:
+        return (self._hit - self._conf).abs().sum() / self._count.sum().clamp_min(1)
 
     def result(self) -> EvalMetrics:
         """Every metric, read from the device once."""
         if self.total == 0:
             raise ValueError("the test split is empty")
-        n = self._count.sum().clamp_min(1)
-        packed = torch.stack(
-            [
-                self._c1.to(torch.float64),
-                self._c5.to(torch.float64),
-                (self._hit - self._conf).abs().sum() / n,
-                self._fgsm.to(torch.float64),
-            ]
-        ).tolist()
-        c1, c5, calib, fgsm = packed
+        counts = [self._c1, self._c5, self._ece(), self._fgsm]
+        c1, c5, calib, fgsm = torch.stack([c.to(torch.float64) for c in counts]).tolist()
         return EvalMetrics(
             top1=100.0 * c1 / self.total,
             top5=100.0 * c5 / self.total,

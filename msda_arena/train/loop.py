@@ -143,11 +143,7 @@ class CellSetup:
 @dataclass(frozen=True, kw_only=True)
 class TrainResult(Measurements):
     """What one cell measured (:class:`~msda_arena.api.record.Measurements`, which the
-    record stores as it is), and the trained weights when asked for.
-
-    ``notes``: what the run changed on its own, empty if nothing; e.g.
-    ``"torch.compile failed (RuntimeError: ...); ran eager"``.
-    """
+    record stores as it is), and the trained weights when asked for."""
 
     state_dict: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
 
@@ -269,7 +265,7 @@ class TrainStep:
             for xb, yb in step.batches(epoch):  # uint8 images and labels on the device
                 step(xb, yb)                    # the step; no host sync
             train_loss = step.end_epoch()       # the epoch's one sync, and the guards
-        top1, top5 = step.evaluate()
+        metrics = step.evaluate()           # EvalMetrics: top-1, top-5, ECE, FGSM
 
     Attributes:
         model: the eager model (evaluation and weights).
@@ -501,13 +497,10 @@ def torch_settings(setup: CellSetup) -> Iterator[None]:
     """Around a cell's training: ``setup.threads`` torch threads and its
     deterministic-algorithm settings; on CUDA, unless deterministic, cuDNN autotuning
     (it picks the fastest kernels for the step's fixed shapes). All restored after."""
-    cudnn = torch.backends.cudnn
-    threads, det, warn_only = (
-        torch.get_num_threads(),
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-    )
-    benchmark, cudnn_det = cudnn.benchmark, cudnn.deterministic
+    cudnn, threads = torch.backends.cudnn, torch.get_num_threads()
+    det = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    cudnn_before = cudnn.benchmark, cudnn.deterministic
     if setup.deterministic:  # cuBLAS's deterministic workspace (read when cuBLAS first runs)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.set_num_threads(setup.threads)
@@ -520,7 +513,7 @@ def torch_settings(setup: CellSetup) -> Iterator[None]:
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(det, warn_only=warn_only)
-        cudnn.benchmark, cudnn.deterministic = benchmark, cudnn_det
+        cudnn.benchmark, cudnn.deterministic = cudnn_before
 
 
 def train_cell(
@@ -565,9 +558,7 @@ def _train_cell(
         torch.cuda.reset_peak_memory_stats(device)
     with torch_settings(setup):
         step = TrainStep(setup)
-        train_seconds = 0.0
-        images = 0
-        train_loss = float("nan")
+        train_seconds, images, train_loss = 0.0, 0, math.nan
         for epoch in range(epochs):
             step.start_epoch(epoch + 1)
             t0 = time.perf_counter()
