@@ -93,51 +93,29 @@ _CHUNK_VALUES = 2**22
 
 @dataclass
 class Fingerprint:
-    """The Monte Carlo fingerprint of one mask method (see the module docstring).
+    """The Monte Carlo fingerprint of one mask method (see the module docstring)."""
 
-    Attributes:
-        method: canonical spec of the method.
-        size: ``(H, W)`` of the masks.
-        samples: number of masks drawn.
-        seed: seed of the generator.
-        distances: integer pixel distances ``0 .. R`` of the profile bins.
-        profile: normalised pair weight per distance (Mixup: 1 everywhere).
-        raw_profile: mean ``E[(1 - M_p)(1 - M_q)]`` of pixel pairs at each distance.
-        flat_level: ``E[(1 - mean(M))^2]``, the divisor of the normalisation.
-        far_level: ``P(far)``, the normalised pair weight of the far band.
-        locality: ``1 - P(far) / P(1)``.
-        scale: correlation length in pixels (NaN when the profile is flat).
-        pair_map: normalised ``A(d)`` for every offset, ``[2H - 1, 2W - 1]``, centre = 0.
-        coverage: ``E[1 - M](p)``, ``[H, W]``.
-        coverage_max_min: ``max / min`` of the coverage map (inf if some pixel is never
-            covered).
-        coverage_cv: ``std / mean`` of the coverage map.
-        calibration_mae: mean ``|mean(M) - lambda|``.
-        calibration_bias: mean ``mean(M) - lambda``.
-        calibration_bins: per lambda bin: ``lo``, ``hi``, ``count``, ``lam`` (mean drawn
-            lambda), ``weight`` (mean label weight), ``mae``.
-        seconds: wall time of the measurement.
-    """
-
-    method: str
-    size: tuple[int, int]
-    samples: int
-    seed: int
-    distances: list[int]
-    profile: list[float]
-    raw_profile: list[float]
-    flat_level: float
-    far_level: float
-    locality: float
-    scale: float
+    method: str  # canonical spec of the method
+    size: tuple[int, int]  # (H, W) of the masks
+    samples: int  # masks drawn
+    seed: int  # seed of the generator
+    distances: list[int]  # integer pixel distances 0 .. R of the profile bins
+    profile: list[float]  # normalised pair weight per distance (Mixup: 1 everywhere)
+    raw_profile: list[float]  # mean E[(1 - M_p)(1 - M_q)] of pixel pairs at each distance
+    flat_level: float  # E[(1 - mean(M))^2], the divisor of the normalisation
+    far_level: float  # P(far), the normalised pair weight of the far band
+    locality: float  # 1 - P(far) / P(1)
+    scale: float  # correlation length in pixels (NaN when the profile is flat)
+    # normalised A(d) for every offset, [2H - 1, 2W - 1], centre = 0
     pair_map: torch.Tensor = field(repr=False)
-    coverage: torch.Tensor = field(repr=False)
-    coverage_max_min: float
-    coverage_cv: float
-    calibration_mae: float
-    calibration_bias: float
+    coverage: torch.Tensor = field(repr=False)  # E[1 - M](p), [H, W]
+    coverage_max_min: float  # max / min of the coverage map (inf: a pixel never covered)
+    coverage_cv: float  # std / mean of the coverage map
+    calibration_mae: float  # mean |mean(M) - lambda|
+    calibration_bias: float  # mean (mean(M) - lambda)
+    # per lambda bin: lo, hi, count, lam (mean drawn lambda), weight (mean label weight), mae
     calibration_bins: list[dict[str, float]] = field(repr=False)
-    seconds: float
+    seconds: float  # wall time of the measurement
 
     @property
     def far_band(self) -> tuple[float, float]:
@@ -312,6 +290,7 @@ def fingerprint(
     if not flat > 0.0:
         raise ValueError(f"{method.spec} never mixes (every mask is 1): all its pair weights are 0")
     cov = (coverage / samples).to(torch.float32).cpu()
+    cov_min, cov_max, mean_cov = float(cov.min()), float(cov.max()), float(cov.mean())
     diff = weight.cpu() - lam.cpu()
     return Fingerprint(
         method=method.spec,
@@ -321,7 +300,8 @@ def fingerprint(
         flat_level=flat,
         **_pair_weights(power / samples, h, w, flat),
         coverage=cov,
-        **_coverage_spread(cov),
+        coverage_max_min=cov_max / cov_min if cov_min > 0 else math.inf,
+        coverage_cv=float(cov.std(unbiased=False)) / mean_cov if mean_cov > 0 else math.nan,
         calibration_mae=float(diff.abs().mean()),
         calibration_bias=float(diff.mean()),
         calibration_bins=_calibration_bins(lam.cpu(), weight.cpu()),
@@ -388,15 +368,6 @@ def _pair_weights(mean_power: torch.Tensor, h: int, w: int, flat: float) -> dict
     }
 
 
-def _coverage_spread(cov: torch.Tensor) -> dict[str, float]:
-    """``max / min`` and ``std / mean`` of a coverage map (inf, NaN where undefined)."""
-    cov_min, cov_max, mean_cov = float(cov.min()), float(cov.max()), float(cov.mean())
-    return {
-        "coverage_max_min": cov_max / cov_min if cov_min > 0 else math.inf,
-        "coverage_cv": float(cov.std(unbiased=False)) / mean_cov if mean_cov > 0 else math.nan,
-    }
-
-
 def _calibration_bins(lam: torch.Tensor, weight: torch.Tensor) -> list[dict[str, float]]:
     """Per lambda bin (:data:`CALIBRATION_BINS` on [0, 1]): its edges, count, mean
     drawn lambda, mean label weight and mean ``|weight - lambda|``."""
@@ -428,17 +399,14 @@ def plot_fingerprints(fingerprints: Sequence[Fingerprint], out: Any) -> Any:
     the suffix) and return its path."""
     from pathlib import Path
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display
 
     fps = list(fingerprints)
     if not fps:
         raise ValueError("nothing to plot")
     n = len(fps)
     cols = max(n, 2)
-    fig = plt.figure(figsize=(max(8.0, 2.3 * cols), 7.4), layout="constrained")
+    fig = Figure(figsize=(max(8.0, 2.3 * cols), 7.4), layout="constrained")
     grid = fig.add_gridspec(2, cols, height_ratios=[2.1, 1.0])
     _draw_profiles(fig.add_subplot(grid[0, :]), fps)
     h, w = fps[0].size
@@ -464,7 +432,6 @@ def plot_fingerprints(fingerprints: Sequence[Fingerprint], out: Any) -> Any:
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

@@ -100,31 +100,18 @@ def distance_curve(stat: torch.Tensor) -> tuple[list[int], list[float]]:
 
 @dataclass
 class GradientMap:
-    """The pair statistic of one method (one architecture and scenario; seeds averaged).
+    """The pair statistic of one method (one architecture and scenario; seeds averaged)."""
 
-    Attributes:
-        method: canonical spec.
-        arch: timm architecture.
-        scenario: crop scenario.
-        dataset: dataset name.
-        keys: the cells (one per seed) whose maps were averaged.
-        inputs: test inputs per cell.
-        window: ``w``.
-        stat: normalised ``S``, ``[2w + 1, 2w + 1]``, mean over the cells.
-        distances: ``0 .. w``.
-        curve: ``S`` averaged per distance.
-    """
-
-    method: str
-    arch: str
-    scenario: str
+    method: str  # canonical spec
+    arch: str  # timm architecture
+    scenario: str  # crop scenario
     dataset: str
-    keys: list[str]
-    inputs: int
-    window: int
-    stat: torch.Tensor = field(repr=False)
-    distances: list[int] = field(default_factory=list)
-    curve: list[float] = field(default_factory=list)
+    keys: list[str]  # the cells (one per seed) whose maps were averaged
+    inputs: int  # test inputs per cell
+    window: int  # w
+    stat: torch.Tensor = field(repr=False)  # normalised S, [2w + 1, 2w + 1], mean over cells
+    distances: list[int] = field(default_factory=list)  # 0 .. w
+    curve: list[float] = field(default_factory=list)  # S averaged per distance
 
     def to_dict(self, with_map: bool = True) -> dict[str, Any]:
         """A JSON-safe summary (with the map as nested lists unless ``with_map`` is off)."""
@@ -345,10 +332,7 @@ def _groups(
 def plot_gradient_maps(maps: Sequence[GradientMap], out: str | os.PathLike[str]) -> Path:
     """One heat map of the pair statistic per map, side by side with one colour scale,
     and the statistic against distance for all of them; write ``out`` and return it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display
     from matplotlib.ticker import MaxNLocator
 
     maps = list(maps)
@@ -356,7 +340,7 @@ def plot_gradient_maps(maps: Sequence[GradientMap], out: str | os.PathLike[str])
         raise ValueError("nothing to plot")
     n = len(maps)
     several = len({(m.arch, m.scenario) for m in maps}) > 1
-    fig = plt.figure(figsize=(max(8.0, 3.0 * n + 1.0), 7.6), layout="constrained")
+    fig = Figure(figsize=(max(8.0, 3.0 * n + 1.0), 7.6), layout="constrained")
     grid = fig.add_gridspec(2, n, height_ratios=[1.0, 0.85])
     # The centre is 1 by construction; the scale spans the off-centre values so they show.
     off = []
@@ -412,5 +396,4 @@ def plot_gradient_maps(maps: Sequence[GradientMap], out: str | os.PathLike[str])
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
