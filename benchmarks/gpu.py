@@ -280,6 +280,7 @@ def child_main(spec: dict[str, Any]) -> None:
         r = train_cell(
             spec["arch"], get_method(spec["method"]), data, recipe, scenario,
             seed=spec["index"], device=device, progress=progress,
+            threads=torch.get_num_threads(),  # spec["threads"], or torch's default
         )  # fmt: skip
     print(
         json.dumps(

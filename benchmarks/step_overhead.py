@@ -80,32 +80,25 @@ def overhead(
         ``model_ms`` and ``harness_ms`` (median per step), ``ratio`` (harness / model)
         and ``notes`` (the step's, e.g. a compile fallback).
     """
+    from msda_arena import get_method
     from msda_arena.grid.config import load_config
-    from msda_arena.train.loop import cuda_tuning
+    from msda_arena.train.loop import CellSetup, torch_settings
 
     if recipe is None:
         recipe = load_config().recipes["cifar"]
     recipe = dataclasses.replace(recipe, batch_size=batch, compile=compile, train_subset=0)
-    with cuda_tuning(device):  # as train_cell runs the step
-        return _overhead(arch, method_spec, data, recipe, scenario, device, steps, repeats, warmup)
+    setup = CellSetup(
+        arch, get_method(method_spec), data, recipe, scenario, 0, device, torch.get_num_threads()
+    )  # this process's threads (--threads), as before
+    with torch_settings(setup):  # as train_cell runs the step
+        return _overhead(setup, steps, repeats, warmup)
 
 
-def _overhead(
-    arch: str,
-    method_spec: str,
-    data: Any,
-    recipe: Any,
-    scenario: Any,
-    device: torch.device,
-    steps: int,
-    repeats: int,
-    warmup: int,
-) -> dict[str, Any]:
-    from msda_arena import get_method
+def _overhead(setup: Any, steps: int, repeats: int, warmup: int) -> dict[str, Any]:
     from msda_arena.train.loop import TrainStep
 
-    batch = recipe.batch_size
-    step = TrainStep(arch, get_method(method_spec), data, recipe, scenario, 0, device)
+    data, device, batch = setup.data, torch.device(setup.device), setup.recipe.batch_size
+    step = TrainStep(setup)
     fixed_x = data.normalize(data.train_x[:batch]).contiguous(memory_format=step.memory_format)
     fixed_y = data.train_y[:batch]
     batches = itertools.chain.from_iterable(step.batches(e) for e in itertools.count())

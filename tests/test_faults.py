@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, install_fake_plugin, run_arena
 
-from msda_arena.api.record import ResultRecord
+from msda_arena.api.record import Measurements, ResultRecord
 from msda_arena.grid.cells import build_cells
 from msda_arena.grid.config import parse_config
 from msda_arena.store.results import (
@@ -373,7 +373,9 @@ def _record(cells, i: int, **changes) -> ResultRecord:
         "images_per_s": 100.0,
         "peak_mem_mb": 1.0,
     }
-    record = ResultRecord.finished(cells[i], measured, {"method_code": cells[i].method_code})
+    record = ResultRecord.finished(
+        cells[i], Measurements(**measured), {"method_code": cells[i].method_code}
+    )
     return record.replace(**changes) if changes else record
 
 

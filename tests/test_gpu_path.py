@@ -25,7 +25,13 @@ from msda_arena.data.crops import DEFAULT_SCENARIOS
 from msda_arena.data.procedural import CUTS, class_names, generate, procedural_dataset
 from msda_arena.grid.config import Recipe, load_config, parse_config
 from msda_arena.train import loop as train
-from msda_arena.train.loop import CompileFallbackWarning, TrainStep, compile_wanted, train_cell
+from msda_arena.train.loop import (
+    CellSetup,
+    CompileFallbackWarning,
+    TrainStep,
+    compile_wanted,
+    train_cell,
+)
 
 ARCH = "resnet8_tiny_cifar"
 SCENARIO = DEFAULT_SCENARIOS["small-crop"]
@@ -73,7 +79,7 @@ def test_train_cell_is_its_step_function_run_epoch_by_epoch(data):
     the same loss and accuracy when the loop is driven by hand."""
     rec = recipe()
     result = cell(data, rec)
-    step = TrainStep(ARCH, get_method("cutmix"), data, rec, SCENARIO, 1)
+    step = TrainStep(CellSetup(ARCH, get_method("cutmix"), data, rec, SCENARIO, 1))
     assert step.steps_per_epoch == 6 and step.net is step.model and step.notes == ""
     for epoch in range(rec.epochs):
         step.start_epoch(epoch + 1)
@@ -104,7 +110,7 @@ class _HostReads(TorchFunctionMode):
 
 
 def test_the_step_reads_nothing_back_and_the_epoch_and_evaluation_read_once(data):
-    step = TrainStep(ARCH, get_method("hmix"), data, recipe(), SCENARIO, 0)
+    step = TrainStep(CellSetup(ARCH, get_method("hmix"), data, recipe(), SCENARIO, 0))
     step.start_epoch(1)
     batches = list(step.batches(0))
     step(*batches[0])  # the mixer checks the first batch at once

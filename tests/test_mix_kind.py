@@ -156,19 +156,21 @@ def test_a_saliency_method_gets_the_models_input_gradients_every_step():
 
 
 def test_the_saliency_is_the_input_gradient_and_leaves_parameter_gradients_alone():
-    from msda_arena.train.loop import TrainStep
+    from msda_arena.train.loop import CellSetup, TrainStep
     from msda_arena.train.saliency import input_gradients
 
     data = load_dataset(
         "procedural", None, train_size=32, test_size=16, num_classes=4, image_size=16
     )
     step = TrainStep(
-        "resnet8_tiny_cifar",
-        SalientHalf(),
-        data,
-        Recipe("s", epochs=1, batch_size=16, lr=0.05),
-        DEFAULT_SCENARIOS["standard"],
-        0,
+        CellSetup(
+            "resnet8_tiny_cifar",
+            SalientHalf(),
+            data,
+            Recipe("s", epochs=1, batch_size=16, lr=0.05),
+            DEFAULT_SCENARIOS["standard"],
+            0,
+        )
     )
     step.model.train()
     stats = [b.clone() for b in step.model.buffers()]

@@ -16,7 +16,7 @@ from msda_arena.grid.cells import build_cells
 from msda_arena.grid.config import load_config
 from msda_arena.store.results import cell_path, load_results, read_result
 from msda_arena.train import interrupts
-from msda_arena.train.loop import train_cell
+from msda_arena.train.loop import DEFAULT_THREADS, train_cell
 
 
 @pytest.fixture
@@ -58,6 +58,28 @@ def test_a_cell_trains_and_is_reproducible(tiny):
     assert other.train_loss != a.train_loss
 
 
+def test_a_cell_trains_with_the_thread_count_it_is_given_and_records_it(tiny):
+    """The thread count (and deterministic algorithms) is part of what a cell runs
+    with: set for the cell, recorded with its result, restored after; same seed and
+    threads, same numbers (issue 15: 47.85 with one thread, 46.68 with two)."""
+    cfg, prof = tiny
+    data = data_of(prof)
+    before = torch.get_num_threads()
+    run = lambda **kw: train_cell(  # noqa: E731
+        "resnet8_cifar", get_method("cutmix"), data, cfg.recipes["tiny"],
+        cfg.scenarios["small-crop"], seed=3, **kw,
+    )  # fmt: skip
+    a, b = run(threads=2), run(threads=2)
+    assert (a.threads, a.deterministic) == (2, 0) and "2 threads" in a.device_name
+    assert a.top1 == b.top1 and a.train_loss == b.train_loss
+    assert torch.get_num_threads() == before
+    c = run(deterministic=True)
+    assert (c.threads, c.deterministic) == (DEFAULT_THREADS, 1)
+    assert not torch.are_deterministic_algorithms_enabled()
+    with pytest.raises(ValueError, match="threads must be at least 1, got 0"):
+        run(threads=0)
+
+
 def test_run_stores_one_record_per_cell_and_resume_runs_nothing_twice(tiny, tmp_path):
     cfg, prof = tiny
     cells = build_cells(cfg, prof, ["hmix"], baselines=["vanilla"])
@@ -73,6 +95,7 @@ def test_run_stores_one_record_per_cell_and_resume_runs_nothing_twice(tiny, tmp_
         and row.torch_version == torch.__version__
     )
     assert row.profile == "tiny" and row.dataset == "procedural" and row.epochs == 2
+    assert (row.threads, row.deterministic) == (DEFAULT_THREADS, 0)  # the arena's default
     mtimes = {
         c.key: os.stat(cell_path(tmp_path / "res", c.dataset, c.key)).st_mtime_ns for c in cells
     }

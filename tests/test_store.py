@@ -15,7 +15,7 @@ import torch
 
 from msda_arena.api.errors import StoreError
 from msda_arena.api.record import COLUMNS as RESULT_COLUMNS
-from msda_arena.api.record import SCHEMA_VERSION, cell_key
+from msda_arena.api.record import LATER_COLUMNS, SCHEMA_VERSION, cell_key
 from msda_arena.store import results as store
 from msda_arena.store.results import (
     INDEX_NAME,
@@ -87,11 +87,36 @@ def write_many(root, n, **overrides):
 
 
 def test_result_columns_match_the_contract():
-    assert list(RESULT_COLUMNS) == list(make_record())
+    # make_record() is a record as written before threads and deterministic were columns
+    assert set(RESULT_COLUMNS) == set(make_record()) | set(LATER_COLUMNS)
     assert RESULT_COLUMNS["top1"] == "float64"
     assert RESULT_COLUMNS["seed"] == "int64"
     assert RESULT_COLUMNS["method"] == "str"
+    assert RESULT_COLUMNS["threads"] == RESULT_COLUMNS["deterministic"] == "int64"
     assert SCHEMA_VERSION == 2
+
+
+def test_a_store_written_before_threads_were_recorded_reads_as_before(tmp_path):
+    """Files without the later columns (written by an earlier msda-arena) read, one by
+    one and in a batch scan, with threads 0 ("not recorded") and deterministic 0; a new
+    file keeps its own values."""
+    old = [make_record(seed=seed, top1=60.0 + seed) for seed in range(6)]
+    for record in old:
+        path = cell_path(tmp_path, record["dataset"], record["key"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist([record]), path)
+    new = write_result(tmp_path, make_record(seed=9, threads=4, deterministic=1))
+    back = read_result(cell_path(tmp_path, "cifar10", old[0]["key"]))
+    assert back is not None and back["top1"] == 60.0
+    assert (back["threads"], back["deterministic"]) == (0, 0)
+    frame, warnings = load_results(tmp_path)
+    assert warnings == [] and len(frame) == 7
+    by_seed = frame.set_index("seed")
+    assert by_seed.loc[9, "threads"] == 4 and by_seed.loc[9, "deterministic"] == 1
+    before = by_seed.drop(9)
+    assert (before["threads"] == 0).all() and (before["deterministic"] == 0).all()
+    assert sorted(before["top1"]) == [r["top1"] for r in old]
+    assert read_result(new)["threads"] == 4
 
 
 def test_cell_path_is_root_dataset_key(tmp_path):

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import install_fake_plugin, run_arena
 
-from msda_arena.api.record import ResultRecord, arrow_schema
+from msda_arena.api.record import Measurements, ResultRecord, arrow_schema
 from msda_arena.store.results import (
     cell_path,
     clean_temporaries,
@@ -108,7 +108,8 @@ def _record(i: int, top1: float) -> ResultRecord:
     measured = dict(
         top1=top1, top5=99.0, train_loss=1.0, epochs=1, wall_time_s=1.0, images_per_s=1.0
     )
-    return ResultRecord.finished(cell, {**measured, "peak_mem_mb": 1.0}, {"method_code": code})
+    measured = Measurements(**measured, peak_mem_mb=1.0)
+    return ResultRecord.finished(cell, measured, {"method_code": code})
 
 
 def test_verify_finds_an_index_that_disagrees_with_a_file_and_repair_rebuilds_it(tmp_path):

@@ -12,7 +12,7 @@ rules check one record before it is written and 100,000 rows when an index is bu
 * no nulls; ``schema_version`` is :data:`SCHEMA_VERSION`; ``status`` is ok or failed;
 * ``key`` and ``dataset`` are file-name safe (they become the path) and ``key`` is the
   key of the record's own cell (:func:`cell_key`), so a record names its file;
-* ``seed`` in [0, 2**31 - 1], ``epochs`` >= 1;
+* ``seed`` in [0, 2**31 - 1], ``epochs`` >= 1, ``threads`` >= 0, ``deterministic`` 0 or 1;
 * an ``ok`` record has finite measurements in range: ``top1`` in [0, 100], ``top5`` in
   [``top1``, 100], ``train_loss`` >= 0, times, throughput and memory >= 0; ``ece`` in
   [0, 1] and ``fgsm_top1`` in [0, 100], or NaN where not measured;
@@ -39,23 +39,30 @@ if TYPE_CHECKING:
     import pyarrow
 
 __all__ = [
+    "CELL_IDENTITY",
     "COLUMNS",
     "KEY_PATTERN",
+    "LATER_COLUMNS",
     "MAX_SEED",
     "SCHEMA_VERSION",
     "CellLike",
+    "EvalMetrics",
+    "Measurements",
     "RecordError",
     "ResultRecord",
     "arrow_schema",
     "cell_key",
     "problems",
+    "with_later_columns",
 ]
 
 #: What makes a result one cell of the grid: two records with these equal are the same cell.
 CELL_IDENTITY: tuple[str, ...] = ("dataset", "arch", "scenario", "method", "seed")
 
-#: Version of the record layout; bumped whenever :data:`COLUMNS` or the key change.
-#: 2: method_code, plugins, host, notes, ece and fgsm_top1; an injective key.
+#: Version of the record layout; bumped whenever the key changes or a column is removed or
+#: changes meaning (an added column is one of :data:`LATER_COLUMNS`, so older files read).
+#: 2: method_code, plugins, host, notes, ece and fgsm_top1; an injective key. Later:
+#: threads and deterministic.
 SCHEMA_VERSION = 2
 
 #: Largest seed a record (and ``--seeds``) accepts.
@@ -79,15 +86,34 @@ LOCALITY_SAMPLES = 1024
 LOCALITY_SEED = 0
 
 
-@dataclass(frozen=True)
-class ResultRecord:
-    """One cell's result: its identity, its measurements and where they came from.
+@dataclass(frozen=True, kw_only=True)
+class EvalMetrics:
+    """What one evaluation pass measured (percent for top-k, fraction for ECE)."""
 
-    The fields are the columns of a result file, in file order (:data:`COLUMNS`).
-    Build one with :meth:`finished` or :meth:`failed`; every construction path is
-    validated by :meth:`validate` before the store writes it.
-    """
+    top1: float
+    top5: float
+    ece: float = math.nan  # expected calibration error, 15 bins (NaN: not measured)
+    fgsm_top1: float = math.nan  # top-1 % under FGSM at 8/255 of the input range
 
+
+@dataclass(frozen=True, kw_only=True)
+class Measurements(EvalMetrics):
+    """What training one cell measured, as the trainer fills it: each field is the
+    :class:`ResultRecord` column of its name, and travels there unchanged."""
+
+    train_loss: float
+    epochs: int
+    wall_time_s: float
+    images_per_s: float
+    peak_mem_mb: float
+    device_name: str = ""
+    notes: str = ""  # anything the run changed on its own (e.g. a compile fallback)
+    threads: int = 0  # torch threads the cell trained with (0: not recorded)
+    deterministic: int = 0  # 1: torch's deterministic algorithms were on
+
+
+@dataclass(frozen=True, kw_only=True)
+class _CellColumns:
     schema_version: int
     key: str
     status: str
@@ -100,15 +126,10 @@ class ResultRecord:
     method_name: str
     seed: int
     recipe_hash: str
-    top1: float
-    top5: float
-    ece: float  # expected calibration error, 15 bins, a fraction (NaN: not measured)
-    fgsm_top1: float  # top-1 % under FGSM at 8/255 of the input range (NaN: not measured)
-    train_loss: float
-    epochs: int
-    wall_time_s: float
-    images_per_s: float
-    peak_mem_mb: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Provenance:
     method_package: str
     method_version: str
     method_code: str  # hash of the method's implementation (see plugins.MethodInfo.code)
@@ -117,34 +138,36 @@ class ResultRecord:
     torch_version: str
     timm_version: str
     cuda_version: str
-    device_name: str
     host: str
     arena_version: str
     git_commit: str
     config_hash: str
-    notes: str  # anything the run changed on its own (e.g. a compile fallback)
     started_at: str
     finished_at: str
+
+
+@dataclass(frozen=True)
+class ResultRecord(_Provenance, Measurements, _CellColumns):
+    """One cell's result: its identity, its measurements and where they came from.
+
+    The fields are the columns of a result file, in file order (:data:`COLUMNS`): those
+    of ``_CellColumns``, of :class:`Measurements`, then of ``_Provenance`` (dataclass
+    fields come from the bases in reverse order). Build one with :meth:`finished` or
+    :meth:`failed`; every construction path is validated by :meth:`validate` before
+    the store writes it.
+    """
 
     # ------------------------------------------------------------------ construction
 
     @classmethod
     def finished(
-        cls,
-        cell: CellLike,
-        measured: Mapping[str, Any],
-        provenance: Mapping[str, Any],
+        cls, cell: CellLike, measured: Measurements, provenance: Mapping[str, Any]
     ) -> ResultRecord:
-        """The ``ok`` record of a cell that trained: ``measured`` holds ``top1``,
-        ``top5``, ``train_loss``, ``epochs``, ``wall_time_s``, ``images_per_s``,
-        ``peak_mem_mb`` (and optionally ``device_name``, ``notes``); ``provenance`` the
-        method and environment columns (see :meth:`failed`)."""
-        missing = [k for k in _MEASURED if k not in measured]
-        if missing:
-            raise RecordError(f"finished cell lacks measurement {missing[0]!r}")
-        values = {"ece": math.nan, "fgsm_top1": math.nan}
-        values.update({k: measured[k] for k in (*_MEASURED, *_OPTIONAL_MEASURED) if k in measured})
-        return cls._build(cell, "ok", "", provenance, values)
+        """The ``ok`` record of a cell that trained: ``measured`` as the trainer filled
+        it (a subclass, such as the trainer's result, gives only its
+        :class:`Measurements` fields); ``provenance`` the method and environment
+        columns (see :meth:`failed`)."""
+        return cls._build(cell, "ok", "", {**provenance, **_measurement_columns(measured)})
 
     @classmethod
     def failed(
@@ -154,55 +177,28 @@ class ResultRecord:
         provenance: Mapping[str, Any],
         epochs: int = 1,
     ) -> ResultRecord:
-        """The ``failed`` record of a cell, with its one-line ``error``.
-
-        ``provenance`` holds the columns that are neither the cell's identity nor
-        measurements: ``method_name``, ``method_package``, ``method_version``,
-        ``method_code``, ``plugins``, the versions, ``device_name``, ``host``,
-        ``config_hash``, ``started_at``, ``finished_at`` (missing ones are ``""``).
-        """
+        """The ``failed`` record of a cell, with its one-line ``error``. ``provenance``
+        holds the columns of ``_Provenance``, ``method_name`` and ``device_name``
+        (missing ones are ``""``)."""
         text = " ".join(str(error).split()) or "failed without a message"
-        values = {
-            "top1": math.nan,
-            "top5": math.nan,
-            "ece": math.nan,
-            "fgsm_top1": math.nan,
-            "train_loss": math.nan,
-            "epochs": max(int(epochs), 1),
-            "wall_time_s": 0.0,
-            "images_per_s": 0.0,
-            "peak_mem_mb": 0.0,
-        }
-        return cls._build(cell, "failed", text[:2000], provenance, values)
+        nothing = Measurements(
+            top1=math.nan, top5=math.nan, train_loss=math.nan, epochs=max(int(epochs), 1),
+            wall_time_s=0.0, images_per_s=0.0, peak_mem_mb=0.0,
+        )  # fmt: skip
+        values = {**_measurement_columns(nothing), **provenance}
+        return cls._build(cell, "failed", text[:2000], values)
 
     @classmethod
     def _build(
-        cls,
-        cell: CellLike,
-        status: str,
-        error: str,
-        provenance: Mapping[str, Any],
-        values: Mapping[str, Any],
+        cls, cell: CellLike, status: str, error: str, values: Mapping[str, Any]
     ) -> ResultRecord:
         row: dict[str, Any] = {name: "" for name, kind in COLUMNS.items() if kind == "str"}
         row["locality"] = math.nan
-        row.update({k: v for k, v in provenance.items() if k in COLUMNS})
-        row.update(
-            schema_version=SCHEMA_VERSION,
-            key=cell.key,
-            status=status,
-            error=error,
-            profile=cell.profile,
-            dataset=cell.dataset,
-            arch=cell.arch,
-            scenario=cell.scenario,
-            method=cell.method,
-            seed=cell.seed,
-            recipe_hash=cell.recipe_hash,
-        )
+        row.update({k: v for k, v in values.items() if k in COLUMNS})
+        row.update({c: getattr(cell, c) for c in ("key", "profile", *CELL_IDENTITY, "recipe_hash")})
+        row.update(schema_version=SCHEMA_VERSION, status=status, error=error)
         if not row.get("method_name"):
             row["method_name"] = cell.method.split("(")[0]
-        row.update(values)
         return cls.from_dict(row)
 
     @classmethod
@@ -210,6 +206,7 @@ class ResultRecord:
         """A record from a mapping of every column; raises :class:`RecordError`."""
         if not isinstance(row, Mapping):
             raise RecordError(f"a result record must be a mapping, got {type(row).__name__}")
+        row = {**_LATER_DEFAULTS, **row}  # written before those columns existed
         for column, kind in COLUMNS.items():
             if column not in row:
                 raise RecordError(f"result record is missing column {column!r}")
@@ -246,10 +243,6 @@ class ResultRecord:
             raise RecordError(problem)
 
 
-#: What a finished cell must report, and what it may (taking precedence over provenance).
-_MEASURED = ("top1", "top5", "train_loss", "epochs", "wall_time_s", "images_per_s", "peak_mem_mb")
-_OPTIONAL_MEASURED = ("device_name", "notes", "ece", "fgsm_top1")
-
 _KINDS = {int: "int64", float: "float64", str: "str"}
 
 #: Every column of a result record and its pandas dtype, in file order.
@@ -257,6 +250,30 @@ COLUMNS: dict[str, str] = {
     f.name: _KINDS[{"int": int, "float": float, "str": str}[str(f.type)]]
     for f in dataclasses.fields(ResultRecord)
 }
+
+#: Columns added after schema version 2 was first written, and the value a record
+#: written before them reads as (their :class:`Measurements` default: "not recorded").
+LATER_COLUMNS: tuple[str, ...] = ("threads", "deterministic")
+_LATER_DEFAULTS = {c: Measurements.__dataclass_fields__[c].default for c in LATER_COLUMNS}
+
+
+def _measurement_columns(measured: Measurements) -> dict[str, Any]:
+    """The :class:`Measurements` fields of ``measured`` (a subclass's own are left out)."""
+    return {f.name: getattr(measured, f.name) for f in dataclasses.fields(Measurements)}
+
+
+def with_later_columns(table: pyarrow.Table) -> pyarrow.Table:
+    """``table`` with each of :data:`LATER_COLUMNS` it lacks added, and its nulls
+    filled, at the value a record written before the column existed reads as."""
+    import pyarrow as pa
+
+    for column, value in _LATER_DEFAULTS.items():
+        if column not in table.column_names:
+            kind = arrow_schema().field(column).type
+            table = table.append_column(column, pa.nulls(table.num_rows, kind))
+        filled = table.column(column).fill_null(value)
+        table = table.set_column(table.column_names.index(column), column, filled)
+    return table
 
 
 class CellLike(Protocol):
@@ -272,6 +289,10 @@ class CellLike(Protocol):
 
     @property
     def key(self) -> str: ...
+
+
+#: The columns a cell's key is made of, in :func:`cell_key`'s order.
+_KEY_PARTS = ("profile", "arch", "scenario", "method", "seed", "recipe_hash")
 
 
 def cell_key(profile: str, arch: str, scenario: str, method: str, seed: int, recipe: str) -> str:
@@ -322,22 +343,17 @@ def arrow_schema() -> pyarrow.Schema:
 
 # --------------------------------------------------------------------------- validation
 
-#: (column, lowest, highest) of every ok record's measurements; None: unbounded.
-_OK_RANGES: tuple[tuple[str, float, float | None], ...] = (
-    ("top1", 0.0, 100.0),
-    ("top5", 0.0, 100.0),
-    ("train_loss", 0.0, None),
-    ("wall_time_s", 0.0, None),
-    ("images_per_s", 0.0, None),
-    ("peak_mem_mb", 0.0, None),
-)
-
-
-#: Measurements an ok record may leave NaN ("not measured"), else in range.
-_OK_OPTIONAL_RANGES: tuple[tuple[str, float, float], ...] = (
-    ("ece", 0.0, 1.0),
-    ("fgsm_top1", 0.0, 100.0),
-    ("locality", -math.inf, 1.0),
+#: (column, lowest, highest, may be NaN: "not measured") of an ok record's measurements.
+_OK_RANGES: tuple[tuple[str, float, float, bool], ...] = (
+    ("top1", 0.0, 100.0, False),
+    ("top5", 0.0, 100.0, False),
+    ("train_loss", 0.0, math.inf, False),
+    ("wall_time_s", 0.0, math.inf, False),
+    ("images_per_s", 0.0, math.inf, False),
+    ("peak_mem_mb", 0.0, math.inf, False),
+    ("ece", 0.0, 1.0, True),
+    ("fgsm_top1", 0.0, 100.0, True),
+    ("locality", -math.inf, 1.0, True),
 )
 
 
@@ -391,45 +407,28 @@ def problems(table: pyarrow.Table) -> list[str | None]:
     seed = arr("seed")
     flag((seed < 0) | (seed > MAX_SEED), f"'seed' is outside 0..{MAX_SEED}")
     flag(arr("epochs") < 1, "'epochs' is below 1")
+    flag(arr("threads") < 0, "'threads' is below 0")
+    flag(~np.isin(arr("deterministic"), (0, 1)), "'deterministic' is neither 0 nor 1")
     ok = status == "ok"
-    for column, lo, hi in _OK_RANGES:
-        values = arr(column).astype(np.float64)
+    for column, lo, hi, nan_ok in _OK_RANGES:
+        v = arr(column).astype(np.float64)
         with np.errstate(invalid="ignore"):
-            out = ~np.isfinite(values) | (values < lo)
-            if hi is not None:
-                out |= values > hi
-        span = f"[{lo:g}, {hi:g}]" if hi is not None else f">= {lo:g}"
+            out = (np.isinf(v) if nan_ok else ~np.isfinite(v)) | (v < lo) | (v > hi)
+        span = f"[{lo:g}, {hi:g}]" if hi < math.inf else f">= {lo:g}"
+        tail = "(NaN: not measured)" if nan_ok else "for an ok result"
         flag(
             ok & out,
-            lambda i, c=column, s=span, v=values: (
-                f"{c!r} is {float(v[i])!r}, outside {s} for an ok result"
-            ),
-        )
-    for column, lo, hi in _OK_OPTIONAL_RANGES:
-        values = arr(column).astype(np.float64)
-        with np.errstate(invalid="ignore"):
-            out = np.isinf(values) | (values < lo) | (values > hi)
-        flag(
-            ok & out,
-            lambda i, c=column, v=values, lo=lo, hi=hi: (
-                f"{c!r} is {float(v[i])!r}, outside [{lo:g}, {hi:g}] (NaN: not measured)"
-            ),
+            lambda i, c=column, v=v, s=span, t=tail: f"{c!r} is {float(v[i])!r}, outside {s} {t}",
         )
     with np.errstate(invalid="ignore"):
         flag(ok & (arr("top5") < arr("top1")), "'top5' is below 'top1'")
     flag((status == "failed") & (arr("error") == ""), "a failed record has no 'error'")
-    keys, profiles, archs, scenarios, methods, seeds, recipes = (
-        arr(c).tolist()
-        for c in ("key", "profile", "arch", "scenario", "method", "seed", "recipe_hash")
-    )
     wrong_key = np.zeros(n, dtype=bool)
+    parts = [arr(c).tolist() for c in ("key", *_KEY_PARTS)]
     for i in np.flatnonzero(~bad):
         try:
-            expected = cell_key(
-                profiles[i], archs[i], scenarios[i], methods[i], seeds[i], recipes[i]
-            )
+            wrong_key[i] = cell_key(*(part[i] for part in parts[1:])) != parts[0][i]
         except RecordError:
-            expected = None
-        wrong_key[i] = expected != keys[i]
+            wrong_key[i] = True
     flag(wrong_key, "'key' does not match the record's own cell (profile, arch, scenario, ...)")
     return reasons

@@ -29,12 +29,12 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from msda_arena.api.errors import StoreError
-from msda_arena.api.record import ResultRecord
+from msda_arena.api.record import CELL_IDENTITY, ResultRecord
 from msda_arena.data import load_dataset
 from msda_arena.grid.cells import GridCell
 from msda_arena.grid.config import ArenaConfig, Profile, stable_hash
@@ -49,10 +49,7 @@ from msda_arena.theory.fingerprint import (
     fingerprint,
 )
 from msda_arena.train import interrupts
-from msda_arena.train.loop import train_cell
-
-if TYPE_CHECKING:
-    from msda_arena.train.loop import EpochEvent
+from msda_arena.train.loop import EpochEvent, TrainResult, train_cell
 
 __all__ = [
     "CellOutcome",
@@ -118,8 +115,7 @@ def stored_record(root: str | Path, cell: GridCell) -> dict[str, Any] | None:
 
     record = read_result(cell_path(root, cell.dataset, cell.key))
     if record is None or any(
-        record[name] != getattr(cell, name)
-        for name in ("key", "profile", "dataset", "arch", "scenario", "method", "seed")
+        record[name] != getattr(cell, name) for name in ("key", "profile", *CELL_IDENTITY)
     ):
         return None
     return record
@@ -147,7 +143,7 @@ def provenance(cell: GridCell, settings: RunSettings, started_at: str) -> dict[s
         "started_at": started_at,
         **environment(),
     }
-    try:
+    with contextlib.suppress(Exception):  # an unknown method still gets a failed record
         method = method_info(cell.method)
         info.update(
             method_name=method.name,
@@ -156,8 +152,6 @@ def provenance(cell: GridCell, settings: RunSettings, started_at: str) -> dict[s
             method_code=cell.method_code or method.code,
             plugins=loaded_packages(),
         )
-    except Exception:  # an unknown method still gets a failed record
-        pass
     return info
 
 
@@ -331,12 +325,12 @@ def run_cell(
             if claim.lost():
                 return CellOutcome(cell, "busy", detail="claim taken over by another run")
             write_result(settings.results, record)  # the result first: weights are extra
-            if settings.save_checkpoints and result.get("state_dict") is not None:
+            if settings.save_checkpoints and result.state_dict is not None:
                 write_checkpoint(
                     settings.results,
                     cell.dataset,
                     cell.key,
-                    result["state_dict"],
+                    result.state_dict,
                     {"arch": cell.arch, "method": cell.method, "key": cell.key},
                 )
             return CellOutcome(cell, "trained", record)
@@ -353,9 +347,8 @@ def _train(
     data: Any,
     get_method: Callable[[str], Any],
     on_epoch: Callable[[GridCell, EpochEvent], None] | None,
-) -> dict[str, Any]:
-
-    result = train_cell(
+) -> TrainResult:
+    return train_cell(
         cell.arch,
         get_method(cell.method),
         data,
@@ -365,21 +358,9 @@ def _train(
         device=settings.device,
         progress=None if on_epoch is None else (lambda event: on_epoch(cell, event)),
         keep_weights=settings.save_checkpoints,
+        # RunSettings.threads (None: the arena's default) comes with `arena run --threads`
+        threads=getattr(settings, "threads", None),
     )
-    return {
-        "top1": result.top1,
-        "top5": result.top5,
-        "train_loss": result.train_loss,
-        "epochs": result.epochs,
-        "wall_time_s": result.wall_time_s,
-        "images_per_s": result.images_per_s,
-        "peak_mem_mb": result.peak_mem_mb,
-        "device_name": result.device_name,
-        "ece": result.ece,
-        "fgsm_top1": result.fgsm_top1,
-        "notes": result.notes,
-        "state_dict": result.state_dict,
-    }
 
 
 _DATA: dict[tuple[Any, ...], Any] = {}

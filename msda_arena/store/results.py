@@ -45,10 +45,12 @@ from msda_arena.api.errors import StoreError
 from msda_arena.api.record import (
     COLUMNS,
     KEY_PATTERN,
+    LATER_COLUMNS,
     SCHEMA_VERSION,
     ResultRecord,
     arrow_schema,
     problems,
+    with_later_columns,
 )
 from msda_arena.store.claims import host_tag, pid_alive
 
@@ -351,7 +353,8 @@ def _read_table(path: str | os.PathLike[str]) -> pyarrow.Table:
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise _BadFile(f"not a readable parquet file ({_short(exc)})") from None
     names = set(file_schema.names)
-    missing = [c for c in COLUMNS if c not in names]
+    present = [c for c in COLUMNS if c in names]
+    missing = [c for c in COLUMNS if c not in names and c not in LATER_COLUMNS]
     if missing:
         if "schema_version" in names and rows == 1:
             try:
@@ -367,8 +370,8 @@ def _read_table(path: str | os.PathLike[str]) -> pyarrow.Table:
         raise _BadFile(f"foreign file: no column {missing[0]!r}{extra}")
     if rows != 1:
         raise _BadFile(f"foreign file: {rows} rows, a result file holds exactly one")
-    for column, kind in COLUMNS.items():
-        t = file_schema.field(column).type
+    for column in present:
+        t, kind = file_schema.field(column).type, COLUMNS[column]
         ok = (
             pa.types.is_string(t) or pa.types.is_large_string(t)
             if kind == "str"
@@ -382,7 +385,8 @@ def _read_table(path: str | os.PathLike[str]) -> pyarrow.Table:
         if file_schema.names == schema.names:
             table = pf.read(use_threads=False)
         else:
-            table = pf.read(columns=list(COLUMNS), use_threads=False)
+            table = pf.read(columns=present, use_threads=False)
+            table = with_later_columns(table).select(list(COLUMNS))
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise _BadFile(f"not a readable parquet file ({_short(exc)})") from None
     loose = _loose(schema)
@@ -618,7 +622,7 @@ def _scan_batch(root: Path, rels: list[str]) -> tuple[pyarrow.Table, list[str]]:
         format=ds.ParquetFileFormat(),
         filesystem=pafs.LocalFileSystem(),
     )
-    table = dataset.to_table(columns=[*schema.names, "__filename"], use_threads=True)
+    table = with_later_columns(dataset.to_table(columns=[*schema.names, "__filename"]))
     names = table.column("__filename").to_pylist()
     counts: dict[str, int] = {}
     for name in names:

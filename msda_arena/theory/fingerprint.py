@@ -93,51 +93,29 @@ _CHUNK_VALUES = 2**22
 
 @dataclass
 class Fingerprint:
-    """The Monte Carlo fingerprint of one mask method (see the module docstring).
+    """The Monte Carlo fingerprint of one mask method (see the module docstring)."""
 
-    Attributes:
-        method: canonical spec of the method.
-        size: ``(H, W)`` of the masks.
-        samples: number of masks drawn.
-        seed: seed of the generator.
-        distances: integer pixel distances ``0 .. R`` of the profile bins.
-        profile: normalised pair weight per distance (Mixup: 1 everywhere).
-        raw_profile: mean ``E[(1 - M_p)(1 - M_q)]`` of pixel pairs at each distance.
-        flat_level: ``E[(1 - mean(M))^2]``, the divisor of the normalisation.
-        far_level: ``P(far)``, the normalised pair weight of the far band.
-        locality: ``1 - P(far) / P(1)``.
-        scale: correlation length in pixels (NaN when the profile is flat).
-        pair_map: normalised ``A(d)`` for every offset, ``[2H - 1, 2W - 1]``, centre = 0.
-        coverage: ``E[1 - M](p)``, ``[H, W]``.
-        coverage_max_min: ``max / min`` of the coverage map (inf if some pixel is never
-            covered).
-        coverage_cv: ``std / mean`` of the coverage map.
-        calibration_mae: mean ``|mean(M) - lambda|``.
-        calibration_bias: mean ``mean(M) - lambda``.
-        calibration_bins: per lambda bin: ``lo``, ``hi``, ``count``, ``lam`` (mean drawn
-            lambda), ``weight`` (mean label weight), ``mae``.
-        seconds: wall time of the measurement.
-    """
-
-    method: str
-    size: tuple[int, int]
-    samples: int
-    seed: int
-    distances: list[int]
-    profile: list[float]
-    raw_profile: list[float]
-    flat_level: float
-    far_level: float
-    locality: float
-    scale: float
+    method: str  # canonical spec of the method
+    size: tuple[int, int]  # (H, W) of the masks
+    samples: int  # masks drawn
+    seed: int  # seed of the generator
+    distances: list[int]  # integer pixel distances 0 .. R of the profile bins
+    profile: list[float]  # normalised pair weight per distance (Mixup: 1 everywhere)
+    raw_profile: list[float]  # mean E[(1 - M_p)(1 - M_q)] of pixel pairs at each distance
+    flat_level: float  # E[(1 - mean(M))^2], the divisor of the normalisation
+    far_level: float  # P(far), the normalised pair weight of the far band
+    locality: float  # 1 - P(far) / P(1)
+    scale: float  # correlation length in pixels (NaN when the profile is flat)
+    # normalised A(d) for every offset, [2H - 1, 2W - 1], centre = 0
     pair_map: torch.Tensor = field(repr=False)
-    coverage: torch.Tensor = field(repr=False)
-    coverage_max_min: float
-    coverage_cv: float
-    calibration_mae: float
-    calibration_bias: float
+    coverage: torch.Tensor = field(repr=False)  # E[1 - M](p), [H, W]
+    coverage_max_min: float  # max / min of the coverage map (inf: a pixel never covered)
+    coverage_cv: float  # std / mean of the coverage map
+    calibration_mae: float  # mean |mean(M) - lambda|
+    calibration_bias: float  # mean (mean(M) - lambda)
+    # per lambda bin: lo, hi, count, lam (mean drawn lambda), weight (mean label weight), mae
     calibration_bins: list[dict[str, float]] = field(repr=False)
-    seconds: float
+    seconds: float  # wall time of the measurement
 
     @property
     def far_band(self) -> tuple[float, float]:
@@ -197,8 +175,6 @@ def _fmt_zero(value: float, fmt: str) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0.0 else text
 
 
-
-
 def default_samples(size: Sequence[int]) -> int:
     """A sample count that keeps a fingerprint to seconds: 4096 masks at 32 x 32 and
     fewer for larger images (256 at 224 x 224), never below 256."""
@@ -245,7 +221,6 @@ def _draw(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` lambdas and masks ``[n, H, W]`` (float32), in calls of :data:`CALL_SIZE`."""
     import torch
-
 
     lams, masks = [], []
     for start in range(0, n, CALL_SIZE):
@@ -298,7 +273,6 @@ def fingerprint(
     """
     import torch
 
-
     if isinstance(method, MixMethod):
         raise UsageError(
             f"{method.spec} is a mixing method: its mixing depends on the images, so it has "
@@ -311,10 +285,41 @@ def fingerprint(
         raise ValueError(f"samples must be positive, got {samples}")
     started = time.perf_counter()
     device = torch.device(device)
-    generator = torch.Generator(device).manual_seed(int(seed))
+    power, coverage, lam, weight = _accumulate(method, h, w, samples, int(seed), device)
+    flat = float(((1.0 - weight) ** 2).mean())
+    if not flat > 0.0:
+        raise ValueError(f"{method.spec} never mixes (every mask is 1): all its pair weights are 0")
+    cov = (coverage / samples).to(torch.float32).cpu()
+    cov_min, cov_max, mean_cov = float(cov.min()), float(cov.max()), float(cov.mean())
+    diff = weight.cpu() - lam.cpu()
+    return Fingerprint(
+        method=method.spec,
+        size=(h, w),
+        samples=int(samples),
+        seed=int(seed),
+        flat_level=flat,
+        **_pair_weights(power / samples, h, w, flat),
+        coverage=cov,
+        coverage_max_min=cov_max / cov_min if cov_min > 0 else math.inf,
+        coverage_cv=float(cov.std(unbiased=False)) / mean_cov if mean_cov > 0 else math.nan,
+        calibration_mae=float(diff.abs().mean()),
+        calibration_bias=float(diff.mean()),
+        calibration_bins=_calibration_bins(lam.cpu(), weight.cpu()),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _accumulate(
+    method: MaskMethod, h: int, w: int, samples: int, seed: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Draw ``samples`` masks in chunks and sum, in float64: the power spectrum of
+    ``1 - M`` zero-padded to ``2H x 2W``, the coverage ``1 - M``; and return them with
+    every drawn lambda and label weight ``mean(M)``."""
+    import torch
+
+    generator = torch.Generator(device).manual_seed(seed)
     fh, fw = 2 * h, 2 * w  # zero padding >= 2H - 1: circular = linear autocorrelation
     chunk = max(CALL_SIZE, _CHUNK_VALUES // (fh * (fw // 2 + 1)))
-
     power = torch.zeros(fh, fw // 2 + 1, dtype=torch.float64, device=device)
     coverage = torch.zeros(h, w, dtype=torch.float64, device=device)
     lams, weights = [], []
@@ -329,42 +334,48 @@ def fingerprint(
         lams.append(lam.to(torch.float64))
         weights.append(masks.mean(dim=(1, 2), dtype=torch.float64))
         done += n
-    lam_all = torch.cat(lams)
-    weight_all = torch.cat(weights)
-    flat = float(((1.0 - weight_all) ** 2).mean())
-    if not flat > 0.0:
-        raise ValueError(f"{method.spec} never mixes (every mask is 1): all its pair weights are 0")
+    return power, coverage, torch.cat(lams), torch.cat(weights)
 
+
+def _pair_weights(mean_power: torch.Tensor, h: int, w: int, flat: float) -> dict[str, Any]:
+    """The :class:`Fingerprint` fields of the pair weights, from the mean power
+    spectrum of ``1 - M``: pair map, profile, far level, locality and scale."""
+    import torch
+
+    device = mean_power.device
     # Mean autocorrelation of 1 - M, centred: offsets -(H-1) .. H-1, -(W-1) .. W-1.
-    auto = torch.fft.irfft2(power / samples, s=(fh, fw))
+    auto = torch.fft.irfft2(mean_power, s=(2 * h, 2 * w))
     auto = torch.fft.fftshift(auto)[1:, 1:]  # index H-1 (after the cut) is offset 0
     oy = torch.arange(-(h - 1), h, dtype=torch.float64, device=device)
     ox = torch.arange(-(w - 1), w, dtype=torch.float64, device=device)
     pairs = (h - oy.abs())[:, None] * (w - ox.abs())[None, :]
-    pair_map = (auto / pairs / flat).cpu()
     r_max = min(h, w) - 1
     distances, raw = radial_profile((auto / pairs).cpu(), pairs.cpu(), r_max)
     profile = raw / flat
-
     # P(far): pixel pairs in the far band, each offset weighted by its pairs (as in a bin).
-    lo, hi = r_max / 2.0, float(r_max)
     ring = radial_bins(pairs.shape).to(device)
-    in_far = (ring >= lo) & (ring <= hi)
+    in_far = (ring >= r_max / 2.0) & (ring <= float(r_max))
     far = float((auto * in_far).sum() / (pairs * in_far).sum()) / flat
     near = float(profile[1])
-    locality = 1.0 - far / near if near > 0 else math.nan
-    scale = _half_distance(profile - far)
+    return {
+        "distances": [int(d) for d in distances.tolist()],
+        "profile": [float(v) for v in profile.tolist()],
+        "raw_profile": [float(v) for v in raw.tolist()],
+        "far_level": far,
+        "locality": float(1.0 - far / near if near > 0 else math.nan),
+        "scale": float(_half_distance(profile - far)),
+        "pair_map": (auto / pairs / flat).cpu().to(torch.float32),
+    }
 
-    cov = (coverage / samples).to(torch.float32).cpu()
-    cov_min, cov_max = float(cov.min()), float(cov.max())
-    mean_cov = float(cov.mean())
-    cv = float(cov.std(unbiased=False)) / mean_cov if mean_cov > 0 else math.nan
-    max_min = cov_max / cov_min if cov_min > 0 else math.inf
 
-    lam_cpu, w_cpu = lam_all.cpu(), weight_all.cpu()
-    diff = w_cpu - lam_cpu
+def _calibration_bins(lam: torch.Tensor, weight: torch.Tensor) -> list[dict[str, float]]:
+    """Per lambda bin (:data:`CALIBRATION_BINS` on [0, 1]): its edges, count, mean
+    drawn lambda, mean label weight and mean ``|weight - lambda|``."""
+    import torch
+
+    diff = weight - lam
     edges = torch.linspace(0.0, 1.0, CALIBRATION_BINS + 1, dtype=torch.float64)
-    idx = torch.bucketize(lam_cpu, edges[1:-1], right=True)
+    idx = torch.bucketize(lam, edges[1:-1], right=True)
     bins = []
     for b in range(CALIBRATION_BINS):
         sel = idx == b
@@ -374,33 +385,12 @@ def fingerprint(
                 "lo": float(edges[b]),
                 "hi": float(edges[b + 1]),
                 "count": count,
-                "lam": float(lam_cpu[sel].mean()) if count else math.nan,
-                "weight": float(w_cpu[sel].mean()) if count else math.nan,
+                "lam": float(lam[sel].mean()) if count else math.nan,
+                "weight": float(weight[sel].mean()) if count else math.nan,
                 "mae": float(diff[sel].abs().mean()) if count else math.nan,
             }
         )
-
-    return Fingerprint(
-        method=method.spec,
-        size=(h, w),
-        samples=int(samples),
-        seed=int(seed),
-        distances=[int(d) for d in distances.tolist()],
-        profile=[float(v) for v in profile.tolist()],
-        raw_profile=[float(v) for v in raw.tolist()],
-        flat_level=flat,
-        far_level=far,
-        locality=float(locality),
-        scale=float(scale),
-        pair_map=pair_map.to(torch.float32),
-        coverage=cov,
-        coverage_max_min=float(max_min),
-        coverage_cv=float(cv),
-        calibration_mae=float(diff.abs().mean()),
-        calibration_bias=float(diff.mean()),
-        calibration_bins=bins,
-        seconds=time.perf_counter() - started,
-    )
+    return bins
 
 
 def plot_fingerprints(fingerprints: Sequence[Fingerprint], out: Any) -> Any:
@@ -409,19 +399,44 @@ def plot_fingerprints(fingerprints: Sequence[Fingerprint], out: Any) -> Any:
     the suffix) and return its path."""
     from pathlib import Path
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display
 
     fps = list(fingerprints)
     if not fps:
         raise ValueError("nothing to plot")
     n = len(fps)
     cols = max(n, 2)
-    fig = plt.figure(figsize=(max(8.0, 2.3 * cols), 7.4), layout="constrained")
+    fig = Figure(figsize=(max(8.0, 2.3 * cols), 7.4), layout="constrained")
     grid = fig.add_gridspec(2, cols, height_ratios=[2.1, 1.0])
-    ax = fig.add_subplot(grid[0, :])
+    _draw_profiles(fig.add_subplot(grid[0, :]), fps)
+    h, w = fps[0].size
+    vmin = min(float(fp.coverage.min()) for fp in fps)
+    vmax = max(float(fp.coverage.max()) for fp in fps)
+    image = None
+    axes = []
+    for i, fp in enumerate(fps):
+        cax = fig.add_subplot(grid[1, i])
+        image = cax.imshow(fp.coverage.numpy(), vmin=vmin, vmax=vmax, cmap="viridis")
+        ratio = "∞" if not math.isfinite(fp.coverage_max_min) else f"{fp.coverage_max_min:.2f}"
+        cax.set_title(f"{fp.method}\nmax/min {ratio}", fontsize=9)
+        cax.set_xticks([0, w - 1])
+        cax.set_yticks([0, h - 1])
+        cax.tick_params(labelsize=7, length=2)
+        cax.set_xlabel("x (px)", fontsize=8, labelpad=-6)
+        if i == 0:
+            cax.set_ylabel("y (px)", fontsize=8, labelpad=-8)
+        axes.append(cax)
+    if image is not None:
+        bar = fig.colorbar(image, ax=axes, shrink=0.9)
+        bar.set_label("coverage E[1 − M](p):\nshare from the partner", fontsize=9)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _draw_profiles(ax: Any, fps: Sequence[Fingerprint]) -> None:
+    """The profiles of ``fps`` on ``ax``, with the flat level and the far band."""
     for fp in fps:
         label = f"{fp.method}  (L = {_fmt_zero(fp.locality, '.2f')})"
         ax.plot(fp.distances, fp.profile, marker="o", markersize=3, linewidth=1.6, label=label)
@@ -459,28 +474,3 @@ def plot_fingerprints(fingerprints: Sequence[Fingerprint], out: Any) -> Any:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9, title="method (locality index L)", title_fontsize=9)
-
-    vmin = min(float(fp.coverage.min()) for fp in fps)
-    vmax = max(float(fp.coverage.max()) for fp in fps)
-    image = None
-    axes = []
-    for i, fp in enumerate(fps):
-        cax = fig.add_subplot(grid[1, i])
-        image = cax.imshow(fp.coverage.numpy(), vmin=vmin, vmax=vmax, cmap="viridis")
-        ratio = "∞" if not math.isfinite(fp.coverage_max_min) else f"{fp.coverage_max_min:.2f}"
-        cax.set_title(f"{fp.method}\nmax/min {ratio}", fontsize=9)
-        cax.set_xticks([0, w - 1])
-        cax.set_yticks([0, h - 1])
-        cax.tick_params(labelsize=7, length=2)
-        cax.set_xlabel("x (px)", fontsize=8, labelpad=-6)
-        if i == 0:
-            cax.set_ylabel("y (px)", fontsize=8, labelpad=-8)
-        axes.append(cax)
-    if image is not None:
-        bar = fig.colorbar(image, ax=axes, shrink=0.9)
-        bar.set_label("coverage E[1 − M](p):\nshare from the partner", fontsize=9)
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

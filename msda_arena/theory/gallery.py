@@ -27,7 +27,6 @@ DEFAULT_LAMS = (0.2, 0.4, 0.6, 0.8)
 
 
 def _source_images(size: int, seed: int) -> torch.Tensor:
-
     out = generate(2, num_classes=10, image_size=size, object_scale=0.6, seed=seed)
     images = out[0] if isinstance(out, tuple) else out
     return images.to(torch.float32) / 255.0
@@ -82,15 +81,13 @@ def save_gallery(
     seed: int = 0,
 ) -> Path:
     """Render the gallery of ``method`` to an image file (format from the suffix)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display
 
     xi, xj, masks, mixed, weights = gallery_tensors(method, lams, size, seed)
     n = len(lams)
     mix_kind = isinstance(method, MixMethod)
-    fig, axes = plt.subplots(n, 4, figsize=(8, 2.1 * n), squeeze=False)
+    fig = Figure(figsize=(8, 2.1 * n))
+    axes = fig.subplots(n, 4, squeeze=False)
     titles = ("image x_i", "image x_j", "weight of x_i" if mix_kind else "mask M", "mixed")
     for row, lam in enumerate(lams):
         weight = float(weights[row])
@@ -114,5 +111,4 @@ def save_gallery(
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

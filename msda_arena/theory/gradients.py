@@ -100,31 +100,18 @@ def distance_curve(stat: torch.Tensor) -> tuple[list[int], list[float]]:
 
 @dataclass
 class GradientMap:
-    """The pair statistic of one method (one architecture and scenario; seeds averaged).
+    """The pair statistic of one method (one architecture and scenario; seeds averaged)."""
 
-    Attributes:
-        method: canonical spec.
-        arch: timm architecture.
-        scenario: crop scenario.
-        dataset: dataset name.
-        keys: the cells (one per seed) whose maps were averaged.
-        inputs: test inputs per cell.
-        window: ``w``.
-        stat: normalised ``S``, ``[2w + 1, 2w + 1]``, mean over the cells.
-        distances: ``0 .. w``.
-        curve: ``S`` averaged per distance.
-    """
-
-    method: str
-    arch: str
-    scenario: str
+    method: str  # canonical spec
+    arch: str  # timm architecture
+    scenario: str  # crop scenario
     dataset: str
-    keys: list[str]
-    inputs: int
-    window: int
-    stat: torch.Tensor = field(repr=False)
-    distances: list[int] = field(default_factory=list)
-    curve: list[float] = field(default_factory=list)
+    keys: list[str]  # the cells (one per seed) whose maps were averaged
+    inputs: int  # test inputs per cell
+    window: int  # w
+    stat: torch.Tensor = field(repr=False)  # normalised S, [2w + 1, 2w + 1], mean over cells
+    distances: list[int] = field(default_factory=list)  # 0 .. w
+    curve: list[float] = field(default_factory=list)  # S averaged per distance
 
     def to_dict(self, with_map: bool = True) -> dict[str, Any]:
         """A JSON-safe summary (with the map as nested lists unless ``with_map`` is off)."""
@@ -147,7 +134,6 @@ class GradientMap:
 def _load_model(arch: str, path: Path, num_classes: int, in_chans: int, device: Any) -> Any:
     import timm
     from safetensors.torch import load_file
-
 
     try:
         state = load_file(str(path))
@@ -268,7 +254,6 @@ def gradient_maps(
     """
     import torch
 
-
     if samples < 1:
         raise UsageError(f"--samples {samples}: must be at least 1")
     root = Path(results)
@@ -285,37 +270,17 @@ def gradient_maps(
     data = load_dataset(prof.dataset, data_root or prof.data_root, **prof.dataset_options)
     x_raw, y_all = _test_inputs(data, samples)
     x_all = data.normalize(x_raw)
-
-
-    order = list(dict.fromkeys(get_method(m).spec for m in methods or []))
-    groups: dict[tuple[str, str, str], list[Any]] = {}
-    for row in frame.sort_values(["method", "arch", "scenario", "seed"]).itertuples():
-        groups.setdefault((row.method, row.arch, row.scenario), []).append(row)
-
-    def rank(key: tuple[str, str, str]) -> tuple[int, tuple[str, str, str]]:
-        return (order.index(key[0]) if key[0] in order else len(order), key)
-
     maps = []
-    for key in sorted(groups, key=rank):
-        method, arch_name, scen = key
+    for (method, arch_name, scen), rows in _groups(frame, methods):
         stats = []
-        for row in groups[key]:
+        for row in rows:
             if row.scenario not in cfg.scenarios:
                 raise UsageError(f"scenario {row.scenario!r} is not in {cfg.path}")
-            model = _load_model(
-                row.arch,
-                checkpoint_path(root, row.dataset, row.key),
-                data.num_classes,
-                data.in_chans,
-                device,
-            )
-            grads = []
-            for i in range(0, len(y_all), batch_size):
-                xb = test_views(x_all[i : i + batch_size].to(device), cfg.scenarios[row.scenario])
-                grads.append(input_gradients(model, xb, y_all[i : i + batch_size].to(device)))
-            g = torch.cat(grads)
-            win = min(window, min(g.shape[-2:]) - 1)
-            stats.append(pair_statistic(g, win))
+            path = checkpoint_path(root, row.dataset, row.key)
+            model = _load_model(row.arch, path, data.num_classes, data.in_chans, device)
+            view = cfg.scenarios[row.scenario]
+            g = _gradients(model, x_all, y_all, view, batch_size, device)
+            stats.append(pair_statistic(g, min(window, min(g.shape[-2:]) - 1)))
         stat = torch.stack(stats).mean(0)
         distances, curve = distance_curve(stat)
         maps.append(
@@ -324,7 +289,7 @@ def gradient_maps(
                 arch=arch_name,
                 scenario=scen,
                 dataset=prof.dataset,
-                keys=[r.key for r in groups[key]],
+                keys=[r.key for r in rows],
                 inputs=len(y_all),
                 window=int(stat.shape[0] // 2),
                 stat=stat,
@@ -335,13 +300,39 @@ def gradient_maps(
     return maps
 
 
+def _gradients(
+    model: Any, x: torch.Tensor, y: torch.Tensor, view: Any, batch_size: int, device: Any
+) -> torch.Tensor:
+    """Input-gradient magnitudes ``[N, H, W]`` of ``model`` on the test views of ``x``."""
+    import torch
+
+    grads = []
+    for i in range(0, len(y), batch_size):
+        xb = test_views(x[i : i + batch_size].to(device), view)
+        grads.append(input_gradients(model, xb, y[i : i + batch_size].to(device)))
+    return torch.cat(grads)
+
+
+def _groups(
+    frame: Any, methods: Sequence[str] | None
+) -> list[tuple[tuple[str, str, str], list[Any]]]:
+    """The rows of ``frame`` by (method, arch, scenario), seeds in order; groups in the
+    order of ``methods`` (specs), then by name."""
+    order = list(dict.fromkeys(get_method(m).spec for m in methods or []))
+    groups: dict[tuple[str, str, str], list[Any]] = {}
+    for row in frame.sort_values(["method", "arch", "scenario", "seed"]).itertuples():
+        groups.setdefault((row.method, row.arch, row.scenario), []).append(row)
+
+    def rank(key: tuple[str, str, str]) -> tuple[int, tuple[str, str, str]]:
+        return (order.index(key[0]) if key[0] in order else len(order), key)
+
+    return [(key, groups[key]) for key in sorted(groups, key=rank)]
+
+
 def plot_gradient_maps(maps: Sequence[GradientMap], out: str | os.PathLike[str]) -> Path:
     """One heat map of the pair statistic per map, side by side with one colour scale,
     and the statistic against distance for all of them; write ``out`` and return it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display
     from matplotlib.ticker import MaxNLocator
 
     maps = list(maps)
@@ -349,7 +340,7 @@ def plot_gradient_maps(maps: Sequence[GradientMap], out: str | os.PathLike[str])
         raise ValueError("nothing to plot")
     n = len(maps)
     several = len({(m.arch, m.scenario) for m in maps}) > 1
-    fig = plt.figure(figsize=(max(8.0, 3.0 * n + 1.0), 7.6), layout="constrained")
+    fig = Figure(figsize=(max(8.0, 3.0 * n + 1.0), 7.6), layout="constrained")
     grid = fig.add_gridspec(2, n, height_ratios=[1.0, 0.85])
     # The centre is 1 by construction; the scale spans the off-centre values so they show.
     off = []
@@ -405,5 +396,4 @@ def plot_gradient_maps(maps: Sequence[GradientMap], out: str | os.PathLike[str])
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

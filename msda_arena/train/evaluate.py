@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from msda_arena.api.record import EvalMetrics  # what evaluate() returns; the record's columns
+
 __all__ = [
     "ECE_BINS",
     "FGSM_EPS",
@@ -75,16 +77,6 @@ def fgsm_inputs(
 
 
 @dataclass
-class EvalMetrics:
-    """What one evaluation pass measured (percent for top-k, fraction for ECE)."""
-
-    top1: float
-    top5: float
-    ece: float
-    fgsm_top1: float
-
-
-@dataclass
 class EvalAccumulator:
     """Counts on the device for top-1/top-5, calibration bins and FGSM hits; one host
     read in :meth:`result`."""
@@ -137,24 +129,17 @@ class EvalAccumulator:
 
     def ece(self) -> float:
         """The expected calibration error of what was added (one host read)."""
-        n = self._count.sum()
-        gap = (self._hit - self._conf).abs().sum() / n.clamp_min(1)
-        return float(gap)
+        return float(self._ece())
+
+    def _ece(self) -> torch.Tensor:
+        return (self._hit - self._conf).abs().sum() / self._count.sum().clamp_min(1)
 
     def result(self) -> EvalMetrics:
         """Every metric, read from the device once."""
         if self.total == 0:
             raise ValueError("the test split is empty")
-        n = self._count.sum().clamp_min(1)
-        packed = torch.stack(
-            [
-                self._c1.to(torch.float64),
-                self._c5.to(torch.float64),
-                (self._hit - self._conf).abs().sum() / n,
-                self._fgsm.to(torch.float64),
-            ]
-        ).tolist()
-        c1, c5, calib, fgsm = packed
+        counts = [self._c1, self._c5, self._ece(), self._fgsm]
+        c1, c5, calib, fgsm = torch.stack([c.to(torch.float64) for c in counts]).tolist()
         return EvalMetrics(
             top1=100.0 * c1 / self.total,
             top5=100.0 * c5 / self.total,

@@ -13,8 +13,10 @@ step.
 
 Seeding: model initialisation, data order and crops depend on the seed alone, and the
 mixing draws from its own generator, so two methods at one seed see the same model
-init and the same batches (paired comparisons compare like with like). Same seed, same
-result on the CPU.
+init and the same batches (paired comparisons compare like with like). Same seed and
+torch threads, same result on the CPU: the thread count (:data:`DEFAULT_THREADS` unless
+told) and torch's deterministic algorithms are part of what a cell is trained with
+(:class:`CellSetup`), set for the cell and restored after (:func:`torch_settings`).
 
 On CUDA the step runs in bf16 autocast with channels_last and cuDNN autotuning, and
 ``recipe.compile`` (``true``, ``false`` or ``"auto"``: on for CUDA, off elsewhere)
@@ -37,7 +39,9 @@ judged before the loss, so a NaN that came from the masks names the mask rule.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -49,6 +53,7 @@ import torch
 import msda_arena.models.cifar  # noqa: F401
 from msda_arena.api.contract import Method, Saliency
 from msda_arena.api.errors import ArenaError
+from msda_arena.api.record import Measurements
 from msda_arena.data.crops import test_views, train_views
 from msda_arena.data.imagefolder import make_loader
 from msda_arena.grid.config import Recipe
@@ -58,14 +63,16 @@ from msda_arena.train.mixing import Mixer
 from msda_arena.train.saliency import input_gradients
 
 __all__ = [
+    "DEFAULT_THREADS",
     "EXPLODED_FACTOR",
+    "CellSetup",
     "CompileFallbackWarning",
     "EpochEvent",
     "TrainResult",
     "TrainStep",
     "TrainingDiverged",
     "compile_wanted",
-    "cuda_tuning",
+    "torch_settings",
     "train_cell",
 ]
 
@@ -83,6 +90,10 @@ EXPLODED_FACTOR = 100.0
 COMPILE_BACKEND: str | Callable[..., Any] = "inductor"
 
 _NOTE_LIMIT = 300  # characters of the compile error kept in the note
+
+#: Torch threads a cell trains with unless told otherwise, the same under every executor:
+#: the thread count changes the order of the arithmetic, and so the numbers.
+DEFAULT_THREADS = 1
 
 
 class TrainingDiverged(ArenaError):
@@ -105,26 +116,36 @@ class EpochEvent:
     seconds: float
 
 
-@dataclass
-class TrainResult:
-    """What one cell measured.
+@dataclass(frozen=True)
+class CellSetup:
+    """What a cell is trained with: everything that decides its numbers.
 
-    ``notes``: what the run changed on its own, empty if nothing; e.g.
-    ``"torch.compile failed (RuntimeError: ...); ran eager"``.
+    ``threads``: torch's intra-op threads while the cell trains (the numbers depend on
+    it); ``deterministic``: torch's deterministic algorithms (on CUDA also cuDNN's,
+    instead of autotuning; a slower step).
     """
 
-    top1: float
-    top5: float
-    ece: float
-    fgsm_top1: float
-    train_loss: float
-    epochs: int
-    wall_time_s: float
-    images_per_s: float
-    peak_mem_mb: float
-    device_name: str
-    notes: str = ""
-    state_dict: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    arch: str
+    method: Method
+    data: Any
+    recipe: Recipe
+    scenario: Any
+    seed: int
+    device: torch.device | str = "cpu"
+    threads: int = DEFAULT_THREADS
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainResult(Measurements):
+    """What one cell measured (:class:`~msda_arena.api.record.Measurements`, which the
+    record stores as it is), and the trained weights when asked for."""
+
+    state_dict: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
 
 
 def device_name(device: torch.device) -> str:
@@ -230,21 +251,21 @@ class TrainStep:
     """The training step of one cell, built once per cell: what :func:`train_cell` runs
     for every batch and what the benchmarks time.
 
-    Building it seeds torch with ``seed`` and creates, in this order, the model (on
-    ``device``; channels_last on CUDA), SGD (Nesterov; no weight decay on norms and
-    biases), the warm-up + cosine schedule over ``recipe.epochs``, the data generator
-    (batch order and crops, seeded with ``seed``), the mixing generator and the
-    :class:`~msda_arena.train.mixing.Mixer`; then wraps the model in ``torch.compile`` when
-    :func:`compile_wanted` says so.
+    Building it from a :class:`CellSetup` seeds torch with its ``seed`` and creates, in
+    this order, the model (on its ``device``; channels_last on CUDA), SGD (Nesterov; no
+    weight decay on norms and biases), the warm-up + cosine schedule over
+    ``recipe.epochs``, the data generator (batch order and crops, seeded with ``seed``),
+    the mixing generator and the :class:`~msda_arena.train.mixing.Mixer`; then wraps the
+    model in ``torch.compile`` when :func:`compile_wanted` says so.
 
-    What :func:`train_cell` does with it (inside :func:`cuda_tuning`)::
+    What :func:`train_cell` does with it (inside :func:`torch_settings`)::
 
         for epoch in range(recipe.epochs):
             step.start_epoch(epoch + 1)         # 1-based: model.train(), batch numbers
             for xb, yb in step.batches(epoch):  # uint8 images and labels on the device
                 step(xb, yb)                    # the step; no host sync
             train_loss = step.end_epoch()       # the epoch's one sync, and the guards
-        top1, top5 = step.evaluate()
+        metrics = step.evaluate()           # EvalMetrics: top-1, top-5, ECE, FGSM
 
     Attributes:
         model: the eager model (evaluation and weights).
@@ -260,22 +281,13 @@ class TrainStep:
         ValueError: the batch size exceeds the training set.
     """
 
-    def __init__(
-        self,
-        arch: str,
-        method: Method,
-        data: Any,
-        recipe: Recipe,
-        scenario: Any,
-        seed: int,
-        device: torch.device | str = "cpu",
-    ) -> None:
+    def __init__(self, setup: CellSetup) -> None:
         import timm
 
-
-        self.device = device = torch.device(device)
+        data, recipe, seed, method = setup.data, setup.recipe, setup.seed, setup.method
+        self.device = device = torch.device(setup.device)
         self.cuda = cuda = device.type == "cuda"
-        self.data, self.recipe, self.scenario, self.seed = data, recipe, scenario, seed
+        self.data, self.recipe, self.scenario, self.seed = data, recipe, setup.scenario, seed
         n_train = _n_train(data, recipe)
         self.steps_per_epoch = n_train // recipe.batch_size
         if self.steps_per_epoch < 1:
@@ -284,7 +296,7 @@ class TrainStep:
             )
         torch.manual_seed(seed)
         model = timm.create_model(
-            arch, pretrained=False, num_classes=data.num_classes, in_chans=data.in_chans
+            setup.arch, pretrained=False, num_classes=data.num_classes, in_chans=data.in_chans
         )
         model = model.to(device)
         self.memory_format = torch.channels_last if cuda else torch.contiguous_format
@@ -481,18 +493,27 @@ class TrainStep:
 
 
 @contextlib.contextmanager
-def cuda_tuning(device: torch.device | str) -> Iterator[None]:
-    """Around a cell's training on CUDA: cuDNN autotuning (it picks the fastest kernels
-    for the step's fixed shapes), restored after; nothing elsewhere."""
-    if torch.device(device).type != "cuda":
-        yield
-        return
-    before = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = True
+def torch_settings(setup: CellSetup) -> Iterator[None]:
+    """Around a cell's training: ``setup.threads`` torch threads and its
+    deterministic-algorithm settings; on CUDA, unless deterministic, cuDNN autotuning
+    (it picks the fastest kernels for the step's fixed shapes). All restored after."""
+    cudnn, threads = torch.backends.cudnn, torch.get_num_threads()
+    det = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    cudnn_before = cudnn.benchmark, cudnn.deterministic
+    if setup.deterministic:  # cuBLAS's deterministic workspace (read when cuBLAS first runs)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.set_num_threads(setup.threads)
+    # warn_only: an operation without a deterministic kernel warns rather than fails the cell
+    torch.use_deterministic_algorithms(setup.deterministic, warn_only=True)
+    cudnn.deterministic = setup.deterministic
+    cudnn.benchmark = torch.device(setup.device).type == "cuda" and not setup.deterministic
     try:
         yield
     finally:
-        torch.backends.cudnn.benchmark = before
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(det, warn_only=warn_only)
+        cudnn.benchmark, cudnn.deterministic = cudnn_before
 
 
 def train_cell(
@@ -505,9 +526,13 @@ def train_cell(
     device: torch.device | str = "cpu",
     progress: Callable[[EpochEvent], None] | None = None,
     keep_weights: bool = False,
+    threads: int | None = None,
+    deterministic: bool = False,
 ) -> TrainResult:
     """Train ``arch`` with ``method`` on ``data`` (already on ``device`` for tensor data)
-    under ``recipe`` and crop ``scenario``, then evaluate top-1/top-5 on the test views.
+    under ``recipe`` and crop ``scenario``, then evaluate top-1/top-5 on the test views,
+    with ``threads`` torch threads (None: :data:`DEFAULT_THREADS`) and, if
+    ``deterministic``, torch's deterministic algorithms (:func:`torch_settings`).
 
     Raises:
         MaskContractError: some batch's lambdas or masks break the contract (the
@@ -515,37 +540,26 @@ def train_cell(
         MethodError: the method's code raised, ``SystemExit`` and a ``KeyboardInterrupt``
             that was not the user's Ctrl-C included.
         TrainingDiverged: the loss became NaN/inf or exploded (:data:`EXPLODED_FACTOR`).
-        ValueError: the batch size exceeds the training set.
+        ValueError: the batch size exceeds the training set; ``threads`` below 1.
         KeyboardInterrupt: the user pressed Ctrl-C.
     """
+    threads = DEFAULT_THREADS if threads is None else threads
+    setup = CellSetup(arch, method, data, recipe, scenario, seed, device, threads, deterministic)
     with interrupts.watching():
-        return _train_cell(
-            arch, method, data, recipe, scenario, seed, device, progress, keep_weights
-        )
+        return _train_cell(setup, progress, keep_weights)
 
 
 def _train_cell(
-    arch: str,
-    method: Method,
-    data: Any,
-    recipe: Recipe,
-    scenario: Any,
-    seed: int,
-    device: torch.device | str,
-    progress: Callable[[EpochEvent], None] | None,
-    keep_weights: bool,
+    setup: CellSetup, progress: Callable[[EpochEvent], None] | None, keep_weights: bool
 ) -> TrainResult:
-    device = torch.device(device)
-    cuda = device.type == "cuda"
+    device, epochs = torch.device(setup.device), setup.recipe.epochs
     t_start = time.perf_counter()
-    if cuda:
+    if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    with cuda_tuning(device):
-        step = TrainStep(arch, method, data, recipe, scenario, seed, device)
-        train_seconds = 0.0
-        images = 0
-        train_loss = float("nan")
-        for epoch in range(recipe.epochs):
+    with torch_settings(setup):
+        step = TrainStep(setup)
+        train_seconds, images, train_loss = 0.0, 0, math.nan
+        for epoch in range(epochs):
             step.start_epoch(epoch + 1)
             t0 = time.perf_counter()
             for xb, yb in step.batches(epoch):
@@ -553,24 +567,24 @@ def _train_cell(
             train_loss = step.end_epoch()
             epoch_seconds = time.perf_counter() - t0
             train_seconds += epoch_seconds
-            images += step.epoch_steps * recipe.batch_size
+            images += step.epoch_steps * setup.recipe.batch_size
             if progress is not None:
-                progress(EpochEvent(epoch + 1, recipe.epochs, train_loss, images, epoch_seconds))
+                progress(EpochEvent(epoch + 1, epochs, train_loss, images, epoch_seconds))
         metrics = step.evaluate()
+        threads, name = torch.get_num_threads(), device_name(device)  # the cell's own
     state = None
     if keep_weights:
         state = {k: v.detach().to("cpu").contiguous() for k, v in step.model.state_dict().items()}
     return TrainResult(
-        top1=metrics.top1,
-        top5=metrics.top5,
-        ece=metrics.ece,
-        fgsm_top1=metrics.fgsm_top1,
+        **dataclasses.asdict(metrics),
         train_loss=train_loss,
-        epochs=recipe.epochs,
+        epochs=epochs,
         wall_time_s=time.perf_counter() - t_start,
         images_per_s=images / train_seconds if train_seconds > 0 else 0.0,
         peak_mem_mb=_peak_mem_mb(device),
-        device_name=device_name(device),
+        device_name=name,
         notes=step.notes,
+        threads=threads,
+        deterministic=int(setup.deterministic),
         state_dict=state,
     )

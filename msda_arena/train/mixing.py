@@ -71,9 +71,9 @@ class MaskContractError(ArenaError):
         self.where = where
         self.contract = contract
 
-    def at(self, where: str) -> MaskContractError:
-        """The same violation, located at ``where`` (a batch)."""
-        return MaskContractError(self.rule, self.detail, where, self.contract)
+    def at(self, where: str, contract: str | None = None) -> MaskContractError:
+        """The same violation, located at ``where`` (a batch), of ``contract`` if given."""
+        return MaskContractError(self.rule, self.detail, where, contract or self.contract)
 
 
 class MethodError(ArenaError):
@@ -395,9 +395,7 @@ class Mixer:
             try:
                 _check_lam_meta(lam, n, x.device)
             except MaskContractError as exc:
-                raise MaskContractError(
-                    exc.rule, exc.detail, self._where(call), self.contract
-                ) from None
+                raise exc.at(self._where(call), self.contract) from None
         if isinstance(method, MixMethod):
             return self._mix(method, x, y, lam, generator, saliency, call)
         masks = self._run("masks()", call, lambda: method.masks(lam, h, w, generator))
