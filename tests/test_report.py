@@ -472,7 +472,7 @@ def test_only_the_html_page_imports_torch(metric_store):
 
 
 def test_one_list_of_metrics_for_the_cli_and_the_library(pristine):
-    from msda_arena.report.metrics import METRICS
+    from msda_arena.api.metrics import METRICS
     from msda_arena.report.selection import REPORT_COLUMNS
 
     assert list(METRICS) == ["top1", "ece", "fgsm"]

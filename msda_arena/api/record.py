@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from msda_arena.api.metrics import METRICS
 from msda_arena.api.spec import slug
 
 if TYPE_CHECKING:
@@ -343,16 +344,15 @@ def arrow_schema() -> pyarrow.Schema:
 
 # --------------------------------------------------------------------------- validation
 
-#: (column, lowest, highest, may be NaN: "not measured") of an ok record's measurements.
+#: (column, lowest, highest, may be NaN: "not measured") of an ok record's measurements:
+#: each ranked metric's declared range (:data:`~msda_arena.api.metrics.METRICS`), then the rest.
 _OK_RANGES: tuple[tuple[str, float, float, bool], ...] = (
-    ("top1", 0.0, 100.0, False),
+    *((m.column, *m.valid, not m.always_measured) for m in METRICS.values()),
     ("top5", 0.0, 100.0, False),
     ("train_loss", 0.0, math.inf, False),
     ("wall_time_s", 0.0, math.inf, False),
     ("images_per_s", 0.0, math.inf, False),
     ("peak_mem_mb", 0.0, math.inf, False),
-    ("ece", 0.0, 1.0, True),
-    ("fgsm_top1", 0.0, 100.0, True),
     ("locality", -math.inf, 1.0, True),
 )
 

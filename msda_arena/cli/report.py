@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from msda_arena.report.metrics import DEFAULT_METRIC, metric_help
+from msda_arena.api.metrics import DEFAULT_METRIC, metric_help
 from msda_arena.report.render import FORMATS as FORMAT_NAMES
 from msda_arena.report.show import leaderboard
 

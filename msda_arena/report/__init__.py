@@ -19,6 +19,7 @@ print). Nothing here imports torch, except :func:`profiles_png` when it runs.
 
 from __future__ import annotations
 
+from msda_arena.api.metrics import DEFAULT_METRIC, METRICS, Metric, get_metric
 from msda_arena.grid import COMPARED_BASELINES as BASELINES
 from msda_arena.grid import REFERENCE_METHODS
 from msda_arena.report.build import Report, build_report, default_compare
@@ -29,7 +30,6 @@ from msda_arena.report.interaction import (
     Interaction,
     scenario_interaction,
 )
-from msda_arena.report.metrics import DEFAULT_METRIC, METRICS, Metric, get_metric
 from msda_arena.report.plots import figures_png, write_plots
 from msda_arena.report.profiles import ProfilePlot, profiles_png
 from msda_arena.report.published import default_published_files, load_published

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from msda_arena.api.errors import UsageError
+from msda_arena.api.metrics import DEFAULT_METRIC, Metric, get_metric
 from msda_arena.grid import REFERENCE_METHODS
 from msda_arena.report.compare import compare_to_baselines
 from msda_arena.report.interaction import DEFAULT_METHODS, Interaction, scenario_interaction
-from msda_arena.report.metrics import DEFAULT_METRIC, Metric, get_metric
 from msda_arena.report.regime import vanilla_lead_note
 from msda_arena.report.selection import select_results
 from msda_arena.report.stats import PairedResult
@@ -107,7 +107,7 @@ def build_report(
         published: published numbers to show beside the measured rows.
         warnings: warnings from loading, carried into the report.
         metric: what the leaderboard and the paired tests are built on, a name of
-            :data:`~msda_arena.report.metrics.METRICS` (``"top1"``, ``"ece"``,
+            :data:`~msda_arena.api.metrics.METRICS` (``"top1"``, ``"ece"``,
             ``"fgsm"``). Successful results whose metric is NaN (stored before it was
             measured) are missing for it, never averaged, with one warning counting
             them. Published numbers are top-1: shown only for ``"top1"``.

@@ -3,7 +3,7 @@
 Two results are matched when they share dataset, architecture, scenario and seed and
 both runs succeeded and measured the metric (a NaN metric, stored before the metric
 existed, is missing); see :mod:`msda_arena.report.stats` for the test and its rules,
-and :mod:`msda_arena.report.metrics` for the metrics and their directions.
+and :mod:`msda_arena.api.metrics` for the metrics and their directions.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from msda_arena.api.metrics import DEFAULT_METRIC, Metric, get_metric
 from msda_arena.api.record import CELL_IDENTITY
 from msda_arena.grid import COMPARED_BASELINES
-from msda_arena.report.metrics import DEFAULT_METRIC, Metric, get_metric
 from msda_arena.report.stats import PairedResult, paired_test
 
 if TYPE_CHECKING:

@@ -26,8 +26,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from msda_arena.api.metrics import DEFAULT_METRIC, Metric, get_metric
 from msda_arena.api.record import CELL_IDENTITY
-from msda_arena.report.metrics import DEFAULT_METRIC, Metric, get_metric
 from msda_arena.report.stats import ALPHA, MIN_PAIRS, paired_p_value, t_interval
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Figures of a report (matplotlib, drawn off-screen; no pyplot state, no display needed).
 
-Both show the report's metric (:mod:`msda_arena.report.metrics`: top-1 by default; the
+Both show the report's metric (:mod:`msda_arena.api.metrics`: top-1 by default; the
 file names stay ``accuracy.png`` and ``scenarios.png`` whatever the metric), with its
 unit and direction on the axis.
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from msda_arena.api.errors import StoreError, UsageError
+from msda_arena.api.metrics import METRICS
 from msda_arena.api.record import CELL_IDENTITY
 from msda_arena.grid import COMPARED_BASELINES
-from msda_arena.report.metrics import METRICS
 from msda_arena.store.current import latest_code, latest_recipe, listing
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 #: The result columns a report reads (``load_results(columns=REPORT_COLUMNS)`` is faster):
-#: the cell's identity, every metric's column (:data:`~msda_arena.report.metrics.METRICS`),
+#: the cell's identity, every metric's column (:data:`~msda_arena.api.metrics.METRICS`),
 #: the method's locality index, what the selection rules need, a failure's error, and
 #: the training loss and epochs that say why vanilla leads (:mod:`~msda_arena.report.regime`).
 REPORT_COLUMNS: tuple[str, ...] = (

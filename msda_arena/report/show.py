@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from msda_arena.api.errors import StoreError, UsageError
+from msda_arena.api.metrics import DEFAULT_METRIC, get_metric
 from msda_arena.report.build import Report, build_report
-from msda_arena.report.metrics import DEFAULT_METRIC, get_metric
 from msda_arena.report.plots import figures_png, write_plots
 from msda_arena.report.published import default_published_files, load_published
 from msda_arena.report.render import FORMATS, render

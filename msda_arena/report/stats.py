@@ -6,7 +6,7 @@ Rules (documented in the README, tested in ``tests/test_report.py``):
   standard deviation (``ddof=1``) and exists only for two or more seeds.
 * A paired comparison matches two methods' successful results on the same
   (dataset, architecture, scenario, seed). For each pair ``d = method - baseline``, in
-  the metric's display unit (:mod:`msda_arena.report.metrics`). For a higher-is-better
+  the metric's display unit (:mod:`msda_arena.api.metrics`). For a higher-is-better
   metric a win is ``d > TIE_TOLERANCE`` and a loss ``d < -TIE_TOLERANCE``; for a
   lower-is-better one (ECE) the other way round; anything else is a tie (the tolerance
   is half the last printed digit, so a "tie" looks equal on screen).
@@ -47,7 +47,7 @@ MIN_PAIRS = 3
 #: Fewest distinct seeds among the pairs: with one seed, seed-to-seed noise is unmeasured.
 MIN_SEEDS = 2
 #: Paired differences (in the metric's display unit, percentage points for every metric
-#: of :data:`~msda_arena.report.metrics.METRICS`) at most this large count as ties.
+#: of :data:`~msda_arena.api.metrics.METRICS`) at most this large count as ties.
 TIE_TOLERANCE = 0.005
 
 

@@ -1,5 +1,5 @@
 """The leaderboard: one row per method spec, one column per (dataset, arch, scenario),
-built on one metric (:data:`~msda_arena.report.metrics.METRICS`: top-1 by default).
+built on one metric (:data:`~msda_arena.api.metrics.METRICS`: top-1 by default).
 
 Rules (each one tested). "Better" follows the metric's direction: higher top-1 and
 FGSM top-1, lower ECE.
@@ -38,9 +38,9 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from msda_arena.api.metrics import DEFAULT_METRIC, METRICS, Metric, get_metric
 from msda_arena.api.record import CELL_IDENTITY
 from msda_arena.grid import COMPARED_BASELINES, SCENARIO_ORDER
-from msda_arena.report.metrics import DEFAULT_METRIC, METRICS, Metric, get_metric
 from msda_arena.report.published import match_published
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ def build_leaderboard(
             only: ignored for another metric).
         published_methods: show only these methods' published rows (default: all).
         metric: the metric of the cells (a name of
-            :data:`~msda_arena.report.metrics.METRICS`).
+            :data:`~msda_arena.api.metrics.METRICS`).
 
     Raises:
         UsageError: an unknown metric.

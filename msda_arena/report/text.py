@@ -5,7 +5,7 @@ Formats: ``table`` (rich, for a terminal), ``markdown`` and ``latex`` (tabulate)
 lives in :mod:`msda_arena.report.html`, and :mod:`msda_arena.report.render` looks a format
 up by name.
 
-The numbers are those of the report's metric (:mod:`msda_arena.report.metrics`), named
+The numbers are those of the report's metric (:mod:`msda_arena.api.metrics`), named
 with its unit and direction in the title. The marks (``±``, ``n=``, ``—``, ``★``, ``†``,
 ``(published)``) are the same in every human format and explained by :func:`legend`,
 the notes printed under every table.

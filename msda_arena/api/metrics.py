@@ -1,7 +1,8 @@
-"""The metrics a report can rank by: :data:`METRICS` declares each one once (its name,
-record column, label, unit, scale, direction and whether the paper published it), and
-``arena report --metric``, ``build_report(..., metric=)``, the plots and every output
-format read it.
+"""The metrics a report can rank by, each declared once with :func:`register_metric`
+(its name, record column, how it is measured, valid range, label, unit, scale,
+direction and whether the paper published it): the record's validation
+(:func:`msda_arena.api.record.problems`), ``arena report --metric``,
+``build_report(..., metric=)``, the plots and every output format read it.
 
 Every number of a report (cell means and stds, averages, differences, paired
 differences and their intervals) is in the metric's *display* unit, the stored value
@@ -25,7 +26,7 @@ from msda_arena.api.errors import UsageError
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["DEFAULT_METRIC", "METRICS", "Metric", "get_metric", "metric_help"]
+__all__ = ["DEFAULT_METRIC", "METRICS", "Metric", "get_metric", "metric_help", "register_metric"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Metric:
     Attributes:
         name: what ``--metric`` takes.
         column: the result column (:data:`msda_arena.api.record.COLUMNS`) it is read from.
+        measured: how the trainer computes it (:mod:`msda_arena.train.evaluate`).
+        valid: the stored value's range in an ``ok`` record (else the record is invalid).
         label: what it is, for titles (``"top-1 accuracy"``).
         short: a short name for axes and notes (``"top-1"``, ``"ECE"``).
         unit: the display unit (``"%"``).
@@ -49,6 +52,8 @@ class Metric:
 
     name: str
     column: str
+    measured: str
+    valid: tuple[float, float]
     label: str
     short: str
     unit: str
@@ -80,40 +85,58 @@ class Metric:
         return values * self.scale if self.scale != 1.0 else values
 
 
-#: Every metric a report can be built on, by ``--metric`` name.
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in (
-        Metric(
-            name="top1",
-            column="top1",
-            label="top-1 accuracy",
-            short="top-1",
-            unit="%",
-            higher_is_better=True,
-            published=True,
-            always_measured=True,
-        ),
-        Metric(
-            name="ece",
-            column="ece",
-            label="expected calibration error (ECE, 15 bins)",
-            short="ECE",
-            unit="%",
-            higher_is_better=False,
-            scale=100.0,
-            unit_note="the stored fraction × 100",
-        ),
-        Metric(
-            name="fgsm",
-            column="fgsm_top1",
-            label="top-1 accuracy under FGSM (ε = 8/255)",
-            short="FGSM top-1",
-            unit="%",
-            higher_is_better=True,
-        ),
+#: Every metric a report can be built on, by ``--metric`` name (:func:`register_metric`).
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(metric: Metric) -> Metric:
+    """Declare ``metric`` (its name must be new); returns it."""
+    if metric.name in METRICS:
+        raise ValueError(f"metric {metric.name!r} is declared twice")
+    METRICS[metric.name] = metric
+    return metric
+
+
+register_metric(
+    Metric(
+        name="top1",
+        column="top1",
+        measured="share of test images whose highest logit is their label, in %",
+        valid=(0.0, 100.0),
+        label="top-1 accuracy",
+        short="top-1",
+        unit="%",
+        higher_is_better=True,
+        published=True,
+        always_measured=True,
     )
-}
+)
+register_metric(
+    Metric(
+        name="ece",
+        column="ece",
+        measured="expected calibration error over 15 equal-width confidence bins, a fraction",
+        valid=(0.0, 1.0),
+        label="expected calibration error (ECE, 15 bins)",
+        short="ECE",
+        unit="%",
+        higher_is_better=False,
+        scale=100.0,
+        unit_note="the stored fraction × 100",
+    )
+)
+register_metric(
+    Metric(
+        name="fgsm",
+        column="fgsm_top1",
+        measured="top-1 in % on test images moved by one FGSM step of 8/255 in input range",
+        valid=(0.0, 100.0),
+        label="top-1 accuracy under FGSM (ε = 8/255)",
+        short="FGSM top-1",
+        unit="%",
+        higher_is_better=True,
+    )
+)
 #: The metric of a report when none is named.
 DEFAULT_METRIC = "top1"
 
