@@ -17,7 +17,7 @@ from msda_arena.grid.config import Recipe
 from msda_arena.pluginkit.conformance import MIX_RULES, RULES, run_checks
 from msda_arena.theory.gallery import gallery_tensors
 from msda_arena.train.loop import train_cell
-from msda_arena.train.mixing import MaskContractError, Mixer
+from msda_arena.train.mixing import MixContractError, Mixer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -201,7 +201,7 @@ def test_a_mixing_method_breaking_the_contract_mid_training_names_rule_and_batch
     data = load_dataset(
         "procedural", None, train_size=64, test_size=32, num_classes=4, image_size=16
     )
-    with pytest.raises(MaskContractError) as info:
+    with pytest.raises(MixContractError) as info:
         train_cell(
             "resnet8_tiny_cifar",
             LateNaN(),

@@ -42,7 +42,7 @@ from msda_arena.methods.registry import get_method
 from msda_arena.store.results import load_results
 from msda_arena.theory.mixprobe import code_batch, convexity_error, stand_in_saliency, with_lams
 from msda_arena.train import interrupts
-from msda_arena.train.mixing import MaskContractError, Mixer, validate_masks
+from msda_arena.train.mixing import MethodContractError, Mixer, contract_error, validate_masks
 
 __all__ = [
     "MIX_RULES",
@@ -130,17 +130,17 @@ def _resolve(method: Method | str) -> Method:
 def _check_lam(method: Method, device: torch.device) -> None:
     lam = method.sample_lam(64, _gen(device, 0), device)
     if not isinstance(lam, torch.Tensor):
-        raise MaskContractError("lam", f"sample_lam returned {type(lam).__name__}, not a tensor")
+        raise contract_error("lam", f"sample_lam returned {type(lam).__name__}, not a tensor")
     if tuple(lam.shape) != (64,):
-        raise MaskContractError(
+        raise contract_error(
             "lam", f"sample_lam(64) returned shape {list(lam.shape)}, expected [64]"
         )
     if not lam.is_floating_point() or lam.device != device:
-        raise MaskContractError(
+        raise contract_error(
             "lam", f"sample_lam must return floats on {device}, got {lam.dtype} on {lam.device}"
         )
     if not bool(torch.isfinite(lam).all()) or float(lam.min()) < 0 or float(lam.max()) > 1:
-        raise MaskContractError("lam", "sample_lam returned values outside [0, 1] or not finite")
+        raise contract_error("lam", "sample_lam returned values outside [0, 1] or not finite")
 
 
 def _check_masks(method: MaskMethod, device: torch.device) -> None:
@@ -160,11 +160,11 @@ def _check_determinism(method: MaskMethod, device: torch.device) -> None:
 
     (l1, m1), (l2, m2) = draw(), draw()
     if not torch.equal(l1, l2):
-        raise MaskContractError(
+        raise contract_error(
             "determinism", "sample_lam gave different lambdas for the same seeded generator"
         )
     if not torch.equal(m1, m2):
-        raise MaskContractError(
+        raise contract_error(
             "determinism",
             "masks() gave different masks for the same seeded generator; draw all randomness "
             "from the generator argument",
@@ -216,7 +216,7 @@ def _check_call_growth(
     small_b, large_b = batches
     small, large = calls(small_b), calls(large_b)
     if large > small + _MAX_EXTRA_CALLS:
-        raise MaskContractError(
+        raise contract_error(
             "vectorised",
             f"{call} makes {large} torch calls for {large_b} samples but {small} for "
             f"{small_b}; work on the whole batch with batched tensor operations, not a loop "
@@ -238,7 +238,7 @@ def _check_vectorised(method: MaskMethod, device: torch.device) -> None:
         per_sample_us = (large - small) / (large_b - small_b) * 1e6
         if ratio <= _MAX_SCALING or per_sample_us <= _MAX_US_PER_SAMPLE:
             return
-    raise MaskContractError(
+    raise contract_error(
         "vectorised",
         f"masks() costs {per_sample_us:.1f} us per extra sample ({large_b} samples took "
         f"{ratio:.0f}x the time of {small_b}); compute all masks with tensor operations, "
@@ -256,16 +256,14 @@ def _check_label_weight(method: MaskMethod, device: torch.device) -> None:
         m = mixed.masks.expand(6, 1, 12, 10)
         expected_w = m.mean(dim=(1, 2, 3))
         if not torch.allclose(mixed.weight, expected_w, atol=1e-6):
-            raise MaskContractError("label-weight", "label weights differ from the mask means")
+            raise contract_error("label-weight", "label weights differ from the mask means")
         partner = x[mixed.partner_targets]  # y = arange: a label is its row
         expected_x = m * x + (1 - m) * partner
         if not torch.allclose(mixed.inputs, expected_x, atol=1e-5):
-            raise MaskContractError(
-                "label-weight", "mixed inputs differ from M * x_i + (1 - M) * x_j"
-            )
+            raise contract_error("label-weight", "mixed inputs differ from M * x_i + (1 - M) * x_j")
         soft = mixed.soft_targets(6)
         if not torch.allclose(soft.sum(dim=1), torch.ones(6, device=device), atol=1e-5):
-            raise MaskContractError("label-weight", "soft targets do not sum to 1")
+            raise contract_error("label-weight", "soft targets do not sum to 1")
 
 
 # Mixing methods: (batch, channels, height, width): RGB, one channel (Fashion-MNIST)
@@ -322,7 +320,7 @@ def _check_mix_determinism(method: MixMethod, device: torch.device) -> None:
         _mix_once(method, x, True, 1234, validate=False) for _ in range(2)
     )
     if not (torch.equal(p1, p2) and torch.equal(m1, m2) and torch.equal(w1, w2)):
-        raise MaskContractError(
+        raise contract_error(
             "determinism",
             "mix() gave different outputs for the same inputs and seeded generator; draw "
             "all randomness from the generator argument",
@@ -351,7 +349,7 @@ def _check_convex(method: MixMethod, device: torch.device) -> None:
         mixed, _, partner = _mix_once(method, coded.images, per_sample, 11, validate=False)
         outside, residual = convexity_error(mixed, coded, partner)
         if outside > _CONVEX_TOL or residual > _CONVEX_TOL:
-            raise MaskContractError(
+            raise contract_error(
                 "convex",
                 "mixed pixels are not convex combinations of pixels of the two paired images "
                 f"(weight outside [0, 1] by {outside:.3g}, other content {residual:.3g}); "
@@ -400,7 +398,7 @@ def _stage_results(method: Method | str, device: torch.device) -> Iterator[Check
             continue
         try:
             stage(method, device)
-        except MaskContractError as exc:
+        except MethodContractError as exc:
             outputs_ok = not (mix and exc.rule in ("type", "shape", "dtype", "device"))
             # A stage checks its rules in order: those before the failed one passed.
             failed_at = rules.index(exc.rule) if exc.rule in rules else 0
@@ -516,7 +514,6 @@ def one_cell_run(method: str, workdir: str | os.PathLike[str]) -> dict[str, Any]
     """
     import subprocess
     import sys
-
 
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)

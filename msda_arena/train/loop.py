@@ -14,9 +14,9 @@ step.
 Seeding: model initialisation, data order and crops depend on the seed alone, and the
 mixing draws from its own generator, so two methods at one seed see the same model
 init and the same batches (paired comparisons compare like with like). Same seed and
-torch threads, same result on the CPU: the thread count (:data:`DEFAULT_THREADS` unless
-told) and torch's deterministic algorithms are part of what a cell is trained with
-(:class:`CellSetup`), set for the cell and restored after (:func:`torch_settings`).
+torch threads, same result on the CPU: the recipe's thread count and deterministic
+setting are part of what a cell is trained with (:class:`CellSetup`), set for the cell
+and restored after (:func:`torch_settings`).
 
 On CUDA the step runs in bf16 autocast with channels_last and cuDNN autotuning, and
 ``recipe.compile`` (``true``, ``false`` or ``"auto"``: on for CUDA, off elsewhere)
@@ -56,7 +56,7 @@ from msda_arena.api.errors import ArenaError
 from msda_arena.api.record import Measurements
 from msda_arena.data.crops import test_views, train_views
 from msda_arena.data.imagefolder import make_loader
-from msda_arena.grid.config import Recipe
+from msda_arena.grid.config import DEFAULT_THREADS, Recipe
 from msda_arena.train import interrupts
 from msda_arena.train.evaluate import EvalAccumulator, EvalMetrics, fgsm_bounds, fgsm_inputs
 from msda_arena.train.mixing import Mixer
@@ -90,10 +90,6 @@ EXPLODED_FACTOR = 100.0
 COMPILE_BACKEND: str | Callable[..., Any] = "inductor"
 
 _NOTE_LIMIT = 300  # characters of the compile error kept in the note
-
-#: Torch threads a cell trains with unless told otherwise, the same under every executor:
-#: the thread count changes the order of the arithmetic, and so the numbers.
-DEFAULT_THREADS = 1
 
 
 class TrainingDiverged(ArenaError):
@@ -359,7 +355,7 @@ class TrainStep:
         the detached loss, on the device; nothing is read back.
 
         Raises:
-            MaskContractError, MethodError: from the mixer (see
+            MethodContractError, MethodError: from the mixer (see
                 :class:`~msda_arena.train.mixing.Mixer`).
         """
 
@@ -447,7 +443,7 @@ class TrainStep:
         epoch's mean training loss.
 
         Raises:
-            MaskContractError: a batch's lambdas or masks broke a value rule.
+            MethodContractError: a batch's lambdas, masks or mixed batch broke a value rule.
             TrainingDiverged: the loss became NaN/inf or exploded
                 (:data:`EXPLODED_FACTOR`).
         """
@@ -527,15 +523,15 @@ def train_cell(
     progress: Callable[[EpochEvent], None] | None = None,
     keep_weights: bool = False,
     threads: int | None = None,
-    deterministic: bool = False,
+    deterministic: bool | None = None,
 ) -> TrainResult:
     """Train ``arch`` with ``method`` on ``data`` (already on ``device`` for tensor data)
     under ``recipe`` and crop ``scenario``, then evaluate top-1/top-5 on the test views,
-    with ``threads`` torch threads (None: :data:`DEFAULT_THREADS`) and, if
-    ``deterministic``, torch's deterministic algorithms (:func:`torch_settings`).
+    with ``threads`` torch threads and, if ``deterministic``, torch's deterministic
+    algorithms (:func:`torch_settings`); None: the recipe's.
 
     Raises:
-        MaskContractError: some batch's lambdas or masks break the contract (the
+        MethodContractError: some batch's lambdas, masks or mixed batch break the contract (the
             message names the rule and the batch).
         MethodError: the method's code raised, ``SystemExit`` and a ``KeyboardInterrupt``
             that was not the user's Ctrl-C included.
@@ -543,7 +539,8 @@ def train_cell(
         ValueError: the batch size exceeds the training set; ``threads`` below 1.
         KeyboardInterrupt: the user pressed Ctrl-C.
     """
-    threads = DEFAULT_THREADS if threads is None else threads
+    threads = recipe.threads if threads is None else threads
+    deterministic = recipe.deterministic if deterministic is None else deterministic
     setup = CellSetup(arch, method, data, recipe, scenario, seed, device, threads, deterministic)
     with interrupts.watching():
         return _train_cell(setup, progress, keep_weights)

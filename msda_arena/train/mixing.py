@@ -36,9 +36,12 @@ from msda_arena.train import interrupts
 
 __all__ = [
     "MaskContractError",
+    "MethodContractError",
     "MethodError",
+    "MixContractError",
     "MixedBatch",
     "Mixer",
+    "contract_error",
     "pair_indices",
     "validate_masks",
 ]
@@ -50,8 +53,10 @@ Pairing = Literal["flip", "permute"]
 _FOLD_EVERY = 256
 
 
-class MaskContractError(ArenaError):
-    """A method returned lambdas or masks that break the contract.
+class MethodContractError(ArenaError):
+    """A method returned lambdas, masks or a mixed batch that break its kind's contract:
+    a :class:`MaskContractError` or a :class:`MixContractError` (made by
+    :func:`contract_error`).
 
     The message names the rule and, when the harness was mixing, the batch:
     ``mask contract rule 'range' failed at batch 17 (epoch 2): mask values must lie
@@ -61,6 +66,7 @@ class MaskContractError(ArenaError):
         rule: the broken rule (see :data:`msda_arena.pluginkit.conformance.RULES`).
         detail: what was wrong, without the rule and batch.
         where: the batch, e.g. ``"batch 17 (epoch 2)"``; empty outside training.
+        contract: ``"mask"`` or ``"mix"``, the method's kind.
     """
 
     def __init__(self, rule: str, message: str, where: str = "", contract: str = "mask") -> None:
@@ -71,9 +77,25 @@ class MaskContractError(ArenaError):
         self.where = where
         self.contract = contract
 
-    def at(self, where: str, contract: str | None = None) -> MaskContractError:
+    def at(self, where: str, contract: str | None = None) -> MethodContractError:
         """The same violation, located at ``where`` (a batch), of ``contract`` if given."""
-        return MaskContractError(self.rule, self.detail, where, contract or self.contract)
+        return contract_error(self.rule, self.detail, where, contract or self.contract)
+
+
+class MaskContractError(MethodContractError):
+    """A mask method's lambdas or masks break the mask contract."""
+
+
+class MixContractError(MethodContractError):
+    """A mixing method's ``(mixed, weight)`` (or lambdas) break the mixing contract."""
+
+
+def contract_error(
+    rule: str, message: str, where: str = "", contract: str = "mask"
+) -> MethodContractError:
+    """The error of ``contract``'s kind: :class:`MixContractError` for ``"mix"``."""
+    kind = MixContractError if contract == "mix" else MaskContractError
+    return kind(rule, message, where, contract)
 
 
 class MethodError(ArenaError):
@@ -99,15 +121,15 @@ class MethodError(ArenaError):
 def _check_lam_meta(lam: object, n: int, device: torch.device) -> None:
     """Rule ``lam``, the part that needs no sync: a float tensor ``[n]`` on ``device``."""
     if not isinstance(lam, torch.Tensor):
-        raise MaskContractError(
+        raise contract_error(
             "lam", f"sample_lam({n}) returned {type(lam).__name__}, not a torch.Tensor"
         )
     if tuple(lam.shape) != (n,):
-        raise MaskContractError(
+        raise contract_error(
             "lam", f"sample_lam({n}) must return shape [{n}], got {list(lam.shape)}"
         )
     if not lam.is_floating_point() or lam.device != device:
-        raise MaskContractError(
+        raise contract_error(
             "lam",
             f"sample_lam({n}) must return floats on {device}, got {lam.dtype} on {lam.device}",
         )
@@ -118,17 +140,15 @@ def _check_mask_meta(
 ) -> None:
     """Rules ``type``, ``shape``, ``dtype`` and ``device``, in order; no sync."""
     if not isinstance(masks, torch.Tensor):
-        raise MaskContractError(
-            "type", f"masks() returned {type(masks).__name__}, not a torch.Tensor"
-        )
+        raise contract_error("type", f"masks() returned {type(masks).__name__}, not a torch.Tensor")
     if tuple(masks.shape) != (batch, 1, height, width):
-        raise MaskContractError(
+        raise contract_error(
             "shape", f"expected [{batch}, 1, {height}, {width}], got {list(masks.shape)}"
         )
     if not masks.is_floating_point():
-        raise MaskContractError("dtype", f"expected a floating-point tensor, got {masks.dtype}")
+        raise contract_error("dtype", f"expected a floating-point tensor, got {masks.dtype}")
     if masks.device != device:
-        raise MaskContractError("device", f"expected masks on {device}, got {masks.device}")
+        raise contract_error("device", f"expected masks on {device}, got {masks.device}")
 
 
 def _check_mix_meta(out: object, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,26 +158,26 @@ def _check_mix_meta(out: object, x: torch.Tensor) -> tuple[torch.Tensor, torch.T
     if not (
         isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)
     ):
-        raise MaskContractError(
+        raise contract_error(
             "type", "mix() must return a tuple (mixed, weight) of two tensors", contract="mix"
         )
     mixed, weight = out
     if mixed.shape != x.shape or tuple(weight.shape) != (b,):
-        raise MaskContractError(
+        raise contract_error(
             "shape",
             f"expected mixed {list(x.shape)} and weight [{b}], got "
             f"{list(mixed.shape)} and {list(weight.shape)}",
             contract="mix",
         )
     if mixed.dtype != x.dtype or not weight.is_floating_point():
-        raise MaskContractError(
+        raise contract_error(
             "dtype",
             f"expected mixed {x.dtype} (the inputs' dtype) and a floating-point weight, got "
             f"{mixed.dtype} and {weight.dtype}",
             contract="mix",
         )
     if mixed.device != x.device or weight.device != x.device:
-        raise MaskContractError(
+        raise contract_error(
             "device",
             f"expected both on {x.device}, got {mixed.device} and {weight.device}",
             contract="mix",
@@ -176,7 +196,7 @@ def _mix_summary(mixed: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tenso
 
 def _mask_value_error(
     lo: float, hi: float, where: str = "", contract: str = "mask"
-) -> MaskContractError | None:
+) -> MethodContractError | None:
     """Rules ``finite`` then ``range`` from the masks' (a mixing method's label
     weights') min and max (NaN propagates)."""
     if contract == "mix":
@@ -184,9 +204,9 @@ def _mask_value_error(
     else:
         what, finite = "mask values", "masks contain NaN or infinity"
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        return MaskContractError("finite", finite, where, contract)
+        return contract_error("finite", finite, where, contract)
     if lo < 0.0 or hi > 1.0:
-        return MaskContractError(
+        return contract_error(
             "range", f"{what} must lie in [0, 1], found [{lo:.4g}, {hi:.4g}]", where, contract
         )
     return None
@@ -338,7 +358,7 @@ class Mixer:
         self._found = torch.where(new.view(2, 1), found, self._found)
 
     def raise_if_violated(self) -> None:
-        """Raise :class:`MaskContractError` for the first batch so far whose lambdas or
+        """Raise :class:`MethodContractError` for the first batch so far whose lambdas or
         masks broke a value rule (``lam``, ``finite``, ``range``); one host sync.
 
         The error names the rule and the batch, e.g. ``mask contract rule 'range'
@@ -354,7 +374,7 @@ class Mixer:
             return
         # The earlier call wins; on a tie the lambdas, which the masks were made from.
         if first_lam >= 0 and (first_mask < 0 or first_lam <= first_mask):
-            raise MaskContractError(
+            raise contract_error(
                 "lam",
                 f"sample_lam() values must be finite and lie in [0, 1], "
                 f"found [{lam_lo:.4g}, {lam_hi:.4g}]",
@@ -394,7 +414,7 @@ class Mixer:
         if self._validate:
             try:
                 _check_lam_meta(lam, n, x.device)
-            except MaskContractError as exc:
+            except MethodContractError as exc:
                 raise exc.at(self._where(call), self.contract) from None
         if isinstance(method, MixMethod):
             return self._mix(method, x, y, lam, generator, saliency, call)
@@ -402,7 +422,7 @@ class Mixer:
         if self._validate:
             try:
                 _check_mask_meta(masks, n, h, w, x.device)
-            except MaskContractError as exc:
+            except MethodContractError as exc:
                 raise exc.at(self._where(call)) from None
             self._record(call, lam, torch.aminmax(masks.detach()))
             if call == 0:
@@ -431,7 +451,7 @@ class Mixer:
         if self._validate:
             try:
                 out = _check_mix_meta(out, x)
-            except MaskContractError as exc:
+            except MethodContractError as exc:
                 raise exc.at(self._where(call)) from None
             self._record(call, lam, _mix_summary(*out))
             if call == 0:
