@@ -8,7 +8,6 @@ from conftest import install_fake_plugin, run_arena
 from msda_arena.api.errors import UsageError
 from msda_arena.execute.local import LocalExecutor, slot_devices
 from msda_arena.execute.options import LocalOptions
-from msda_arena.execute.pool import cpu_threads
 from msda_arena.execute.worker import RunSettings
 from msda_arena.grid.cells import build_cells
 from msda_arena.grid.config import load_config
@@ -34,22 +33,19 @@ def test_two_cpu_workers_give_the_same_results_as_serial(tiny_config, tmp_path):
     assert _top1(tmp_path / "serial") == _top1(tmp_path / "pool")
 
 
-def test_cpu_workers_share_the_cores_instead_of_each_taking_all(tiny_config, tmp_path, monkeypatch):
-    """Seen before: 2 workers on 2 cores each ran torch's default 2 threads (4 threads
-    fighting over 2 cores); each worker's record names its thread count."""
-    import os
-
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    cores = len(os.sched_getaffinity(0))
+def test_every_slot_trains_with_the_recipes_thread_count(tiny_config, tmp_path):
+    """Seen before: the local executor trained with every core and pool workers with
+    cores // workers threads, so one cell's numbers depended on --workers (issue 15);
+    now each cell runs with its recipe's threads, recorded with the result."""
     cfg = load_config(tiny_config)
     prof = cfg.profiles["tiny"]
     cells = build_cells(cfg, prof, ["vanilla"], baselines=[])
+    LocalExecutor(RunSettings(cfg, prof, tmp_path / "serial")).run(cells)
     LocalExecutor(RunSettings(cfg, prof, tmp_path / "pool"), workers=2).run(cells)
-    frame, _ = load_results(tmp_path / "pool")
-    expected = f"{max(1, cores // 2)} threads)"
-    assert len(frame) == 2 and all(name.endswith(expected) for name in frame["device_name"])
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert cpu_threads(2) is None  # the user's setting wins
+    for where in ("serial", "pool"):
+        frame, _ = load_results(tmp_path / where)
+        assert list(frame["threads"]) == [cfg.recipes[prof.recipe].threads] * 2 == [1, 1]
+        assert all(name.endswith("1 threads)") for name in frame["device_name"])
 
 
 KILLER = """

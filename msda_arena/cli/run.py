@@ -76,7 +76,13 @@ def run(  # over 80 lines: its signature is the command line (29 options); the b
     threads: int = typer.Option(
         None,
         "--threads",
-        help="Torch threads per cell, under every executor (default: the arena's).",
+        help="Torch threads per cell, under every executor (default: the recipe's, 1); "
+        "part of the recipe, so results with another count are new cells.",
+    ),
+    deterministic: bool = typer.Option(
+        False,
+        "--deterministic",
+        help="Torch's deterministic algorithms (on CUDA, cuDNN's too; slower); part of the recipe.",
     ),
     executor_kind: str = typer.Option(
         "local", "--executor", "-x", help="Where cells run: local, ray or slurm."
@@ -136,8 +142,8 @@ def run(  # over 80 lines: its signature is the command line (29 options); the b
             data_root=data_root,
             save_checkpoints=save_checkpoints,
             cell_timeout_s=cell_timeout,
-            threads=threads,
         ),
+        recipe=dict(threads=threads, deterministic=deterministic or None),
         **given,
     )
     settings, root = executor.settings, executor.results

@@ -4,6 +4,7 @@ executor that runs them (``executor.run(cells, reporter)``)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,20 @@ def plan_run(
     executor: str = "local",
     skip_check: bool = False,
     settings: dict[str, Any] | None = None,
+    recipe: dict[str, Any] | None = None,
     **options: Any,
 ) -> tuple[Executor, list[GridCell]]:
     """Plan ``arena run``: the cells of ``methods`` (and the profile's baselines) and
     executor ``executor`` built with its ``options`` and ``settings`` (more
-    :class:`RunSettings` fields; ``cell_timeout_s`` None: the recipe's default, 0: none).
+    :class:`RunSettings` fields; ``cell_timeout_s`` None: the recipe's default, 0: none),
+    the profile's recipe changed where ``recipe`` gives a value (``--threads``).
     One-line errors for bad input, and unless ``dry_run`` for an unwritable store."""
     cfg = load_config(config)
     prof = cfg.profile(profile, cuda=device.startswith("cuda"))
+    changed = {k: v for k, v in (recipe or {}).items() if v is not None}
+    if changed:  # part of the recipe, so of its hash: results with other values are new cells
+        new = replace(cfg.recipes[prof.recipe], **changed)
+        cfg = replace(cfg, recipes={**cfg.recipes, prof.recipe: new})
     specs = [get_method(m).spec for m in methods]
     extra = [get_method(b).spec for b in prof.baselines] if baselines else []
     validate_archs(archs or prof.archs)

@@ -9,9 +9,8 @@ out-of-memory kill) is noticed through its process sentinel: its cell gets a fai
 record naming the signal, and the slot gets a fresh process. Ctrl-C (or any error in
 the driver) stops every worker; their cells write nothing.
 
-CPU workers share the machine's cores: each gets ``cores // workers`` torch threads
-(:func:`cpu_threads`), unless ``OMP_NUM_THREADS`` says otherwise, so two workers on
-two cores do not run four threads that fight over them.
+Each cell trains with its recipe's torch threads (``threads``, 1 unless set), as under
+every executor, so ``--workers`` up to the number of cores never oversubscribes them.
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ from msda_arena.grid.cells import GridCell
 if TYPE_CHECKING:
     from msda_arena.execute.base import Reporter  # keep-lazy
 
-__all__ = ["cpu_threads", "run_pool"]
+__all__ = ["run_pool"]
 
 #: Seconds past its time limit after which a cell's worker is killed (the limit inside
 #: the worker stops a sleep or a Python loop at the limit; this stops anything else).
@@ -50,30 +49,11 @@ GRACE_S = 10.0
 KILLED = " (its worker process was killed)"
 
 
-def cpu_threads(cpu_workers: int) -> int | None:
-    """Torch threads for each of ``cpu_workers`` CPU worker processes: the cores this
-    process may use divided among them (at least 1); ``None`` (torch's default) when
-    ``OMP_NUM_THREADS`` is set or there are no CPU workers."""
-    if cpu_workers < 1 or os.environ.get("OMP_NUM_THREADS"):
-        return None
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // cpu_workers)
-
-
-def _worker_main(
-    conn: Connection, settings: RunSettings, gpu: str | None, threads: int | None = None
-) -> None:
+def _worker_main(conn: Connection, settings: RunSettings, gpu: str | None) -> None:
     """A slot's process: receive cells, send progress and outcomes, until told to stop."""
     if gpu is not None:  # this process sees only its GPU, as cuda:0
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides; it stops us
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
 
     def on_start(cell: GridCell, epochs: int) -> None:
         conn.send(("start", cell, epochs))
@@ -105,7 +85,7 @@ class _Slot:
     deadline: float = math.inf  # when the cell's worker is killed (its time limit)
 
 
-def _start(slot: _Slot, settings: RunSettings, threads: int | None = None) -> None:
+def _start(slot: _Slot, settings: RunSettings) -> None:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     gpu = slot.device.split(":", 1)[1] if slot.device.startswith("cuda:") else None
@@ -116,7 +96,7 @@ def _start(slot: _Slot, settings: RunSettings, threads: int | None = None) -> No
     device = "cuda" if gpu is not None else slot.device
     slot.process = ctx.Process(
         target=_worker_main,
-        args=(child, replace(settings, device=device), gpu, threads if gpu is None else None),
+        args=(child, replace(settings, device=device), gpu),
         daemon=False,  # a worker may start DataLoader processes of its own
         name=f"arena-worker-{slot.device}",
     )
@@ -169,11 +149,10 @@ def run_pool(
     as they finish (see the module docstring)."""
     queue = list(cells)
     slots = [_Slot(d) for d in devices[: max(1, len(queue))]]
-    threads = settings.threads or cpu_threads(sum(not s.device.startswith("cuda") for s in slots))
     limit = (settings.cell_timeout_s or math.inf) + GRACE_S
     try:
         for slot in slots:
-            _start(slot, settings, threads)
+            _start(slot, settings)
         while True:
             for slot in slots:
                 if slot.cell is None and queue:
@@ -182,7 +161,7 @@ def run_pool(
                         slot.conn.send(slot.cell)
                     except OSError:  # the idle worker died: a fresh one takes the cell
                         cell = slot.cell
-                        _start(slot, settings, threads)
+                        _start(slot, settings)
                         slot.cell = cell
                         slot.conn.send(cell)
             busy = [s for s in slots if s.cell is not None]
@@ -223,7 +202,7 @@ def run_pool(
                     yield fail_cell(cell, settings, error or _death(slot.process))
                     with contextlib.suppress(OSError):
                         slot.conn.close()
-                    _start(slot, settings, threads)  # the slot is refilled
+                    _start(slot, settings)  # the slot is refilled
         for slot in slots:
             with contextlib.suppress(OSError):
                 slot.conn.send(None)

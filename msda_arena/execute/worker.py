@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from msda_arena.api.errors import StoreError
 from msda_arena.api.record import CELL_IDENTITY, ResultRecord
 from msda_arena.data import load_dataset
@@ -85,8 +83,6 @@ class RunSettings:
     claim_ttl_s: float | None = None
     #: Seconds a cell may train (``arena run --cell-timeout``); None: no limit.
     cell_timeout_s: float | None = None
-    #: Torch threads per cell (``arena run --threads``); None: the arena's default.
-    threads: int | None = None
 
     @property
     def recipe(self) -> Any:
@@ -302,8 +298,6 @@ def run_cell(
         started = utc_now()
         if on_start is not None:
             on_start(cell, settings.recipe.epochs)
-        if settings.threads:  # the same under every executor unless asked otherwise
-            torch.set_num_threads(settings.threads)
         try:
             with time_limit(settings.cell_timeout_s) as limit:
                 result = _train(cell, settings, data, get_method, on_epoch)
@@ -358,8 +352,6 @@ def _train(
         device=settings.device,
         progress=None if on_epoch is None else (lambda event: on_epoch(cell, event)),
         keep_weights=settings.save_checkpoints,
-        # RunSettings.threads (None: the arena's default) comes with `arena run --threads`
-        threads=getattr(settings, "threads", None),
     )
 
 

@@ -54,6 +54,11 @@ def stable_hash(obj: Any, length: int = 12) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+#: Torch threads a cell trains with unless the recipe or ``arena run --threads`` says
+#: otherwise: the thread count changes the order of the arithmetic, and so the numbers.
+DEFAULT_THREADS = 1
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How one cell trains: SGD (Nesterov), linear warm-up then cosine decay."""
@@ -71,6 +76,10 @@ class Recipe:
     pairing: str = "flip"
     compile: bool | str = "auto"  # true, false, or "auto": on for CUDA, off elsewhere
     eval_batch_size: int = 512
+    #: Torch threads and deterministic algorithms: the numbers depend on them, so they
+    #: are part of the recipe (and its hash), the same under every executor.
+    threads: int = DEFAULT_THREADS
+    deterministic: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Every field but the name: what the recipe hash covers."""
@@ -92,6 +101,8 @@ _RECIPE_TYPES: dict[str, type | tuple[type, ...] | None] = {
     "pairing": str,
     "compile": None,  # true, false or "auto": checked in _recipe
     "eval_batch_size": int,
+    "threads": int,
+    "deterministic": bool,
 }
 _RECIPE_REQUIRED = ("epochs", "batch_size", "lr")
 #: Inclusive ranges of the recipe's whole numbers.
@@ -101,6 +112,7 @@ _RECIPE_INTS: dict[str, tuple[int, int]] = {
     "eval_batch_size": (1, 65_536),
     "warmup_epochs": (0, 10_000),
     "train_subset": (0, 100_000_000),
+    "threads": (1, 1024),
 }
 
 

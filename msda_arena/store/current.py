@@ -70,7 +70,8 @@ def latest_recipe(frame: pandas.DataFrame, warnings: list[str]) -> pandas.DataFr
     dropped = int((~keep).sum())
     if dropped:
         warnings.append(
-            f"{dropped} result(s) from an older recipe (arena.toml changed since) were left out; "
+            f"{dropped} result(s) from an older recipe (arena.toml, --threads or --deterministic "
+            "changed since) were left out; "
             "rerun `arena run` to measure them under the current recipe"
         )
     return frame[keep]
