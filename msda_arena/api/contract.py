@@ -32,7 +32,7 @@ from msda_arena.api.spec import SpecError, canonical
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ALPHA", "MaskMethod", "Method", "MethodBase", "MixMethod", "Param", "Saliency"]
+__all__ = ["ALPHA", "KINDS", "MaskMethod", "Method", "MethodBase", "MixMethod", "Param", "Saliency"]
 
 
 @dataclass(frozen=True)
@@ -224,3 +224,5 @@ class MixMethod(MethodBase):
 
 #: Either kind of method.
 Method = MaskMethod | MixMethod
+#: The method kinds by name (``arena methods``, ``arena new-plugin --kind``): the one list.
+KINDS: dict[str, type[MethodBase]] = {cls.kind: cls for cls in (MaskMethod, MixMethod)}

@@ -227,7 +227,7 @@ def _check_call_growth(
 
 def _check_vectorised(method: MaskMethod, device: torch.device) -> None:
     _check_call_growth(
-        lambda b: _torch_calls(method, b, device), _SCALING_BATCHES, "masks()", "mask"
+        lambda b: _torch_calls(method, b, device), _SCALING_BATCHES, "masks()", MaskMethod.kind
     )
     small_b, large_b = _SCALING_BATCHES
     for _attempt in range(2):  # a second look before blaming the method for a busy machine
@@ -324,7 +324,7 @@ def _check_mix_determinism(method: MixMethod, device: torch.device) -> None:
             "determinism",
             "mix() gave different outputs for the same inputs and seeded generator; draw "
             "all randomness from the generator argument",
-            contract="mix",
+            contract=MixMethod.kind,
         )
 
 
@@ -338,7 +338,7 @@ def _mix_torch_calls(method: MixMethod, batch: int, device: torch.device) -> int
 
 def _check_mix_vectorised(method: MixMethod, device: torch.device) -> None:
     _check_call_growth(
-        lambda b: _mix_torch_calls(method, b, device), _MIX_SCALING_BATCHES, "mix()", "mix"
+        lambda b: _mix_torch_calls(method, b, device), _MIX_SCALING_BATCHES, "mix()", MixMethod.kind
     )
 
 
@@ -355,7 +355,7 @@ def _check_convex(method: MixMethod, device: torch.device) -> None:
                 f"(weight outside [0, 1] by {outside:.3g}, other content {residual:.3g}); "
                 "mix with one weight per pixel for all channels, from x[i] and "
                 "x[partner[i]] only, and do not rescale or add to the images",
-                contract="mix",
+                contract=MixMethod.kind,
             )
 
 

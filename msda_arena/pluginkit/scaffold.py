@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from msda_arena.api.contract import MaskMethod, MixMethod, Param
+from msda_arena.api.contract import KINDS, MaskMethod, MixMethod, Param
 from msda_arena.api.errors import UsageError
 from msda_arena.api.spec import NAME_PATTERN, SpecError, parse_value
 from msda_arena.methods.registry import BUILTIN_PACKAGE, registry
@@ -41,7 +41,6 @@ from msda_arena.methods.registry import BUILTIN_PACKAGE, registry
 __all__ = ["KINDS", "PARAM_TYPES", "PluginParam", "parse_param", "write_plugin"]
 
 #: The method kinds a plugin can be written for.
-KINDS = ("mask", "mix")
 _SCALARS = {"float": float, "int": int, "bool": bool, "str": str}
 #: The parameter types ``--param`` accepts, as written on the command line -> the type.
 PARAM_TYPES: dict[str, Any] = _SCALARS | {f"tuple[{n}]": tuple[t, ...] for n, t in _SCALARS.items()}
@@ -208,7 +207,7 @@ def _class_name(name: str) -> str:
 
 def _params_source(kind: str, params: list[PluginParam]) -> str:
     entries = [p.source() for p in params]
-    if kind == "mask" and not any(p.name == "alpha" for p in params):
+    if kind == MaskMethod.kind and not any(p.name == "alpha" for p in params):
         entries.insert(0, "ALPHA")
     if not entries:
         return "    params = ()\n"
@@ -267,7 +266,7 @@ _MIX_BODY = '''\
 
 def _module_source(name: str, kind: str, params: list[PluginParam]) -> str:
     cls = _class_name(name)
-    if kind == "mask":
+    if kind == MaskMethod.kind:
         imports = "from msda_arena import MaskMethod, Param, hookimpl\n"
         if not any(p.name == "alpha" for p in params):
             imports += "from msda_arena.api.contract import ALPHA\n"
@@ -353,7 +352,7 @@ def test_{ident}_trains_one_cell(tmp_path):
 
 
 def _readme(name: str, kind: str, module: str) -> str:
-    what = "masks()" if kind == "mask" else "mix()"
+    what = "masks()" if kind == MaskMethod.kind else "mix()"
     return f"""\
 # arena-{name}: an msda-arena plugin
 
@@ -415,7 +414,7 @@ def write_plugin(
     """
     _check_name(name)
     if kind not in KINDS:
-        raise UsageError(f"--kind {kind!r}: use mask or mix")
+        raise UsageError(f"--kind {kind!r}: use {' or '.join(KINDS)}")
     parsed = [parse_param(text) for text in params]
     seen: set[str] = set()
     for p in parsed:

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from msda_arena.api.contract import Method, MixMethod, Saliency
+from msda_arena.api.contract import MaskMethod, Method, MixMethod, Saliency
 from msda_arena.api.errors import ArenaError
 from msda_arena.train import interrupts
 
@@ -69,7 +69,9 @@ class MethodContractError(ArenaError):
         contract: ``"mask"`` or ``"mix"``, the method's kind.
     """
 
-    def __init__(self, rule: str, message: str, where: str = "", contract: str = "mask") -> None:
+    def __init__(
+        self, rule: str, message: str, where: str = "", contract: str = MaskMethod.kind
+    ) -> None:
         at = f" at {where}" if where else ""
         super().__init__(f"{contract} contract rule '{rule}' failed{at}: {message}")
         self.rule = rule
@@ -91,10 +93,10 @@ class MixContractError(MethodContractError):
 
 
 def contract_error(
-    rule: str, message: str, where: str = "", contract: str = "mask"
+    rule: str, message: str, where: str = "", contract: str = MaskMethod.kind
 ) -> MethodContractError:
     """The error of ``contract``'s kind: :class:`MixContractError` for ``"mix"``."""
-    kind = MixContractError if contract == "mix" else MaskContractError
+    kind = MixContractError if contract == MixMethod.kind else MaskContractError
     return kind(rule, message, where, contract)
 
 
@@ -159,7 +161,9 @@ def _check_mix_meta(out: object, x: torch.Tensor) -> tuple[torch.Tensor, torch.T
         isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)
     ):
         raise contract_error(
-            "type", "mix() must return a tuple (mixed, weight) of two tensors", contract="mix"
+            "type",
+            "mix() must return a tuple (mixed, weight) of two tensors",
+            contract=MixMethod.kind,
         )
     mixed, weight = out
     if mixed.shape != x.shape or tuple(weight.shape) != (b,):
@@ -167,20 +171,20 @@ def _check_mix_meta(out: object, x: torch.Tensor) -> tuple[torch.Tensor, torch.T
             "shape",
             f"expected mixed {list(x.shape)} and weight [{b}], got "
             f"{list(mixed.shape)} and {list(weight.shape)}",
-            contract="mix",
+            contract=MixMethod.kind,
         )
     if mixed.dtype != x.dtype or not weight.is_floating_point():
         raise contract_error(
             "dtype",
             f"expected mixed {x.dtype} (the inputs' dtype) and a floating-point weight, got "
             f"{mixed.dtype} and {weight.dtype}",
-            contract="mix",
+            contract=MixMethod.kind,
         )
     if mixed.device != x.device or weight.device != x.device:
         raise contract_error(
             "device",
             f"expected both on {x.device}, got {mixed.device} and {weight.device}",
-            contract="mix",
+            contract=MixMethod.kind,
         )
     return mixed, weight
 
@@ -195,11 +199,11 @@ def _mix_summary(mixed: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tenso
 
 
 def _mask_value_error(
-    lo: float, hi: float, where: str = "", contract: str = "mask"
+    lo: float, hi: float, where: str = "", contract: str = MaskMethod.kind
 ) -> MethodContractError | None:
     """Rules ``finite`` then ``range`` from the masks' (a mixing method's label
     weights') min and max (NaN propagates)."""
-    if contract == "mix":
+    if contract == MixMethod.kind:
         what, finite = "label weights", "mixed inputs or label weights contain NaN or infinity"
     else:
         what, finite = "mask values", "masks contain NaN or infinity"
@@ -296,7 +300,7 @@ class Mixer:
         if pairing not in ("flip", "permute"):
             raise ValueError(f"pairing must be 'flip' or 'permute', got {pairing!r}")
         self.method = method
-        self.contract = "mix" if isinstance(method, MixMethod) else "mask"
+        self.contract = method.kind
         self.per_sample = per_sample
         self.pairing = pairing
         self._validate = validate
