@@ -184,6 +184,66 @@ def _cut(cut: int, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     raise AssertionError(name)
 
 
+def _col(t: torch.Tensor) -> torch.Tensor:  # [n] -> [n, 1, 1]
+    return t.view(-1, 1, 1)
+
+
+def _background(
+    grad: torch.Tensor,
+    line_c: torch.Tensor,
+    line_a: torch.Tensor,
+    line_len: torch.Tensor,
+    line_v: torch.Tensor,
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    size: int,
+) -> torch.Tensor:
+    """Background luminance [n, H, W]: a gradient plus anti-aliased line segments."""
+    lum = (
+        _col(grad[:, 0]) * (xs - size / 2) / size * 2
+        + _col(grad[:, 1]) * (ys - size / 2) / size * 2
+    )
+    width = max(1.0, size / 32) / 2 + 0.5
+    for i in range(_N_LINES):
+        ca, sa = _col(line_a[:, i].cos()), _col(line_a[:, i].sin())
+        dx, dy = xs - _col(line_c[:, i, 0]), ys - _col(line_c[:, i, 1])
+        across = (dx * sa - dy * ca).abs_()
+        along = (dx * ca + dy * sa).abs_()
+        alpha = (width - across).clamp_(0, 1).mul_(along <= _col(line_len[:, i]))
+        lum = lum + alpha * _col(line_v[:, i])
+    return lum
+
+
+def _object(
+    ids: torch.Tensor,
+    u: torch.Tensor,
+    v: torch.Tensor,
+    freq: torch.Tensor,
+    phase: torch.Tensor,
+    angle: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The object's mask and its texture's second-colour pixels (bool [n, H, W] each),
+    per shape / cut / texture group (not per image); ``ids``: [n, 3] shape, texture, cut."""
+    n, size = u.shape[0], u.shape[2]
+    mask = torch.zeros(n, size, size, dtype=torch.bool, device=u.device)
+    second = torch.zeros_like(mask)
+    for s in range(len(SHAPES)):
+        idx = (ids[:, 0] == s).nonzero().squeeze(1)
+        if idx.numel():
+            mask[idx] = _shape_mask(s, u[idx], v[idx])
+    for c in range(1, len(CUTS)):  # cut 0 (whole) removes nothing
+        idx = (ids[:, 2] == c).nonzero().squeeze(1)
+        if idx.numel():
+            mask[idx] &= ~_cut(c, u[idx], v[idx])
+    for k in range(1, len(TEXTURES)):  # texture 0 (solid) has no second colour
+        idx = (ids[:, 1] == k).nonzero().squeeze(1)
+        if idx.numel():
+            second[idx] = _texture(
+                k, u[idx], v[idx], _col(freq[idx]), phase[idx].view(-1, 1, 1, 2), _col(angle[idx])
+            )
+    return mask, second
+
+
 def _generate_chunk(
     n: int,
     labels: torch.Tensor,
@@ -202,11 +262,6 @@ def _generate_chunk(
 
     def rand(*shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=g).to(device)
-
-    def col(t: torch.Tensor) -> torch.Tensor:  # [n] -> [n, 1, 1]
-        return t.view(-1, 1, 1)
-
-    shape_id, texture_id, cut_id = table[labels, 0], table[labels, 1], table[labels, 2]
 
     # Geometry: half-side in pixels, centre such that the object lies inside the image.
     half = 0.5 * size * object_scale * (1 + _SIZE_JITTER * (2 * rand(n) - 1))
@@ -232,39 +287,10 @@ def _generate_chunk(
     coords = torch.arange(size, dtype=torch.float32, device=device) + 0.5
     xs, ys = coords.view(1, 1, size), coords.view(1, size, 1)
 
-    # Background luminance: gradient plus anti-aliased line segments (behind the object).
-    lum = (
-        col(grad[:, 0]) * (xs - size / 2) / size * 2 + col(grad[:, 1]) * (ys - size / 2) / size * 2
-    )
-    width = max(1.0, size / 32) / 2 + 0.5
-    for i in range(_N_LINES):
-        ca, sa = col(line_a[:, i].cos()), col(line_a[:, i].sin())
-        dx, dy = xs - col(line_c[:, i, 0]), ys - col(line_c[:, i, 1])
-        across = (dx * sa - dy * ca).abs_()
-        along = (dx * ca + dy * sa).abs_()
-        alpha = (width - across).clamp_(0, 1).mul_(along <= col(line_len[:, i]))
-        lum = lum + alpha * col(line_v[:, i])
-
-    # Object: shape mask and texture, per shape / texture group (not per image).
-    u = (xs - col(cx)) / col(half)  # [n, 1, W]
-    v = (ys - col(cy)) / col(half)  # [n, H, 1]
-    mask = torch.zeros(n, size, size, dtype=torch.bool, device=device)
-    second = torch.zeros(n, size, size, dtype=torch.bool, device=device)
-    for s in range(len(SHAPES)):
-        idx = (shape_id == s).nonzero().squeeze(1)
-        if idx.numel():
-            mask[idx] = _shape_mask(s, u[idx], v[idx])
-    for c in range(1, len(CUTS)):  # cut 0 (whole) removes nothing
-        idx = (cut_id == c).nonzero().squeeze(1)
-        if idx.numel():
-            mask[idx] &= ~_cut(c, u[idx], v[idx])
-    for k in range(1, len(TEXTURES)):  # texture 0 (solid) has no second colour
-        idx = (texture_id == k).nonzero().squeeze(1)
-        if idx.numel():
-            second[idx] = _texture(
-                k, u[idx], v[idx], col(freq[idx]), phase[idx].view(-1, 1, 1, 2), col(angle[idx])
-            )
-
+    lum = _background(grad, line_c, line_a, line_len, line_v, xs, ys, size)
+    u = (xs - _col(cx)) / _col(half)  # [n, 1, W]
+    v = (ys - _col(cy)) / _col(half)  # [n, H, 1]
+    mask, second = _object(table[labels], u, v, freq, phase, angle)
     c1, c2, bg = (c.mul(255).view(n, 3, 1, 1) for c in (c1, c2, bg))
     obj = torch.where(second.unsqueeze(1), c2, c1)
     img = torch.where(mask.unsqueeze(1), obj, lum.unsqueeze(1) * 255 + bg)

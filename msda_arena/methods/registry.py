@@ -214,10 +214,22 @@ def _load() -> Registry:
     reg = Registry()
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    origin: dict[str, tuple[str, str, str]] = {}  # plugin name -> (package, version, entry point)
     pm.register(builtins, name="msda_arena.methods")
-    origin["msda_arena.methods"] = (BUILTIN_PACKAGE, __version__, "builtins")
+    origin = {"msda_arena.methods": (BUILTIN_PACKAGE, __version__, "builtins")}
+    origin.update(_register_plugins(pm, reg))
+    hooks = (pm.hook.register_methods, pm.hook.register_mask_methods)  # the new name, the old
+    for impl in [impl for hook in hooks for impl in hook.get_hookimpls()]:
+        package, version, ep_name = origin.get(impl.plugin_name, (impl.plugin_name, "unknown", "?"))
+        _collect(reg, impl, package, version, ep_name)
+    for name, packages in reg.conflicts.items():
+        reg.warnings.append(_conflict_message(name, packages) + " (the name is disabled)")
+    return reg
 
+
+def _register_plugins(pm: pluggy.PluginManager, reg: Registry) -> dict[str, tuple[str, str, str]]:
+    """Load every entry point (those ``ARENA_PLUGINS`` names, if set) into ``pm``; a
+    broken one is recorded in ``reg``. Returns plugin name -> (package, version, entry point)."""
+    origin: dict[str, tuple[str, str, str]] = {}
     only = {p.strip().lower() for p in os.environ.get("ARENA_PLUGINS", "").split(",") if p.strip()}
     matched: set[str] = set()
     for ep in _entry_points():
@@ -248,50 +260,45 @@ def _load() -> Registry:
             f"ARENA_PLUGINS names {name!r}, which matches no installed plugin package "
             "(see `arena plugins`)"
         )
+    return origin
 
-    hooks = (pm.hook.register_methods, pm.hook.register_mask_methods)  # the new name, the old
-    for impl in [impl for hook in hooks for impl in hook.get_hookimpls()]:
-        package, version, ep_name = origin.get(impl.plugin_name, (impl.plugin_name, "unknown", "?"))
-        staged: list[MethodInfo] = []
 
-        def register(cls: Any, _package=package, _version=version, _staged=staged) -> None:
-            if not (isinstance(cls, type) and issubclass(cls, (MaskMethod, MixMethod))):
-                raise TypeError(f"register() takes a MaskMethod or MixMethod subclass, got {cls!r}")
-            if not isinstance(cls.name, str) or not NAME_PATTERN.match(cls.name):
-                raise TypeError(
-                    f"{cls.__name__}.name must be lower-case letters, digits, '-' and '_' "
-                    f"starting with a letter, got {cls.name!r}"
+def _collect(reg: Registry, impl: Any, package: str, version: str, ep_name: str) -> None:
+    """Call one hook implementation and add what it registers to ``reg``: all or, if it
+    raises, none; a name two packages register is disabled; a built-in name is refused."""
+    staged: list[MethodInfo] = []
+
+    def register(cls: Any) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, (MaskMethod, MixMethod))):
+            raise TypeError(f"register() takes a MaskMethod or MixMethod subclass, got {cls!r}")
+        if not isinstance(cls.name, str) or not NAME_PATTERN.match(cls.name):
+            raise TypeError(
+                f"{cls.__name__}.name must be lower-case letters, digits, '-' and '_' "
+                f"starting with a letter, got {cls.name!r}"
+            )
+        staged.append(MethodInfo(cls.name, cls, package, version))
+
+    try:
+        impl.function(register=register)
+    except Exception as exc:
+        _broken(reg, BrokenPlugin(package, ep_name, _describe(exc)))
+        return
+    for info in staged:
+        other = reg.methods.get(info.name)
+        if info.name in reg.conflicts:
+            reg.conflicts[info.name].append(info.package)
+        elif other is not None and other.cls is not info.cls:
+            if other.package == BUILTIN_PACKAGE:  # the built-in stays
+                refused = f"it registers {info.name!r}, a built-in method name; refused "
+                _broken(
+                    reg,
+                    BrokenPlugin(info.package, ep_name, refused + "(rename the plugin's method)"),
                 )
-            _staged.append(MethodInfo(cls.name, cls, _package, _version))
-
-        try:
-            impl.function(register=register)
-        except Exception as exc:
-            _broken(reg, BrokenPlugin(package, ep_name, _describe(exc)))
-            continue
-        for info in staged:
-            other = reg.methods.get(info.name)
-            if info.name in reg.conflicts:
-                reg.conflicts[info.name].append(info.package)
-            elif other is not None and other.cls is not info.cls:
-                if other.package == BUILTIN_PACKAGE:  # the built-in stays
-                    _broken(
-                        reg,
-                        BrokenPlugin(
-                            info.package,
-                            ep_name,
-                            f"it registers {info.name!r}, a built-in method name; refused "
-                            "(rename the plugin's method)",
-                        ),
-                    )
-                    continue
-                reg.conflicts[info.name] = [other.package, info.package]
-                del reg.methods[info.name]
-            else:
-                reg.methods[info.name] = info
-    for name, packages in reg.conflicts.items():
-        reg.warnings.append(_conflict_message(name, packages) + " (the name is disabled)")
-    return reg
+                continue
+            reg.conflicts[info.name] = [other.package, info.package]
+            del reg.methods[info.name]
+        else:
+            reg.methods[info.name] = info
 
 
 def _conflict_message(name: str, packages: list[str]) -> str:
