@@ -11,8 +11,6 @@ Two shapes of dataset come out of :func:`load_dataset`:
 
 Dataset names (fixed across the project): ``procedural``, ``cifar10``, ``cifar100``,
 ``fashion_mnist``, ``imagenet100``; ``imagenet1k`` exists only as published numbers.
-Missing or unreadable data raises :class:`msda_arena.api.errors.UsageError` with one line that
-names the path to fill or the profile to use.
 """
 
 from __future__ import annotations

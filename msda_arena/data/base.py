@@ -63,7 +63,6 @@ class TensorData:
         train_y: int64 training labels [N], values in ``0 .. num_classes - 1``.
         test_x: uint8 test images [M, C, H, W].
         test_y: int64 test labels [M].
-        num_classes: number of classes.
         mean: per-channel mean of the training images, in 0..1 units.
         std: per-channel standard deviation, in 0..1 units.
         info: free-form provenance (source path, generator settings...).
@@ -134,10 +133,7 @@ class FolderData:
     Attributes:
         name: dataset name (``"imagenet100"``).
         root: the folder holding ``train/`` and ``val/``.
-        train_root: ``root / "train"``.
-        val_root: ``root / "val"``.
         classes: class folder names, sorted (label i is ``classes[i]``).
-        num_classes: ``len(classes)``.
         num_train: number of training images (files with an image extension).
         num_val: number of validation images.
         image_size: side the loader resizes images to (shorter side, then centre crop).
@@ -216,5 +212,3 @@ class OptionRule:
             hi = "" if self.hi is None else f" <= {_bound(self.hi)}"
             why = f" ({self.why})" if self.why else ""
             raise UsageError(f"{what} is {value!r}; it must be {lo}{key}{hi}{why}")
-
-

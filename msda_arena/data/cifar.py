@@ -10,8 +10,7 @@ downloads them)::
 [N, 3, 32, 32] without any per-image work. ``<root>`` may also be the batch folder itself.
 The pickles are read with a restricted unpickler that only builds numpy arrays, so a
 foreign or corrupt file fails with a one-line :class:`~msda_arena.api.errors.UsageError` naming
-it instead of running code. If the folder is missing and ``download=True``, torchvision's
-downloader fetches the archive into ``<root>``; offline, the error says what to do.
+it instead of running code.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ __all__ = ["CIFAR_LAYOUT", "OPTIONS", "load_cifar", "read_cifar_batch"]
 #: ``dataset_options`` of ``cifar10`` and ``cifar100`` in arena.toml.
 OPTIONS: dict[str, OptionRule] = {"download": OptionRule(bool)}
 
-# name -> (folder, train files, test files, label key, classes, label, mean, std)
 CIFAR_LAYOUT: dict[str, dict[str, Any]] = {
     "cifar10": {
         "folder": "cifar-10-batches-py",

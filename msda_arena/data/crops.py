@@ -237,8 +237,6 @@ def sample_params(
     """Draw random crop geometry for a batch (one draw from ``generator``, on its device).
 
     Args:
-        scenario: the scenario.
-        batch_size: number of views.
         generator: the only source of randomness; the params live on its device.
         in_size: (H, W) of the source images.
         out_size: (H, W) of the views (default ``in_size``); when a dimension keeps its size
@@ -327,7 +325,6 @@ def train_views(
 
     Args:
         x: float batch [B, C, H, W] on any device, normalised (zero = dataset mean).
-        scenario: the crop scenario.
         generator: a ``torch.Generator`` on ``x``'s device; the only randomness used.
         out_size: output side or (H, W); default: the input's.
 

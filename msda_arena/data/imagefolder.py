@@ -139,7 +139,6 @@ def make_loader(
     Args:
         data: the tree, from :func:`load_imagefolder`.
         split: ``"train"`` or ``"val"``.
-        batch_size: images per batch.
         workers: decoding processes (0 decodes in the main process).
         shuffle: default True for train, False for val.
         drop_last: default True for train (fixed batch shapes), False for val.

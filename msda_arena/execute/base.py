@@ -102,7 +102,6 @@ def preflight_methods(
     those that fail (``"conformance rule 'vectorised' failed: ..."``). Each method's
     check may take ``limit_s`` seconds, at most :data:`CHECK_LIMIT_S` (a method that
     hangs fails its check)."""
-
     failures: dict[str, str] = {}
     check_s = min(limit_s or CHECK_LIMIT_S, CHECK_LIMIT_S)
     for spec in dict.fromkeys(methods):
@@ -157,7 +156,6 @@ class Executor:
     def prepare(self, reporter: Reporter) -> None:
         """Before the first cell: prove the store writable, then :meth:`tidy` it.
         Subclasses add their own checks (the local data)."""
-
         check_writable(self.results)
         self.tidy(reporter)
 
@@ -165,7 +163,6 @@ class Executor:
         """Remove what dead runs left: temporary files and stale claims (a run killed
         after storing a cell but before releasing its claim). Called whether or not
         there is a cell to train; a store that cannot be tidied is left as it is."""
-
         try:
             removed = clean_temporaries(self.results) + clean_leftovers(self.results)
             claims = clear_dead_claims(self.results)

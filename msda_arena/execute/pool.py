@@ -3,8 +3,7 @@
 :func:`run_pool` starts one process per slot (``spawn``, so CUDA initialises cleanly in
 each), hands each a cell at a time over a pipe and yields outcomes as they finish. A
 worker keeps its copy of the dataset on its device between cells. Each cell runs
-through :func:`msda_arena.execute.worker.run_cell_here`, so claims, records and failures are
-exactly those of every other executor. A worker that dies mid-cell (a segfault, an
+through :func:`msda_arena.execute.worker.run_cell_here`. A worker that dies mid-cell (a segfault, an
 out-of-memory kill) is noticed through its process sentinel: its cell gets a failed
 record naming the signal, and the slot gets a fresh process. Ctrl-C (or any error in
 the driver) stops every worker; their cells write nothing.

@@ -2,11 +2,9 @@
 
 :class:`RayExecutor` joins a running cluster (``--ray-address``, else ``$RAY_ADDRESS``)
 or starts a local Ray instance for the run (shut down at its end). Each cell is one task
-running :func:`msda_arena.execute.worker.run_cell_here` on a worker: the worker claims, trains and
-stores the cell itself, so a cell means exactly what it means under ``--executor local``
-(resume, claims shared with every other run on the store, failed records) and nothing is
-held only in the driver's memory. The store path must therefore be the same on every
-node (a shared folder: NFS or a local disk for a one-machine cluster).
+running :func:`msda_arena.execute.worker.run_cell_here`, which claims, trains and stores it
+on the worker, so nothing is held only in the driver's memory; the store path must be
+the same on every node (NFS, or a local disk for a one-machine cluster).
 
 Resources: on a cluster with GPUs each task asks for ``1 / cells_per_gpu`` GPU and trains
 on ``cuda`` (Ray sets ``CUDA_VISIBLE_DEVICES`` per task; a GPU worker process serves one
@@ -86,20 +84,16 @@ def _import_ray() -> Any:
     return ray
 
 
-# --- What runs on the workers (module-level, so Ray ships them by reference) -----------
-
-
+# What runs on the workers is module-level, so Ray ships it by reference.
 def _cell_task(cell: GridCell, settings: RunSettings) -> CellOutcome:
     """One cell on a Ray worker: claim, train, store (the dataset is loaded once per
     worker process)."""
-
     return run_cell_here(cell, settings)
 
 
 def _claims_free_here(settings: RunSettings, cells: list[GridCell]) -> list[str | None]:
     """For each cell, None when its claim is live as judged on this host (where the
     owner's pid can be checked), else why it may be taken (gone, or stale)."""
-
     reasons: list[str | None] = []
     for cell in cells:
         path = claims.claim_path(settings.results, cell.dataset, cell.key)
@@ -141,8 +135,6 @@ class RayExecutor(Executor):
         self._task: Any = None
         self._probe: Any = None
         self._dead: Any = None
-
-    # -- connection ----------------------------------------------------------------------
 
     def connect(self, reporter: Reporter | None = None) -> None:
         """Join or start Ray (idempotent) and choose the cells' device from the cluster's
@@ -206,8 +198,6 @@ class RayExecutor(Executor):
         if self.gpus > 0:
             return max(1, math.floor(resources.get("GPU", 0.0) * self.options.cells_per_gpu))
         return max(1, math.floor(resources.get("CPU", 1.0)))
-
-    # -- the executor interface ----------------------------------------------------------
 
     def prepare(self, reporter: Reporter) -> None:
         """The store checks, then Ray; on a local instance the dataset must exist here
@@ -280,8 +270,6 @@ class RayExecutor(Executor):
             self.cancel()
             raise
 
-    # -- helpers -------------------------------------------------------------------------
-
     def _submit(self, remote: Any, node: str | None, *args: Any) -> Any:
         if node is None:
             return remote.remote(*args)
@@ -306,7 +294,6 @@ class RayExecutor(Executor):
         here by its heartbeat's age alone. A claim judged gone is taken over by a task on
         the owner's node.
         """
-
         nodes = self._nodes()
         here = socket.gethostname()
         out: list[tuple[GridCell, str | None, str | None]] = []
@@ -392,7 +379,6 @@ class RayExecutor(Executor):
 
     def _owner_node(self, cell: GridCell) -> str | None:
         """The node of the host that holds the cell's claim, if it is one of the cluster."""
-
         info = claims.read_claim(claims.claim_path(self.settings.results, cell.dataset, cell.key))
         return self._nodes().get(info.host) if info is not None else None
 

@@ -3,11 +3,10 @@
 The driver (``arena run`` on a login node) plans the run like every executor (resume,
 preflight, counting: :class:`msda_arena.execute.base.Executor`), then submits **one job
 array** with one element per cell still to run (``submitit``'s ``map_array``). Each
-element calls :func:`msda_arena.execute.worker.run_cell_here`: it claims, trains and stores its
-cell into the shared store itself, so nothing lives only in the driver's memory and a
-driver that exits (no ``--wait``) or dies loses nothing. The store must therefore be on
-a filesystem that the nodes share (its path is made absolute), and the nodes must run
-the same Python environment (msda-arena and the plugins whose methods they train).
+element claims, trains and stores its cell itself
+(:func:`msda_arena.execute.worker.run_cell_here`), so a driver that exits (no ``--wait``)
+or dies loses nothing. The store must be on a filesystem the nodes share (its path is
+made absolute), and the nodes must run the same Python environment (with the plugins).
 
 Job files
 ---------
@@ -126,9 +125,7 @@ class SlurmExecutor(Executor):
     """Cells as the elements of one Slurm job array (see the module docstring).
 
     Raises :class:`~msda_arena.api.errors.UsageError` (one line) when submitit is not
-    installed; :meth:`run` raises it when there is something to submit and no Slurm
-    here (no ``sbatch``) while ``ARENA_SLURM_CLUSTER=local`` does not ask for local
-    processes.
+    installed; :meth:`prepare` when there is no Slurm here.
     """
 
     def settings_changed(self) -> None:
@@ -150,8 +147,6 @@ class SlurmExecutor(Executor):
         device = "cuda" if self.options.slurm_gpus > 0 else "cpu"
         self.cell_settings = replace(settings, device=device)
         self._submitted = ""
-
-    # ----------------------------------------------------------------- the run
 
     def prepare(self, reporter: Reporter) -> None:
         """Before anything is submitted or written: Slurm must be here (``sbatch``),
@@ -195,8 +190,6 @@ class SlurmExecutor(Executor):
         reporter.note(array.describe())
         yield from self._follow(array, reporter)
 
-    # ----------------------------------------------------------------- submission
-
     def _submit(self, cells: list[GridCell]) -> _Array:
         import submitit
 
@@ -234,11 +227,8 @@ class SlurmExecutor(Executor):
             self.cluster, folder, outcomes, list(zip(jobs, cells, strict=True)), submitted_at
         )
 
-    # ----------------------------------------------------------------- following
-
     def _follow(self, array: _Array, reporter: Reporter) -> Iterator[CellOutcome]:
         """Yield each cell's outcome as its element finishes (see the module docstring)."""
-
         pending = list(array.jobs)
         ended: dict[str, float] = {}  # job id -> when it was first seen ended, no outcome
         dead: list[tuple[GridCell, str]] = []  # cells whose failure waits for their claim
@@ -408,7 +398,6 @@ def _last_error(path: Path) -> str:
 
 def _read_outcome(folder: Path, cell: GridCell) -> CellOutcome | None:
     """The outcome an element wrote for ``cell``, or None (missing or unreadable)."""
-
     try:
         data = json.loads((folder / f"{cell.key}.json").read_text())
         if data["key"] != cell.key or data["action"] not in ("trained", "skipped"):
@@ -447,7 +436,6 @@ def _store_failure_claimed(
     An ``ok`` result stored since ``since`` (UTC ISO; None: never) is the cell's outcome
     instead: its job stored it before it died, or another run did.
     """
-
     claim = claims.try_claim(settings.results, cell.dataset, cell.key, settings.claim_ttl_s)
     if claim is None:
         return None
@@ -470,16 +458,12 @@ def _store_failure_claimed(
     return CellOutcome(cell, "trained", record, kept_ok=kept)
 
 
-# --------------------------------------------------------------------- the element
-
-
 class CellJob(_Checkpointable):
     """What one array element runs: claim, train and store one cell
     (:func:`~msda_arena.execute.worker.run_cell_here`), then write its outcome file.
 
-    A ``submitit.helpers.Checkpointable``: on preemption the cell's claim is released
-    first (the signal interrupts training like Ctrl-C, and the claim's ``with`` block
-    ends), then :meth:`checkpoint` requeues the same cell. See the module docstring.
+    A ``submitit.helpers.Checkpointable``: preemption is handled as the module docstring
+    says (claim released first, then :meth:`checkpoint` requeues the same cell).
     """
 
     def __init__(self) -> None:

@@ -108,7 +108,6 @@ class CellOutcome:
 
 def stored_record(root: str | Path, cell: GridCell) -> dict[str, Any] | None:
     """The valid record stored for ``cell``, or None (missing, damaged, old layout)."""
-
     record = read_result(cell_path(root, cell.dataset, cell.key))
     if record is None or any(
         record[name] != getattr(cell, name) for name in ("key", "profile", *CELL_IDENTITY)
@@ -131,7 +130,6 @@ def stored_status(root: str | Path, cell: GridCell) -> str | None:
 def provenance(cell: GridCell, settings: RunSettings, started_at: str) -> dict[str, Any]:
     """The record columns that say where a result came from: the method's package,
     version and code, every loaded plugin package, versions, device, host, config."""
-
     info: dict[str, Any] = {
         "method_code": cell.method_code,
         "config_hash": settings.config.config_hash(settings.profile),
@@ -174,7 +172,6 @@ def failed_record(
     cell: GridCell, settings: RunSettings, error: str, started_at: str | None = None
 ) -> ResultRecord:
     """The failed record of ``cell`` with ``error``, stamped now."""
-
     started = started_at or utc_now()
     info = provenance(cell, settings, started)
     info.update(finished_at=utc_now(), device_name=info.get("device_name") or settings.device)
@@ -188,7 +185,6 @@ def store_failure(settings: RunSettings, record: ResultRecord) -> bool:
     A *stale* ok result (trained by other code than ``record.method_code``) is replaced:
     the failure is what the current code does. Call it while holding the cell's claim.
     """
-
     current = read_result(cell_path(settings.results, record.dataset, record.key))
     if (
         current is not None
@@ -204,7 +200,6 @@ def fail_cell(cell: GridCell, settings: RunSettings, error: str) -> CellOutcome:
     """Store ``cell``'s failed record with ``error`` without training it (a method that
     failed its checks, a worker that died), under the cell's claim like every write; a
     stored current ok result is kept. ``busy`` when another run holds the claim."""
-
     claim = claims.try_claim(settings.results, cell.dataset, cell.key, settings.claim_ttl_s)
     if claim is None:
         return CellOutcome(cell, "busy", detail="being trained by another run")
@@ -278,7 +273,6 @@ def run_cell(
         KeyboardInterrupt: the user pressed Ctrl-C; nothing is written for this cell.
         StoreError: its record cannot be written (one line naming the path and cause).
     """
-
     try:
         claim = claims.try_claim(settings.results, cell.dataset, cell.key, settings.claim_ttl_s)
     except OSError as exc:
@@ -361,7 +355,6 @@ _DATA: dict[tuple[Any, ...], Any] = {}
 def load_data(settings: RunSettings) -> Any:
     """The profile's dataset on ``settings.device``, loaded once per process (workers of
     every executor keep it between cells)."""
-
     profile = settings.profile
     root = settings.data_root or profile.data_root
     key = (profile.dataset, stable_hash(profile.dataset_options), root, settings.device)

@@ -11,10 +11,8 @@ Usable without the CLI::
     write_plots(report, "plots/")
     ece = build_report(frame, compare="mymask", metric="ece")  # lower is better
 
-One module per concern, each saying what it owns: metrics, selection, stats, table,
-compare, interaction, regime, published, build (all of it together), text, html and
-render (the formats), plots, profiles, show (what ``arena report`` and ``arena run``
-print). Nothing here imports torch, except :func:`profiles_png` when it runs.
+One module per concern, each saying what it owns. Nothing here imports torch, except
+:func:`profiles_png` when it runs.
 """
 
 from __future__ import annotations

@@ -107,15 +107,11 @@ def build_report(
         published: published numbers to show beside the measured rows.
         warnings: warnings from loading, carried into the report.
         metric: what the leaderboard and the paired tests are built on, a name of
-            :data:`~msda_arena.api.metrics.METRICS` (``"top1"``, ``"ece"``,
-            ``"fgsm"``). Successful results whose metric is NaN (stored before it was
-            measured) are missing for it, never averaged, with one warning counting
-            them. Published numbers are top-1: shown only for ``"top1"``.
+            :data:`~msda_arena.api.metrics.METRICS`; results that did not measure it are
+            missing for it (one warning counts them); published numbers are top-1.
         interaction: methods (A, B) of the crop-scenario interaction
-            ``(A - B on large-crop) - (A - B on small-crop)``
-            (:func:`~msda_arena.report.interaction.scenario_interaction`), on ``metric``;
-            ``None`` skips it. When one scenario or the matched runs are missing it is
-            omitted with a one-line reason, ``Report.interaction_note``.
+            (:mod:`~msda_arena.report.interaction`) on ``metric``; ``None`` skips it, and
+            ``Report.interaction_note`` says why it is missing when it cannot be computed.
 
     Raises:
         StoreError: no results.

@@ -63,7 +63,6 @@ class Interaction:
         method_a, method_b: A and B.
         large, small: the two scenarios (large crop, small crop).
         metric: the metric's name (``"top1"``, ``"ece"``, ``"fgsm"``).
-        higher_is_better: the metric's direction.
         n: number of (dataset, arch, seed) with all four results.
         mean: mean interaction, in the metric's display unit (NaN when n == 0).
         ci_low, ci_high: its 95% t-interval (NaN when n < 2).

@@ -56,10 +56,17 @@ def _colors(methods: list[str]) -> dict[str, str]:
     return {m: _FIXED[m] if m in _FIXED else next(others) for m in methods}
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def _panels(n: int, most: int, width: float, height: float) -> tuple[Figure, list[Any]]:
+    """A figure of ``n`` panels of ``width`` x ``height`` inches, ``most`` per row."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), layout="constrained")
+    ncols = min(most, n)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    axes = [ax for row in fig.subplots(nrows, ncols, squeeze=False) for ax in row]
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
 
 
 def accuracy_figure(report: Report) -> Figure:
@@ -69,15 +76,10 @@ def accuracy_figure(report: Report) -> Figure:
     pub_only = [p.method for p in board.published if p.method not in measured]
     methods = measured + pub_only
     colors = _colors(methods)
-    n_cols = len(board.columns)
-    ncols = min(3, n_cols)
-    nrows = math.ceil(n_cols / ncols)
-    fig = _new_figure(4.6 * ncols, (0.28 * len(methods) + 1.4) * nrows)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    fig, axes = _panels(len(board.columns), 3, 4.6, 0.28 * len(methods) + 1.4)
     multi = len(board.datasets) > 1
     ys = list(range(len(methods)))[::-1]
-    for j, column in enumerate(board.columns):
-        ax = axes[j // ncols][j % ncols]
+    for j, (ax, column) in enumerate(zip(axes, board.columns, strict=True)):
         for y, row in zip(ys[: len(board.rows)], board.rows, strict=True):
             cell = row.cells[j]
             if not cell.has_result:
@@ -103,8 +105,6 @@ def accuracy_figure(report: Report) -> Figure:
         ax.set_xlabel(report.metric.axis_label, fontsize=8)
         ax.grid(axis="x", alpha=0.3)
         ax.tick_params(axis="x", labelsize=8)
-    for k in range(n_cols, nrows * ncols):
-        axes[k // ncols][k % ncols].set_visible(False)
     caption = "mean ± 1 std over seeds"
     if board.published:
         caption += "; ◇ = published (paper)"
@@ -133,16 +133,11 @@ def scenario_figure(report: Report) -> Figure | None:
         return None
     colors = _colors(measured)
     published = {p.method: p for p in board.published}
-    n = len(groups)
-    ncols = min(2, n)
-    nrows = math.ceil(n / ncols)
-    fig = _new_figure(
-        max(5.5, 1.0 + 0.7 * len(others)) * ncols, (3.4 + 0.2 * math.ceil(len(others) / 3)) * nrows
+    fig, axes = _panels(
+        len(groups), 2, max(5.5, 1.0 + 0.7 * len(others)), 3.4 + 0.2 * math.ceil(len(others) / 3)
     )
-    axes = fig.subplots(nrows, ncols, squeeze=False)
     width = 0.8 / len(others)
-    for g, ((dataset, arch), col_idx) in enumerate(groups.items()):
-        ax = axes[g // ncols][g % ncols]
+    for ax, ((dataset, arch), col_idx) in zip(axes, groups.items(), strict=True):
         for k, method in enumerate(others):
             _difference_bars(ax, report, method, col_idx, width, k, colors[method])
         if "cutmix" in published and "mixup" in published:
@@ -156,8 +151,6 @@ def scenario_figure(report: Report) -> Figure | None:
         ax.set_title(f"{dataset} / {arch}", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
-    for k in range(n, nrows * ncols):
-        axes[k // ncols][k % ncols].set_visible(False)
     fig.suptitle(
         f"Each method minus Mixup per crop scenario: {report.metric.short} "
         f"({report.metric.direction})\n"

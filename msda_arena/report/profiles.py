@@ -1,16 +1,13 @@
 """The pair-weight profiles of a report's methods, as one PNG for the HTML page.
 
 For each method of the report that is installed here, :func:`profiles_png` measures its
-fingerprint (:func:`msda_arena.theory.fingerprint.fingerprint` at 32 x 32 px, 1024 masks,
-seed 0: the settings of the ``locality`` each result stores, so the legend's L equals
-the leaderboard's) and draws them all with
+fingerprint (at the settings of the ``locality`` each result stores, so the legend's L
+equals the leaderboard's) and draws them all with
 :func:`msda_arena.theory.fingerprint.plot_fingerprints`. A method that is not installed, or
 whose fingerprint raises (``vanilla`` never mixes), is left out with a note; if nothing
 can be drawn (no torch, every method left out, the plot fails) the result holds no
-image and says why. It never raises: the page renders whatever happens here.
-
-This is the one part of ``arena report`` that imports torch, and only when it runs
-(for ``--format html``).
+image and says why: the page renders whatever happens here. This is the one part of
+``arena report`` that imports torch, and only when it runs (for ``--format html``).
 """
 
 from __future__ import annotations

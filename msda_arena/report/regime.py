@@ -3,8 +3,7 @@
 Mixing is a regulariser: it pays off once an un-mixed model overfits, that is when
 ``vanilla`` fits its training set. A grid trained too briefly (the ``quick`` profile)
 ranks ``vanilla`` first for that reason alone, and a new user should be told so rather
-than left to guess. :func:`vanilla_lead_note` reads the reason from the results
-themselves: ``vanilla``'s training loss in its last epoch, stored with every record.
+than left to guess (:func:`vanilla_lead_note`).
 """
 
 from __future__ import annotations

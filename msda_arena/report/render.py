@@ -44,7 +44,6 @@ def render(
 
     Args:
         report: from :func:`~msda_arena.report.build.build_report`.
-        fmt: the format name.
         color: ANSI colours for ``table``.
         width: wrap ``table`` to this width (default: never wrap).
         figures: PNG images (name -> bytes) to embed in ``html``; drawn when omitted.

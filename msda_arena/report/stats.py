@@ -56,8 +56,6 @@ class PairedResult:
     """A method against one baseline over matched (dataset, arch, scenario, seed) cells.
 
     Attributes:
-        method: the method compared.
-        baseline: the baseline it is compared with.
         n: number of matched pairs.
         wins, ties, losses: pairs where the method is ahead, level, behind (by the
             metric's direction: a lower ECE is ahead).

@@ -42,9 +42,6 @@ MISSING = "—"
 PUBLISHED_SUFFIX = " (published)"
 
 
-# --------------------------------------------------------------------------- pieces
-
-
 def format_cell(cell: Cell) -> str:
     """``"74.83 ± 0.21 (n=3)"``, ``"75.10 (n=1, 2 failed)"``, ``"failed (n=2)"`` or ``"—"``."""
     if cell.n == 0:
@@ -224,9 +221,6 @@ def _comparison_title(report: Report) -> str:
         f"Paired comparison on {report.metric.short} ({report.metric.direction}): "
         f"{report.compare_method} vs each baseline (matched dataset, arch, scenario, seed)"
     )
-
-
-# --------------------------------------------------------------------------- formats
 
 
 def to_rich(report: Report, color: bool = False, width: int | None = None) -> str:

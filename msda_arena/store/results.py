@@ -121,9 +121,6 @@ def _empty_frame() -> pandas.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in COLUMNS.items()})
 
 
-# --------------------------------------------------------------------------- writing
-
-
 def cell_path(root: str | os.PathLike[str], dataset: str, key: str) -> Path:
     """The file of one grid cell: ``root/dataset/key.parquet``.
 
@@ -196,21 +193,15 @@ def _write_atomic(target: Path, fill: Callable[[BinaryIO], object], durable: boo
 
 
 def write_result(root: str | os.PathLike[str], record: ResultRecord | Mapping[str, Any]) -> Path:
-    """Validate ``record`` and write it as a one-row parquet file, atomically.
+    """Validate ``record`` and write it as a one-row parquet file, atomically; return its path.
 
-    The file goes to :func:`cell_path` (directories are created). It is written to a
-    temporary dot-file in the same directory, flushed and fsynced, then moved over the
-    target with :func:`os.replace`; an existing result for the same cell is replaced.
-    If anything fails, the temporary file is removed and the old file (if any) is
-    untouched.
+    The file goes to :func:`cell_path`, replacing a result of the same cell; on failure
+    the old file (if any) is untouched (:func:`_write_atomic`).
 
     Raises:
         RecordError: the record breaks a rule of :mod:`msda_arena.api.record` (the message
             names the column).
         StoreError: the file cannot be written (one line naming the path and the cause).
-
-    Returns:
-        The path of the written file.
     """
     import pyarrow.parquet as pq
 
@@ -322,15 +313,9 @@ def _fsync_dir(path: Path) -> None:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
-    try:
+    with contextlib.suppress(OSError):
         os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-# --------------------------------------------------------------------------- reading
+    os.close(fd)
 
 
 def _read_table(path: str | os.PathLike[str]) -> pyarrow.Table:
@@ -478,18 +463,11 @@ def read_result(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return inspect_file(path)[0]
 
 
-# --------------------------------------------------------------------------- loading
-
-
 def _scan(
     root: Path, strays: list[str] | None = None
 ) -> tuple[list[str], list[int], list[int], list[int]]:
-    """Every candidate result file under ``root`` (a regular ``*.parquet`` file): relative
-    posix paths and, in the same order, their sizes, mtimes (ns) and inode numbers.
-
-    Symbolic links are never followed nor counted, and folders named ``*.parquet`` never
-    entered; they, and every other file but a checkpoint, are added to ``strays``.
-    """
+    """:func:`result_files` as four lists in one order: paths, sizes, mtimes (ns), inodes.
+    Symbolic links are never followed, folders named ``*.parquet`` never entered."""
     paths: list[str] = []
     sizes: list[int] = []
     mtimes: list[int] = []
@@ -703,13 +681,9 @@ def _new_rows(
             records = pa.concat_tables(table).combine_chunks()
             columns = [records.column(i) for i in range(records.num_columns)]
             errs = [""] * n
-        columns += [
-            pa.array(rels, type=pa.string()),
-            pa.array([stats[r][0] for r in rels], type=pa.int64()),
-            pa.array([stats[r][1] for r in rels], type=pa.int64()),
-            pa.array([stats[r][2] for r in rels], type=pa.int64()),
-            pa.array(errs, type=pa.string()),
-        ]
+        columns.append(pa.array(rels, type=pa.string()))
+        columns += [pa.array([stats[r][j] for r in rels], type=pa.int64()) for j in range(3)]
+        columns.append(pa.array(errs, type=pa.string()))
         parts.append(pa.Table.from_arrays(columns, schema=index_schema))
     if not parts:
         return index_schema.empty_table()
@@ -769,13 +743,11 @@ def load_results(
 ) -> tuple[pandas.DataFrame, list[str]]:
     """Every valid record under ``root``, and a warning for every file left out.
 
-    Files are ``*.parquet`` anywhere under ``root`` except ``root/published`` and
-    dot-files or dot-directories (temporary files and the index cache). A warning reads
-    ``"PATH: reason"``. An empty or nonexistent root gives an empty frame with the
-    columns of :data:`COLUMNS`. See the module docstring for the index cache.
+    Files are those of :func:`result_files`. A warning reads ``"PATH: reason"``. An empty
+    or nonexistent root gives an empty frame with the columns of :data:`COLUMNS`. See the
+    module docstring for the index cache.
 
     Args:
-        root: the store directory.
         strict: raise :class:`~msda_arena.api.errors.StoreError` for the first bad file
             instead of warning.
         columns: only these columns in the frame (faster for 100,000s of rows);

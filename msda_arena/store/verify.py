@@ -94,12 +94,10 @@ def verify(root: str | os.PathLike[str], repair: bool = False, stale: bool = Tru
     """Check every file of the store at ``root``; with ``repair``, move damage aside.
 
     Args:
-        root: the result store.
         repair: move damaged files under ``<root>/.quarantine/<time>/`` and rebuild
             the index.
         stale: compare ok results with the installed methods (loads the plugins).
     """
-
     root = Path(root)
     report = VerifyReport(root)
     if not root.is_dir():
@@ -182,7 +180,6 @@ def _isnan(value: object) -> bool:
 
 
 def _stale(root: Path, records: dict[str, dict]) -> list[Finding]:
-
     codes: dict[str, str | None] = {}
     found = []
     for rel, record in records.items():

@@ -60,7 +60,6 @@ def _mix_gallery(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """A mixing method on a batch ``[x_i] * L + [x_j] * L`` paired by the harness's
     ``flip`` (row r with its x_j copy), at lambdas ``lams`` then reversed."""
-
     n = len(lams)
     coded = code_batch(torch.cat([xi, xj]), seed=seed)
     lam = torch.tensor([*lams, *reversed(lams)], dtype=torch.float32)

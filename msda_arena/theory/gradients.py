@@ -5,16 +5,12 @@ The MSDA loss regularises products of input gradients ``g_v g_{v+p}`` with the w
 CutMix should have small products for nearby pixels relative to a Mixup-trained one,
 which pays for every offset alike. This module measures that on trained cells:
 
-* :func:`input_gradients`: per test input, ``g(v) = sum_c |dL/dx_c(v)|``, the per-pixel
-  magnitude of the gradient of the cross-entropy loss (eval mode) w.r.t. the input;
-* :func:`pair_statistic`: for every offset ``p`` in a ``(2w + 1) x (2w + 1)`` window,
-  ``S(p) = max over inputs b and positions v (with v + p inside) of |g_b(v) g_b(v + p)|``,
-  divided by the largest ``S`` over offsets (``S(0)``, since ``g(v) g(u) <= max g^2``);
-* :func:`distance_curve`: ``S`` averaged over the offsets at each integer distance;
-* :func:`gradient_maps`: the two above for cells trained with ``--save-checkpoints``,
-  loaded from the result store (weights through safetensors only, never a pickle);
-* :func:`plot_gradient_maps`: one heat map per method with a shared colour scale, and
-  the curves over distance.
+:func:`input_gradients` (``g(v) = sum_c |dL/dx_c(v)|``, eval mode), then
+:func:`pair_statistic` ``S(p)`` over a window of offsets, normalised by ``S(0)`` (the
+largest, since ``g(v) g(u) <= max g^2``), and :func:`distance_curve` (``S`` per integer
+distance); :func:`gradient_maps` computes both for cells trained with
+``--save-checkpoints`` (weights through safetensors only, never a pickle), and
+:func:`plot_gradient_maps` draws them.
 """
 
 from __future__ import annotations
@@ -93,7 +89,6 @@ def pair_statistic(g: torch.Tensor, window: int = 8, normalize: bool = True) -> 
 def distance_curve(stat: torch.Tensor) -> tuple[list[int], list[float]]:
     """The pair statistic averaged over the offsets at each integer distance
     ``round(|p|) = 0 .. w``."""
-
     distances, means = radial_profile(stat)
     return [int(d) for d in distances.tolist()], [float(v) for v in means.tolist()]
 
@@ -178,7 +173,6 @@ def _select(
     """The ok records with a checkpoint that match the filters, and their profile;
     results of an older recipe or older method code are left out (as the report
     leaves them out), with a line in ``notes``."""
-
     frame, _ = load_results(results)
     frame = frame[frame.status == "ok"]
     frame = latest_code(latest_recipe(frame, notes), notes)

@@ -117,7 +117,6 @@ def stand_in_saliency(
 
     Deterministic for given images, so a method using it can be checked for determinism.
     """
-
     g = torch.Generator().manual_seed(seed)
     net = torch.nn.Sequential(
         torch.nn.Conv2d(channels, 8, 3, padding=1),

@@ -6,10 +6,8 @@ step indexes a batch, normalises, crops (:mod:`msda_arena.data.crops`) and mixes
 adds little to the model's own step. ImageFolder data comes through a DataLoader with
 workers and gets the same device-side crops and mixing.
 
-One step function: :class:`TrainStep` is the whole per-batch work of a cell (normalise,
-crop, mix, forward, loss, backward, SGD and schedule steps, loss kept on the device).
-:func:`train_cell` runs it, and ``benchmarks/`` time it, so a benchmark times the real
-step.
+One step function: :func:`train_cell` runs :class:`TrainStep` and ``benchmarks/`` time
+it, so a benchmark times the real step.
 
 Seeding: model initialisation, data order and crops depend on the seed alone, and the
 mixing draws from its own generator, so two methods at one seed see the same model
@@ -247,30 +245,15 @@ class TrainStep:
     """The training step of one cell, built once per cell: what :func:`train_cell` runs
     for every batch and what the benchmarks time.
 
-    Building it from a :class:`CellSetup` seeds torch with its ``seed`` and creates, in
-    this order, the model (on its ``device``; channels_last on CUDA), SGD (Nesterov; no
-    weight decay on norms and biases), the warm-up + cosine schedule over
-    ``recipe.epochs``, the data generator (batch order and crops, seeded with ``seed``),
-    the mixing generator and the :class:`~msda_arena.train.mixing.Mixer`; then wraps the
-    model in ``torch.compile`` when :func:`compile_wanted` says so.
-
-    What :func:`train_cell` does with it (inside :func:`torch_settings`)::
-
-        for epoch in range(recipe.epochs):
-            step.start_epoch(epoch + 1)         # 1-based: model.train(), batch numbers
-            for xb, yb in step.batches(epoch):  # uint8 images and labels on the device
-                step(xb, yb)                    # the step; no host sync
-            train_loss = step.end_epoch()       # the epoch's one sync, and the guards
-        metrics = step.evaluate()           # EvalMetrics: top-1, top-5, ECE, FGSM
+    Building it seeds torch with the setup's ``seed`` and creates the model, SGD, the
+    schedule, the data and mixing generators and the Mixer in a fixed order (the order
+    fixes the numbers). Per epoch: :meth:`start_epoch` (1-based), ``step(xb, yb)`` for
+    each of :meth:`batches`, :meth:`end_epoch` (its one host sync); then :meth:`evaluate`.
 
     Attributes:
         model: the eager model (evaluation and weights).
         net: what the step calls: the compiled model, or ``model``.
-        opt, sched, mixer, data_gen, mix_gen: the step's optimizer, schedule, mixer
-            and generators.
         steps_per_epoch: full batches per epoch.
-        epoch_steps: steps taken since :meth:`start_epoch`.
-        memory_format: channels_last on CUDA, else contiguous.
         notes: ``""``, or why the step runs eager though compiling was asked for.
 
     Raises (building):
@@ -358,7 +341,6 @@ class TrainStep:
             MethodContractError, MethodError: from the mixer (see
                 :class:`~msda_arena.train.mixing.Mixer`).
         """
-
         x = train_views(self.data.normalize(xb), self.scenario, self.data_gen)
         saliency = self._saliency(yb) if self._wants_saliency else None
         mixed = self.mixer(x, yb, self.mix_gen, saliency)
@@ -464,12 +446,11 @@ class TrainStep:
     def evaluate(self) -> EvalMetrics:
         """Top-1 and top-5 accuracy (%), expected calibration error and FGSM top-1 of the
         eager model on the test views (:mod:`msda_arena.train.evaluate`), counted on the device
-        and read once. FGSM costs one more forward and backward per test batch.
+        and read once.
 
         Raises:
             ValueError: the test split is empty.
         """
-
         self.model.eval()
         acc = EvalAccumulator(self.data.num_classes, self.device)
         eps, lo, hi = fgsm_bounds(self.data.mean, self.data.std, self.device)

@@ -12,11 +12,7 @@ checks them the same way (the weights in ``[0, 1]``, the inputs finite) and mixe
 labels and the loss exactly as for a mask method.
 
 Every batch's lambdas and masks are checked against the contract without a host
-sync per step: type, shape, dtype and device in Python on each call; the values
-(finite, in ``[0, 1]``) by reductions on the device whose results
-:meth:`Mixer.raise_if_violated` reads once (the trainer calls it once per epoch;
-the first batch is checked at once). A method whose code raises, even ``SystemExit``
-or a ``KeyboardInterrupt`` that did not come from the user, fails with
+sync per step (:class:`Mixer`'s ``validate``); a method whose code raises fails with
 :class:`MethodError`.
 """
 
@@ -25,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -156,35 +153,27 @@ def _check_mask_meta(
 def _check_mix_meta(out: object, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Rules ``type``, ``shape``, ``dtype`` and ``device`` of a mixing method's
     ``(mixed, weight)``, in order; no sync."""
-    b = x.shape[0]
+    b, error = x.shape[0], partial(contract_error, contract=MixMethod.kind)
     if not (
         isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)
     ):
-        raise contract_error(
-            "type",
-            "mix() must return a tuple (mixed, weight) of two tensors",
-            contract=MixMethod.kind,
-        )
+        raise error("type", "mix() must return a tuple (mixed, weight) of two tensors")
     mixed, weight = out
     if mixed.shape != x.shape or tuple(weight.shape) != (b,):
-        raise contract_error(
+        raise error(
             "shape",
             f"expected mixed {list(x.shape)} and weight [{b}], got "
             f"{list(mixed.shape)} and {list(weight.shape)}",
-            contract=MixMethod.kind,
         )
     if mixed.dtype != x.dtype or not weight.is_floating_point():
-        raise contract_error(
+        raise error(
             "dtype",
             f"expected mixed {x.dtype} (the inputs' dtype) and a floating-point weight, got "
             f"{mixed.dtype} and {weight.dtype}",
-            contract=MixMethod.kind,
         )
     if mixed.device != x.device or weight.device != x.device:
-        raise contract_error(
-            "device",
-            f"expected both on {x.device}, got {mixed.device} and {weight.device}",
-            contract=MixMethod.kind,
+        raise error(
+            "device", f"expected both on {x.device}, got {mixed.device} and {weight.device}"
         )
     return mixed, weight
 
