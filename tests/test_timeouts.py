@@ -1,11 +1,11 @@
 """A hung plugin does not hang the grid (issue 15): a method that sleeps or spins, in the
-conformance check or in training, under the local executor, the pool and Ray, becomes
-a failed record naming the time limit; the other cells train and ``arena run`` exits 1,
-within the limit plus a few seconds. A pool worker killed by a signal is named by it."""
+conformance check or in training, under the local executor and the pool (Ray:
+test_timeouts_ray.py), becomes a failed record naming the time limit; the other cells
+train and ``arena run`` exits 1, within the limit plus a few seconds. A pool worker
+killed by a signal is named by it."""
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from datetime import datetime
 
@@ -15,10 +15,9 @@ from conftest import install_fake_plugin, run_arena
 from msda_arena.store.results import load_results
 
 pytestmark = pytest.mark.slow
-needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs ray")
 
 #: The cells' time limit in these tests: a tiny cell trains in a few seconds.
-LIMIT = 20
+LIMIT = 10
 
 HANG = """
 import os, signal, sys, time
@@ -82,18 +81,9 @@ def _seconds(record) -> float:
     ).total_seconds()
 
 
-@pytest.mark.parametrize(
-    "executor",
-    [
-        pytest.param([], id="local"),
-        pytest.param(["--workers", "2"], id="pool"),
-        pytest.param(["--executor", "ray", "--workers", "2"], id="ray", marks=needs_ray),
-    ],
-)
-@pytest.mark.parametrize("where", ["check", "training"])
-def test_a_method_that_hangs_is_a_failed_record_naming_the_limit(
-    where, executor, tiny_config, tmp_path, plugin_site
-):
+def check_hung_run(where, executor, tiny_config, tmp_path, plugin_site):
+    """Sleepy and Spinner hang ``where``: both are failed records naming the limit, the
+    baselines train, exit 1, each hung cell stopped within its limit plus a little."""
     install_fake_plugin(plugin_site, "arena-hang", HANG.format(where=where))
     res = tmp_path / "res"
     result, seconds = _run(tiny_config, res, *executor)
@@ -109,6 +99,16 @@ def test_a_method_that_hangs_is_a_failed_record_naming_the_limit(
         if where == "training":  # each hung cell stopped within its limit plus a little
             assert _seconds(record) < LIMIT + 30, record["error"]
     assert seconds < 2 * LIMIT + 240  # two hung methods one after the other, at most
+
+
+@pytest.mark.parametrize(
+    "executor", [pytest.param([], id="local"), pytest.param(["--workers", "2"], id="pool")]
+)
+@pytest.mark.parametrize("where", ["check", "training"])
+def test_a_method_that_hangs_is_a_failed_record_naming_the_limit(
+    where, executor, tiny_config, tmp_path, plugin_site
+):
+    check_hung_run(where, executor, tiny_config, tmp_path, plugin_site)
 
 
 def test_a_worker_killed_by_sigterm_is_named_and_not_called_out_of_memory(

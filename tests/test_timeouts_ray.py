@@ -1,0 +1,25 @@
+"""A hung plugin does not hang a Ray grid (issue 15): a method that sleeps or spins, in
+the conformance check or in training, becomes a failed record naming the time limit
+(the checks of test_timeouts.py, in a file of their own so that the test runner's
+workers share the slow hung runs)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from test_timeouts import check_hung_run
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs ray"),
+]
+
+
+@pytest.mark.parametrize("where", ["check", "training"])
+def test_a_method_that_hangs_under_ray_is_a_failed_record_naming_the_limit(
+    where, tiny_config, tmp_path, plugin_site
+):
+    check_hung_run(
+        where, ["--executor", "ray", "--workers", "2"], tiny_config, tmp_path, plugin_site
+    )
