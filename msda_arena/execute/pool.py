@@ -8,8 +8,8 @@ out-of-memory kill) is noticed through its process sentinel: its cell gets a fai
 record naming the signal, and the slot gets a fresh process. Ctrl-C (or any error in
 the driver) stops every worker; their cells write nothing.
 
-Each cell trains with its recipe's torch threads (``threads``, 1 unless set), as under
-every executor, so ``--workers`` up to the number of cores never oversubscribes them.
+Each cell trains with its recipe's torch threads (``threads``), as under every executor:
+keep ``--workers`` x threads within the cores, or they fight over them.
 """
 
 from __future__ import annotations
