@@ -12,7 +12,6 @@ import typer
 
 from msda_arena.api.metrics import DEFAULT_METRIC, metric_help
 from msda_arena.report.render import FORMATS as FORMAT_NAMES
-from msda_arena.report.show import leaderboard
 
 
 def report(
@@ -64,6 +63,8 @@ def report(
     ),
 ) -> None:
     """Leaderboard of stored results: mean ± std per cell, ranks, paired tests, plots."""
+    from msda_arena.report.show import leaderboard  # start-up: --help need not load it
+
     leaderboard(
         results,
         config=config,

@@ -17,7 +17,6 @@ import typer
 from msda_arena.api.errors import ArenaError, UsageError
 from msda_arena.cli._options import resolve_device
 from msda_arena.execute.options import OPTION_NAMES, check_options
-from msda_arena.report import leaderboard_after_run
 
 
 def run(  # over 80 lines: its signature is the command line (29 options); the body is short
@@ -166,6 +165,8 @@ def run(  # over 80 lines: its signature is the command line (29 options); the b
         f"{len(summary.failed)} failed",
         file=sys.stderr,
     )
+    from msda_arena.report import leaderboard_after_run  # start-up: --help need not load it
+
     methods = list(dict.fromkeys(cell.method for cell in cells))  # asked for, then baselines
     leaderboard_after_run(root, prof.name, methods, methods[0])
     _fail_if_failed(summary.failed, "; fix the cause and rerun the same command")

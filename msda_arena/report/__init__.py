@@ -17,25 +17,36 @@ One module per concern, each saying what it owns. Nothing here imports torch, ex
 
 from __future__ import annotations
 
-from msda_arena.api.metrics import DEFAULT_METRIC, METRICS, Metric, get_metric
-from msda_arena.grid import COMPARED_BASELINES as BASELINES
-from msda_arena.grid import REFERENCE_METHODS
-from msda_arena.report.build import Report, build_report, default_compare
-from msda_arena.report.compare import compare_to_baselines, matched_pairs
-from msda_arena.report.html import html_page
-from msda_arena.report.interaction import (
-    INTERACTION_SCENARIOS,
-    Interaction,
-    scenario_interaction,
-)
-from msda_arena.report.plots import figures_png, write_plots
-from msda_arena.report.profiles import ProfilePlot, profiles_png
-from msda_arena.report.published import default_published_files, load_published
+import importlib
+from typing import Any
+
+# Eager: the CLI needs FORMATS anyway, and a lazy ``render`` would be shadowed by the
+# submodule of that name once anything imports it.
 from msda_arena.report.render import FORMATS, render, report_dict
-from msda_arena.report.selection import select_results
-from msda_arena.report.show import leaderboard, leaderboard_after_run
-from msda_arena.report.stats import PairedResult, paired_test, t_interval
-from msda_arena.report.table import Cell, Column, Leaderboard, PublishedRow, Row, build_leaderboard
+
+#: Where each public name lives. Loaded on first use (:func:`__getattr__`): the CLI imports
+#: this package, and ``arena --help`` must not load pandas and the renderers.
+_OWNERS: dict[str, tuple[str, ...]] = {
+    "msda_arena.api.metrics": ("DEFAULT_METRIC", "METRICS", "Metric", "get_metric"),
+    "msda_arena.grid": ("BASELINES", "REFERENCE_METHODS"),
+    "msda_arena.report.build": ("Report", "build_report", "default_compare"),
+    "msda_arena.report.compare": ("compare_to_baselines", "matched_pairs"),
+    "msda_arena.report.html": ("html_page",),
+    "msda_arena.report.interaction": (
+        "INTERACTION_SCENARIOS", "Interaction", "scenario_interaction"
+    ),
+    "msda_arena.report.plots": ("figures_png", "write_plots"),
+    "msda_arena.report.profiles": ("ProfilePlot", "profiles_png"),
+    "msda_arena.report.published": ("default_published_files", "load_published"),
+    "msda_arena.report.selection": ("select_results",),
+    "msda_arena.report.show": ("leaderboard", "leaderboard_after_run"),
+    "msda_arena.report.stats": ("PairedResult", "paired_test", "t_interval"),
+    "msda_arena.report.table": (
+        "Cell", "Column", "Leaderboard", "PublishedRow", "Row", "build_leaderboard"
+    ),
+}  # fmt: skip
+_HOME = {name: module for module, names in _OWNERS.items() for name in names}
+_RENAMED = {"BASELINES": "COMPARED_BASELINES"}
 
 __all__ = [
     "BASELINES", "DEFAULT_METRIC", "FORMATS", "INTERACTION_SCENARIOS", "METRICS",
@@ -46,3 +57,12 @@ __all__ = [
     "load_published", "matched_pairs", "paired_test", "profiles_png", "render", "report_dict",
     "scenario_interaction", "select_results", "t_interval", "write_plots"
 ]  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that owns ``name`` (see :data:`_OWNERS`) and return the name."""
+    if name not in _HOME:
+        raise AttributeError(f"module 'msda_arena.report' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME[name]), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
