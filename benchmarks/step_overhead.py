@@ -86,10 +86,11 @@ def overhead(
 
     if recipe is None:
         recipe = load_config().recipes["cifar"]
-    recipe = dataclasses.replace(recipe, batch_size=batch, compile=compile, train_subset=0)
-    setup = CellSetup(
-        arch, get_method(method_spec), data, recipe, scenario, 0, device, torch.get_num_threads()
-    )  # this process's threads (--threads), as before
+    recipe = dataclasses.replace(
+        recipe, batch_size=batch, compile=compile, train_subset=0,
+        threads=torch.get_num_threads(),  # this process's threads (--threads), as before
+    )  # fmt: skip
+    setup = CellSetup(arch, get_method(method_spec), data, recipe, scenario, 0, device)
     with torch_settings(setup):  # as train_cell runs the step
         return _overhead(setup, steps, repeats, warmup)
 

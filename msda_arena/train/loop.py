@@ -112,12 +112,8 @@ class EpochEvent:
 
 @dataclass(frozen=True)
 class CellSetup:
-    """What a cell is trained with: everything that decides its numbers.
-
-    ``threads``: torch's intra-op threads while the cell trains (the numbers depend on
-    it); ``deterministic``: torch's deterministic algorithms (on CUDA also cuDNN's,
-    instead of autotuning; a slower step).
-    """
+    """What a cell is trained with: everything that decides its numbers (the recipe's
+    ``threads`` and ``deterministic`` included, see :func:`torch_settings`)."""
 
     arch: str
     method: Method
@@ -126,12 +122,6 @@ class CellSetup:
     scenario: Any
     seed: int
     device: torch.device | str = "cpu"
-    threads: int = DEFAULT_THREADS
-    deterministic: bool = False
-
-    def __post_init__(self) -> None:
-        if self.threads < 1:
-            raise ValueError(f"threads must be at least 1, got {self.threads}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -471,20 +461,22 @@ class TrainStep:
 
 @contextlib.contextmanager
 def torch_settings(setup: CellSetup) -> Iterator[None]:
-    """Around a cell's training: ``setup.threads`` torch threads and its
-    deterministic-algorithm settings; on CUDA, unless deterministic, cuDNN autotuning
-    (it picks the fastest kernels for the step's fixed shapes). All restored after."""
+    """Around a cell's training: the recipe's ``threads`` torch threads (the numbers
+    depend on them) and, if ``deterministic``, torch's deterministic algorithms (on CUDA
+    also cuDNN's); otherwise on CUDA cuDNN autotuning (it picks the fastest kernels for
+    the step's fixed shapes). All restored after."""
     cudnn, threads = torch.backends.cudnn, torch.get_num_threads()
     det = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     cudnn_before = cudnn.benchmark, cudnn.deterministic
-    if setup.deterministic:  # cuBLAS's deterministic workspace (read when cuBLAS first runs)
+    deterministic = setup.recipe.deterministic
+    if deterministic:  # cuBLAS's deterministic workspace (read when cuBLAS first runs)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.set_num_threads(setup.threads)
+    torch.set_num_threads(setup.recipe.threads)
     # warn_only: an operation without a deterministic kernel warns rather than fails the cell
-    torch.use_deterministic_algorithms(setup.deterministic, warn_only=True)
-    cudnn.deterministic = setup.deterministic
-    cudnn.benchmark = torch.device(setup.device).type == "cuda" and not setup.deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    cudnn.deterministic = deterministic
+    cudnn.benchmark = torch.device(setup.device).type == "cuda" and not deterministic
     try:
         yield
     finally:
@@ -520,9 +512,11 @@ def train_cell(
         ValueError: the batch size exceeds the training set; ``threads`` below 1.
         KeyboardInterrupt: the user pressed Ctrl-C.
     """
-    threads = recipe.threads if threads is None else threads
-    deterministic = recipe.deterministic if deterministic is None else deterministic
-    setup = CellSetup(arch, method, data, recipe, scenario, seed, device, threads, deterministic)
+    overrides = {"threads": threads, "deterministic": deterministic}
+    recipe = dataclasses.replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+    if recipe.threads < 1:
+        raise ValueError(f"threads must be at least 1, got {recipe.threads}")
+    setup = CellSetup(arch, method, data, recipe, scenario, seed, device)
     with interrupts.watching():
         return _train_cell(setup, progress, keep_weights)
 
@@ -563,6 +557,6 @@ def _train_cell(
         device_name=name,
         notes=step.notes,
         threads=threads,
-        deterministic=int(setup.deterministic),
+        deterministic=int(setup.recipe.deterministic),
         state_dict=state,
     )
