@@ -10,6 +10,11 @@ Public API::
 
 A :class:`MixMethod` (the second kind) mixes the batch itself:
 ``mixed, weight = method.mix(x, y, partner, lam, generator, saliency)``.
+
+Any method in your own training loop, in place of timm's ``Mixup``::
+
+    mix = mixer("hmix(r=0.25)", num_classes=100, label_smoothing=0.1)
+    x, target = mix(x, y)                          # target: soft, [B, 100]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from msda_arena.api.spec import SpecError
 
 if TYPE_CHECKING:
     from msda_arena.methods.registry import get_method, list_methods, method_info
+    from msda_arena.train.mixer import mixer
 
 __all__ = [
     "MaskMethod",
@@ -36,6 +42,7 @@ __all__ = [
     "hookimpl",
     "list_methods",
     "method_info",
+    "mixer",
 ]
 
 _REGISTRY_NAMES = ("get_method", "list_methods", "method_info")
@@ -43,10 +50,14 @@ _REGISTRY_NAMES = ("get_method", "list_methods", "method_info")
 
 def __getattr__(name: str) -> Any:
     """``get_method``, ``list_methods`` and ``method_info`` load the registry (and with the
-    plugins, often torch) on first use: every ``import msda_arena.x`` runs this package
-    first, and ``arena --help`` must stay instant."""
+    plugins, often torch), ``mixer`` the trainer's mixing, on first use: every
+    ``import msda_arena.x`` runs this package first, and ``arena --help`` must stay instant."""
     if name in _REGISTRY_NAMES:
         from msda_arena.methods import registry
 
         return getattr(registry, name)
+    if name == "mixer":
+        from msda_arena.train import mixer
+
+        return mixer.mixer
     raise AttributeError(f"module 'msda_arena' has no attribute {name!r}")

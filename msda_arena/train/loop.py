@@ -58,7 +58,7 @@ from msda_arena.grid.config import DEFAULT_THREADS, Recipe
 from msda_arena.train import interrupts
 from msda_arena.train.evaluate import EvalAccumulator, EvalMetrics, fgsm_bounds, fgsm_inputs
 from msda_arena.train.mixing import Mixer
-from msda_arena.train.saliency import input_gradients
+from msda_arena.train.saliency import model_saliency
 
 __all__ = [
     "DEFAULT_THREADS",
@@ -348,30 +348,10 @@ class TrainStep:
         return loss
 
     def _saliency(self, y: torch.Tensor) -> Saliency:
-        """The :data:`~msda_arena.api.contract.Saliency` callable of this batch: the eager
-        model's input-gradient magnitude (RMS over channels, as PuzzleMix) on the images
-        it is given, labels ``y``, in evaluation mode as PuzzleMix's reference computes
-        it (so BatchNorm's running statistics are not updated by it; training mode is
-        restored after). One forward and backward per call, inside the step and so
-        inside the cell's time; the parameters' gradients are not touched."""
-
-        def saliency(images: torch.Tensor) -> torch.Tensor:
-            if images.ndim != 4 or images.shape[0] != y.shape[0]:
-                raise ValueError(
-                    f"saliency() takes the batch's {y.shape[0]} images [B, C, H, W], "
-                    f"got shape {list(images.shape)}"
-                )
-            was_training = self.model.training
-            self.model.eval()
-            try:
-                with self.autocast():
-                    return input_gradients(
-                        self.model, images.contiguous(memory_format=self.memory_format), y, "rms"
-                    )
-            finally:
-                self.model.train(was_training)
-
-        return saliency
+        """The :data:`~msda_arena.api.contract.Saliency` callable of this batch
+        (:func:`~msda_arena.train.saliency.model_saliency` of the eager model, under the
+        step's autocast and memory format), inside the step and so inside the cell's time."""
+        return model_saliency(self.model, y, self.autocast, self.memory_format)
 
     def _forward_backward(self, inputs: torch.Tensor, mixed: Any) -> torch.Tensor:
         with self.autocast():

@@ -14,6 +14,9 @@ labels and the loss exactly as for a mask method.
 Every batch's lambdas and masks are checked against the contract without a host
 sync per step (:class:`Mixer`'s ``validate``); a method whose code raises fails with
 :class:`MethodError`.
+
+The trainer and :func:`msda_arena.mixer` (a user's own loop) both mix through
+:class:`Mixer` and :meth:`MixedBatch.soft_targets`: one implementation.
 """
 
 from __future__ import annotations
@@ -233,6 +236,12 @@ def pair_indices(
     raise ValueError(f"pairing must be 'flip' or 'permute', got {mode!r}")
 
 
+def _smoothed_one_hot(y: torch.Tensor, num_classes: int, on: float, off: float) -> torch.Tensor:
+    """Float32 ``[B, num_classes]``: ``on`` at each label, ``off`` elsewhere."""
+    out = torch.full((y.shape[0], num_classes), off, dtype=torch.float32, device=y.device)
+    return out.scatter_(1, y.long().view(-1, 1), on)
+
+
 @dataclass
 class MixedBatch:
     """A mixed batch: inputs plus both label sets and the weight of the first."""
@@ -244,12 +253,18 @@ class MixedBatch:
     lam: torch.Tensor  # the drawn lambdas, [B] per sample or [1] per batch
     masks: torch.Tensor | None  # [B or 1, 1, H, W]; None for a mixing method
 
-    def soft_targets(self, num_classes: int) -> torch.Tensor:
-        """``w * onehot(y_i) + (1 - w) * onehot(y_j)`` as float ``[B, num_classes]``."""
-        a = F.one_hot(self.targets, num_classes).to(torch.float32)
-        b = F.one_hot(self.partner_targets, num_classes).to(torch.float32)
+    def soft_targets(self, num_classes: int, label_smoothing: float = 0.0) -> torch.Tensor:
+        """``w * onehot(y_i) + (1 - w) * onehot(y_j)`` as float32 ``[B, num_classes]``.
+
+        With ``label_smoothing`` ``s``, each one-hot is smoothed first as timm's
+        ``mixup_target`` does: ``1 - s + s / num_classes`` on the class, ``s / num_classes``
+        elsewhere; every row sums to 1. What :func:`msda_arena.mixer` returns."""
+        off = label_smoothing / num_classes
+        on = 1.0 - label_smoothing + off
+        a = _smoothed_one_hot(self.targets, num_classes, on, off)
+        b = _smoothed_one_hot(self.partner_targets, num_classes, on, off)
         w = self.weight.view(-1, 1)
-        return w * a + (1.0 - w) * b
+        return a * w + b * (1.0 - w)
 
     def loss(self, logits: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy against the soft targets (computed without one-hot)."""

@@ -3,12 +3,16 @@ for it (PuzzleMix), the FGSM-free part of the gradient maps, and the probes' sta
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["input_gradients"]
+from msda_arena.api.contract import Saliency
+
+__all__ = ["input_gradients", "model_saliency"]
 
 
 def input_gradients(
@@ -34,3 +38,36 @@ def input_gradients(
     if channels == "rms":
         return grad.square().mean(dim=1).sqrt()
     return grad.abs().sum(dim=1)
+
+
+def model_saliency(
+    model: torch.nn.Module,
+    y: torch.Tensor,
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+    memory_format: torch.memory_format | None = None,
+) -> Saliency:
+    """The :data:`~msda_arena.api.contract.Saliency` callable of a batch with labels ``y``:
+    ``model``'s input-gradient magnitude (RMS over channels, as PuzzleMix) on the images
+    it is given, in evaluation mode as PuzzleMix's reference computes it (so BatchNorm's
+    running statistics are not updated by it; the model's mode is restored after),
+    under ``autocast()``, the images in ``memory_format`` if given. One forward and
+    backward per call; the parameters' gradients are not touched. What the trainer and
+    :func:`msda_arena.mixer` hand a mixing method that sets ``needs_saliency``."""
+
+    def saliency(images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4 or images.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"saliency() takes the batch's {y.shape[0]} images [B, C, H, W], "
+                f"got shape {list(images.shape)}"
+            )
+        if memory_format is not None:
+            images = images.contiguous(memory_format=memory_format)
+        was_training = model.training
+        model.eval()
+        try:
+            with autocast():
+                return input_gradients(model, images, y, "rms")
+        finally:
+            model.train(was_training)
+
+    return saliency
