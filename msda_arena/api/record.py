@@ -46,9 +46,12 @@ __all__ = [
     "CELL_IDENTITY",
     "COLUMNS",
     "CURVE_SERIES",
+    "IDENTITY_COLUMNS",
     "KEY_PATTERN",
     "LATER_COLUMNS",
     "MAX_SEED",
+    "MEASUREMENT_COLUMNS",
+    "PROVENANCE_COLUMNS",
     "SCHEMA_VERSION",
     "CellLike",
     "EpochPoint",
@@ -314,6 +317,12 @@ COLUMNS: dict[str, str] = {
     for f in dataclasses.fields(ResultRecord)
 }
 
+#: The columns of each part of a record: the cell and its status, what training measured
+#: (:class:`Measurements`), and where it came from.
+IDENTITY_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(_CellColumns))
+MEASUREMENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Measurements))
+PROVENANCE_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(_Provenance))
+
 #: Columns added after schema version 2 was first written, and the value a record
 #: written before them reads as (their :class:`Measurements` default: "not recorded").
 LATER_COLUMNS: tuple[str, ...] = ("threads", "deterministic", "curve")
@@ -322,7 +331,7 @@ _LATER_DEFAULTS = {c: Measurements.__dataclass_fields__[c].default for c in LATE
 
 def _measurement_columns(measured: Measurements) -> dict[str, Any]:
     """The :class:`Measurements` fields of ``measured`` (a subclass's own are left out)."""
-    return {f.name: getattr(measured, f.name) for f in dataclasses.fields(Measurements)}
+    return {name: getattr(measured, name) for name in MEASUREMENT_COLUMNS}
 
 
 def with_later_columns(table: pyarrow.Table) -> pyarrow.Table:

@@ -58,20 +58,21 @@ def vanilla_lead_note(frame: pandas.DataFrame, board: Leaderboard) -> str | None
             f"{epochs} epoch(s) the un-mixed model's training loss is {loss:.2f}, and it takes "
             f"a loss below {FIT_LOSS:g} to fit the training set, so there is no overfitting "
             "for mixing to reduce"
-            + stopped
+            + (f" ({stopped})" if stopped else "")
             + "; judge methods on a profile that trains longer"
             + (f" ({', '.join(longer)})" if longer else "")
         )
+    after = f"{epochs} epochs" + (f"; {stopped}" if stopped else "")
     return (
         f"vanilla leads although it fits its training set (training loss {loss:.3f} after "
-        f"{epochs} epochs{stopped}): on this grid, mixing did not improve {board.metric.short}"
+        f"{after}): on this grid, mixing did not improve {board.metric.short}"
     )
 
 
 def _where_it_stopped(ok: pandas.DataFrame) -> str:
-    """``", and ..."`` saying where the un-mixed model's training loss, averaged over its
-    cells per epoch, stopped improving (:func:`~msda_arena.report.curves.plateau_epoch`)
-    or that it was still falling at the end; ``""`` without curves."""
+    """Where the un-mixed model's training loss, averaged over its cells per epoch,
+    stopped improving (:func:`~msda_arena.report.curves.plateau_epoch`), or that it was
+    still falling at the end; ``""`` without curves."""
     points = curve_points(ok)
     if points.empty:
         return ""
@@ -81,11 +82,8 @@ def _where_it_stopped(ok: pandas.DataFrame) -> str:
     losses = means.tolist()
     plateau = plateau_epoch(losses)
     if plateau is None:
-        return (
-            f", and its loss was still falling in the last epoch "
-            f"({losses[-2]:.3g} to {losses[-1]:.3g})"
-        )
+        return f"its loss was still falling in the last epoch, {losses[-2]:.3g} to {losses[-1]:.3g}"
     return (
-        f", and its loss stopped improving after epoch {means.index[plateau - 1]} of "
-        f"{means.index[-1]} (no later fall over {PLATEAU:.0%})"
+        f"its loss stopped improving after epoch {means.index[plateau - 1]} of "
+        f"{means.index[-1]}, never falling more than {PLATEAU:.0%} after it"
     )
