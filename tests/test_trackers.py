@@ -11,7 +11,7 @@ import importlib.util
 import os
 
 import pytest
-from conftest import TINY_TOML
+from conftest import TINY_TOML, run_arena
 
 from msda_arena.api.errors import UsageError
 from msda_arena.api.record import decode_curve
@@ -162,3 +162,18 @@ def test_a_missing_tracker_package_warns_in_one_line_and_is_skipped(monkeypatch,
     with pytest.raises(UsageError, match="--tracker 'mlfow': choose from mlflow, tensorboard"):
         check_trackers(["mlfow"])
     assert os.environ.get("WANDB_MODE") != "offline"  # the module fixture restored it
+
+
+@_needs("tensorboard")
+def test_arena_run_tracker_logs_each_cell_and_refuses_an_unknown_name(tmp_path):
+    (tmp_path / "arena.toml").write_text(TINY_TOML)
+    args = ["run", "-m", "vanilla", "--no-baselines", "--scenario", "large-crop"]
+    args += ["--config", str(tmp_path / "arena.toml"), "--results", str(tmp_path / "results")]
+    bad = run_arena(*args, "--tracker", "tensorbord", cwd=tmp_path)
+    assert bad.returncode != 0
+    assert "--tracker 'tensorbord': choose from mlflow, tensorboard, wandb" in bad.stderr
+    assert not (tmp_path / "results").exists()  # refused before anything ran
+    done = run_arena(*args, "--tracker", "tensorboard", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    frame, _ = load_results(tmp_path / "results")
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == list(frame["key"])
