@@ -177,3 +177,16 @@ def test_arena_run_tracker_logs_each_cell_and_refuses_an_unknown_name(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     frame, _ = load_results(tmp_path / "results")
     assert [p.name for p in (tmp_path / "runs").iterdir()] == list(frame["key"])
+
+
+@_needs("wandb")
+def test_wandb_online_without_a_key_warns_instead_of_asking(tmp_path):
+    (tmp_path / "arena.toml").write_text(TINY_TOML)
+    args = ["run", "-m", "vanilla", "--no-baselines", "--scenario", "large-crop"]
+    args += ["--config", str(tmp_path / "arena.toml"), "--results", str(tmp_path / "results")]
+    env = {"HOME": str(tmp_path), "NETRC": str(tmp_path / "none"), "WANDB_MODE": "online"}
+    env.update(WANDB_API_KEY="", WANDB_CONFIG_DIR=str(tmp_path / "cfg"))
+    done = run_arena(*args, "--tracker", "wandb", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]  # the cell is stored ok
+    assert "tracker wandb failed logging" in done.stderr
+    assert "no W&B API key here: run `wandb login` once, or set WANDB_MODE=offline" in done.stderr

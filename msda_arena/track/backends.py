@@ -11,7 +11,8 @@ imported inside its function; each writes where it does by default:
   default folder, one subfolder per cell); ``tensorboard --logdir runs``.
 * W&B: project ``msda-arena`` unless ``WANDB_PROJECT`` says otherwise; ``WANDB_MODE``
   (``offline``: ``./wandb/offline-run-*``, synced later with ``wandb sync``) and
-  ``WANDB_DIR`` are W&B's own.
+  ``WANDB_DIR`` are W&B's own. Online without an API key it fails (one warning) rather
+  than ask for one: a prompt would stop the grid.
 """
 
 from __future__ import annotations
@@ -101,6 +102,10 @@ def log_wandb(run: CellRun) -> None:
     # optional dependency (the wandb extra): imported only when a cell is logged
     import wandb
 
+    mode = os.environ.get("WANDB_MODE") or wandb.setup().settings.mode
+    # online without a key, wandb.init would stop the grid at an interactive prompt
+    if mode in ("online", "shared", "run") and not wandb.login(prompt=False, verify=False):
+        raise RuntimeError("no W&B API key here: run `wandb login` once, or set WANDB_MODE=offline")
     project = os.environ.get("WANDB_PROJECT") or run.experiment
     active = wandb.init(
         project=project,
