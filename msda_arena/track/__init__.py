@@ -151,8 +151,9 @@ def cell_run(record: ResultRecord, recipe: Any = None) -> CellRun:
     skip = {"status", "error", "curve"}
     params = {c: str(row[c]) for c in (*IDENTITY_COLUMNS, *PROVENANCE_COLUMNS) if c not in skip}
     if recipe is not None:
-        params["recipe"] = recipe.name
-        params.update({f"recipe.{k}": str(v) for k, v in dataclasses.asdict(recipe).items()})
+        fields = dataclasses.asdict(recipe)
+        params["recipe"] = fields.pop("name")
+        params.update({f"recipe.{k}": str(v) for k, v in fields.items()})
     metrics = {}
     for column in MEASUREMENT_COLUMNS:
         value = row[column]
