@@ -1,5 +1,5 @@
 """The HTML report opens in a real browser (headless Chromium) and shows the table and plots
-(accuracy, scenarios and the pair-weight profiles).
+(accuracy, scenarios, the learning curves and the pair-weight profiles).
 
 Slow, and skipped where Debian's ``chromium`` is not installed
 (``apt-get install -y chromium``). By hand::
@@ -20,7 +20,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from msda_arena.api.record import SCHEMA_VERSION, cell_key
+from msda_arena.api.record import SCHEMA_VERSION, EpochPoint, cell_key, encode_curve
 from msda_arena.cli.report import report
 from msda_arena.store.results import write_result
 
@@ -45,22 +45,29 @@ window.addEventListener("load", function () {
     return i.complete ? i.naturalWidth : 0; });
   var rows = document.querySelectorAll("#leaderboard tbody tr");
   var table = document.getElementById("leaderboard").getBoundingClientRect();
+  var curves = document.querySelector("#fig-curves img");
   document.body.setAttribute("data-probe", JSON.stringify(
-    {images: imgs, rows: rows.length, tableWidth: table.width, tableHeight: table.height}));
+    {images: imgs, rows: rows.length, tableWidth: table.width, tableHeight: table.height,
+     curves: curves && curves.complete ? curves.naturalWidth : 0}));
 });
 </script>"""
 
 
 def _record(method, arch, scenario, seed, top1):
     profile, recipe = "quick", "r"
+    losses = [1.4 - 0.2 * e - (top1 - 60) / 50 + 0.02 * seed for e in range(3)]
+    curve = encode_curve(
+        [EpochPoint(epoch=e + 1, train_loss=v, lr=0.1, seconds=1.0) for e, v in enumerate(losses)]
+    )
     return {
         "schema_version": SCHEMA_VERSION,
         "key": cell_key(profile, arch, scenario, method, seed, recipe),
         "status": "ok", "error": "", "profile": profile, "dataset": "cifar10", "arch": arch,
         "scenario": scenario, "method": method, "method_name": method, "seed": seed,
         "recipe_hash": recipe, "top1": top1, "top5": 90.0, "ece": 0.05, "fgsm_top1": 20.0,
-        "train_loss": 1.0, "epochs": 1, "wall_time_s": 1.0, "images_per_s": 1.0,
-        "peak_mem_mb": 1.0, "method_package": "msda-arena", "method_version": "0.1.0",
+        "train_loss": losses[-1], "epochs": 3, "curve": curve, "wall_time_s": 1.0,
+        "images_per_s": 1.0, "peak_mem_mb": 1.0, "method_package": "msda-arena",
+        "method_version": "0.1.0",
         "method_code": "0.1.0:abc", "locality": LOCALITY.get(method, float("nan")),
         "plugins": "msda-arena==0.1.0", "torch_version": "2", "timm_version": "1",
         "cuda_version": "", "device_name": "cpu", "host": "box", "arena_version": "0.1.0",
@@ -115,8 +122,9 @@ def test_chromium_lays_out_the_table_and_decodes_every_plot(page, tmp_path):
     data = json.loads(found.group(1).replace("&quot;", '"'))
     assert data["rows"] == 6  # six methods
     assert data["tableWidth"] > 600 and data["tableHeight"] > 100
-    # accuracy, scenarios, pair-weight profiles
-    assert len(data["images"]) == 3 and all(w > 400 for w in data["images"])
+    # accuracy, scenarios, learning curves, pair-weight profiles
+    assert len(data["images"]) == 4 and all(w > 400 for w in data["images"])
+    assert data["curves"] > 400  # the learning-curve panels, decoded
 
 
 def test_chromium_screenshot_shows_a_page_with_plots(page, tmp_path):

@@ -53,7 +53,8 @@ def report(
     plots: Path | None = typer.Option(
         None,
         "--plots",
-        help="Write accuracy.png and scenarios.png (of the --metric) into this directory.",
+        help="Write accuracy.png and scenarios.png (of the --metric) and curves.png (the "
+        "learning curves) into this directory.",
     ),
     published: bool = typer.Option(
         False, "--published", help="Show the paper's numbers beside the measured rows."

@@ -17,9 +17,10 @@ import typer
 from msda_arena.api.errors import ArenaError, UsageError
 from msda_arena.cli._options import resolve_device
 from msda_arena.execute.options import OPTION_NAMES, check_options
+from msda_arena.track import check_trackers, tracker_help
 
 
-def run(  # over 80 lines: its signature is the command line (29 options); the body is short
+def run(  # over 80 lines: its signature is the command line (30 options); the body is short
     ctx: typer.Context,
     method: list[str] = typer.Option(
         ..., "--method", "-m", help="Method spec to benchmark, e.g. 'hmix(r=0.25)'. Repeatable."
@@ -112,6 +113,12 @@ def run(  # over 80 lines: its signature is the command line (29 options); the b
     wait: bool = typer.Option(
         False, "--wait", help="slurm: follow the jobs until every cell is stored."
     ),
+    tracker: list[str] = typer.Option(
+        None,
+        "--tracker",
+        help=f"Also log each cell to this experiment tracker: {tracker_help()}. Repeatable; "
+        "each needs the msda-arena extra of its name; a missing one warns and is skipped.",
+    ),
 ) -> None:
     """Train a method and the missing baselines across the grid; one parquet file per cell."""
     given = {
@@ -121,6 +128,7 @@ def run(  # over 80 lines: its signature is the command line (29 options); the b
     }
     check_options(executor_kind, given)  # one line at once, before torch loads
     _check_limits(cell_timeout, threads)
+    trackers = check_trackers(tracker or ())
     from msda_arena.execute.plan import plan_run  # torch, timm
 
     executor, cells = plan_run(
@@ -141,6 +149,7 @@ def run(  # over 80 lines: its signature is the command line (29 options); the b
             data_root=data_root,
             save_checkpoints=save_checkpoints,
             cell_timeout_s=cell_timeout,
+            trackers=trackers,
         ),
         recipe=dict(threads=threads, deterministic=deterministic or None),
         **given,

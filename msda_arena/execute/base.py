@@ -41,6 +41,7 @@ from msda_arena.methods.registry import get_method
 from msda_arena.pluginkit.conformance import preflight
 from msda_arena.store.claims import clean_leftovers, clear_dead_claims
 from msda_arena.store.results import check_writable, clean_temporaries
+from msda_arena.track import prepare_trackers
 from msda_arena.train import interrupts
 
 __all__ = [
@@ -204,6 +205,7 @@ class Executor:
             self.tidy(reporter)
         if to_run:  # problems with the store, the data or a method stop before any cell
             self.prepare(reporter)
+            prepare_trackers(self.settings.trackers)
             if not self.skip_check:
                 rejected = preflight_methods(
                     [c.method for c in to_run], self.check_device(), self.settings.cell_timeout_s

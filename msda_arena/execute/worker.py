@@ -10,6 +10,9 @@ the same everywhere:
   (:mod:`msda_arena.store.claims`), and its stored status is read again under the claim, so
   two runs on one store never train one cell twice; a crashed run's claim is taken
   over.
+* **Trackers log what is stored.** After a cell's record is written, each tracker of
+  ``RunSettings.trackers`` logs it (:func:`msda_arena.track.log_cell`: never raises),
+  wherever the cell ran.
 * **Failures are records.** Anything the cell's own code raises (a plugin's exception,
   ``sys.exit`` or ``KeyboardInterrupt`` from plugin code, a broken mask, a diverged
   loss) becomes a ``failed`` record naming the cause; a failure never replaces a stored
@@ -46,6 +49,7 @@ from msda_arena.theory.fingerprint import (
     LOCALITY_SIZE,
     fingerprint,
 )
+from msda_arena.track import log_cell
 from msda_arena.train import interrupts
 from msda_arena.train.loop import EpochEvent, TrainResult, train_cell
 
@@ -83,6 +87,8 @@ class RunSettings:
     claim_ttl_s: float | None = None
     #: Seconds a cell may train (``arena run --cell-timeout``); None: no limit.
     cell_timeout_s: float | None = None
+    #: Trackers each stored cell is logged to (``arena run --tracker``; :mod:`msda_arena.track`).
+    trackers: tuple[str, ...] = ()
 
     @property
     def recipe(self) -> Any:
@@ -208,7 +214,15 @@ def fail_cell(cell: GridCell, settings: RunSettings, error: str) -> CellOutcome:
         stored = store_failure(settings, record)
     if not stored:
         record = record.replace(error=record.error + " (the stored ok result was kept)")
-    return CellOutcome(cell, "trained", record, kept_ok=not stored)
+    return _logged(CellOutcome(cell, "trained", record, kept_ok=not stored), settings)
+
+
+def _logged(outcome: CellOutcome, settings: RunSettings) -> CellOutcome:
+    """``outcome``, its record logged to the run's trackers first (after it is stored,
+    outside the cell's claim and time limit)."""
+    if settings.trackers and outcome.record is not None:
+        log_cell(settings.trackers, outcome.record, settings.recipe)
+    return outcome
 
 
 class TimeLimit(BaseException):
@@ -267,12 +281,24 @@ def run_cell(
     on_start: Callable[[GridCell, int], None] | None = None,
     on_epoch: Callable[[GridCell, EpochEvent], None] | None = None,
 ) -> CellOutcome:
-    """Claim, train and store one cell (see the module docstring).
+    """Claim, train and store one cell, then log it to the run's trackers (see the
+    module docstring).
 
     Raises:
         KeyboardInterrupt: the user pressed Ctrl-C; nothing is written for this cell.
         StoreError: its record cannot be written (one line naming the path and cause).
     """
+    outcome = _run_claimed(cell, settings, data, on_start, on_epoch)
+    return _logged(outcome, settings) if outcome.action == "trained" else outcome
+
+
+def _run_claimed(
+    cell: GridCell,
+    settings: RunSettings,
+    data: Any,
+    on_start: Callable[[GridCell, int], None] | None,
+    on_epoch: Callable[[GridCell, EpochEvent], None] | None,
+) -> CellOutcome:
     try:
         claim = claims.try_claim(settings.results, cell.dataset, cell.key, settings.claim_ttl_s)
     except OSError as exc:
@@ -379,5 +405,5 @@ def run_cell_here(
     except Exception as exc:
         record = failed_record(cell, settings, f"dataset not available on this worker: {exc}")
         stored = store_failure(settings, record)
-        return CellOutcome(cell, "trained", record, kept_ok=not stored)
+        return _logged(CellOutcome(cell, "trained", record, kept_ok=not stored), settings)
     return run_cell(cell, settings, data, on_start=on_start, on_epoch=on_epoch)

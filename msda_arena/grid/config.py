@@ -80,11 +80,17 @@ class Recipe:
     #: are part of the recipe (and its hash), the same under every executor.
     threads: int = DEFAULT_THREADS
     deterministic: bool = False
+    #: Evaluate test top-1 every this many epochs for the learning curve (0: only at the
+    #: end). It changes no trained number (the evaluation touches no training state), so
+    #: it is not part of the recipe hash: turning it on makes no new cells.
+    eval_every: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field but the name: what the recipe hash covers."""
+        """Every field that decides a cell's numbers (all but the name and
+        ``eval_every``): what the recipe hash covers."""
         d = asdict(self)
         d.pop("name")
+        d.pop("eval_every")
         return d
 
 
@@ -103,6 +109,7 @@ _RECIPE_TYPES: dict[str, type | tuple[type, ...] | None] = {
     "eval_batch_size": int,
     "threads": int,
     "deterministic": bool,
+    "eval_every": int,
 }
 _RECIPE_REQUIRED = ("epochs", "batch_size", "lr")
 #: Inclusive ranges of the recipe's whole numbers.
@@ -113,6 +120,7 @@ _RECIPE_INTS: dict[str, tuple[int, int]] = {
     "warmup_epochs": (0, 10_000),
     "train_subset": (0, 100_000_000),
     "threads": (1, 1024),
+    "eval_every": (0, 10_000),
 }
 
 

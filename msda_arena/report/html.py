@@ -1,8 +1,9 @@
 """One self-contained HTML page: the leaderboard, the paired comparison, the notes and
-the figures embedded as base64 PNG: the report's plots (:mod:`msda_arena.report.plots`)
-and the pair-weight profiles of its methods (:mod:`msda_arena.report.profiles`, the
-one figure that needs torch). No script, no font, no stylesheet or image is fetched
-from anywhere: the page can be mailed, archived or opened offline.
+the figures embedded as base64 PNG: the report's plots (:mod:`msda_arena.report.plots`,
+the learning curves included) and the pair-weight profiles of its methods
+(:mod:`msda_arena.report.profiles`, the one figure that needs torch). No script, no
+font, no stylesheet or image is fetched from anywhere: the page can be mailed, archived
+or opened offline.
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ def html_page(
         "scenarios": f"Each method minus Mixup in {metric.short} ({metric.direction}) per "
         "crop scenario, with 95% paired intervals where there are two or more pairs "
         "(bars without an interval had fewer).",
+        "curves": "Learning curves: each method's training loss per epoch (and test top-1 "
+        "where the recipe's eval_every evaluated during training), mean over seeds with a "
+        "band of ± 1 std, one panel per (arch, scenario).",
     }
     out += [_figure(name, data, captions.get(name, name)) for name, data in figures.items()]
     out += [*_profiles(profiles), "</body></html>"]

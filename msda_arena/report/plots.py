@@ -15,6 +15,8 @@ unit and direction on the axis.
   (the caption says that bars without one had fewer; never a zero-width bar); the
   paper's CutMix - Mixup as a black cross when published rows are shown. For ECE
   (lower is better) a bar below zero is an improvement over Mixup.
+* ``curves``: the learning curves (:mod:`msda_arena.report.curves`), one panel per
+  (arch, scenario); absent when no result stored a curve.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from msda_arena.grid import REFERENCE_METHODS
 from msda_arena.report.compare import matched_pairs
+from msda_arena.report.curves import curve_points, mean_curves
 from msda_arena.report.stats import t_interval
 
 if TYPE_CHECKING:
+    import pandas
     from matplotlib.figure import Figure
 
     from msda_arena.report.build import Report
@@ -37,10 +41,17 @@ if TYPE_CHECKING:
 #: Fewest matched pairs for which the scenario figure draws a 95% interval.
 MIN_INTERVAL_PAIRS = 2
 
-__all__ = ["FIGURE_NAMES", "accuracy_figure", "figures_png", "scenario_figure", "write_plots"]
+__all__ = [
+    "FIGURE_NAMES",
+    "accuracy_figure",
+    "curves_figure",
+    "figures_png",
+    "scenario_figure",
+    "write_plots",
+]
 
 #: Names of the figures :func:`figures_png` draws (file names without ``.png``).
-FIGURE_NAMES: tuple[str, ...] = ("accuracy", "scenarios")
+FIGURE_NAMES: tuple[str, ...] = ("accuracy", "scenarios", "curves")
 #: Colours of the arena's own methods (tab10), in the order of REFERENCE_METHODS.
 _FIXED = dict(zip(REFERENCE_METHODS, ("#7f7f7f", "#1f77b4", "#ff7f0e", "#8c564b", "#2ca02c",
                                       "#9467bd"), strict=True))  # fmt: skip
@@ -218,12 +229,71 @@ def _paper_crosses(
             labelled = True
 
 
+def curves_figure(report: Report) -> Figure | None:
+    """The learning curves of the report's methods, one panel per (arch, scenario);
+    ``None`` when no result has a curve."""
+    points = curve_points(report.frame)
+    if points.empty:
+        return None
+    methods = [r.method for r in report.leaderboard.rows if r.method in set(points["method"])]
+    colors = _colors(methods)
+    loss = mean_curves(points, "train_loss")
+    top1 = mean_curves(points, "top1")
+    # a top-1 row only where some cell was evaluated before its last epoch
+    with_top1 = not top1.empty and int(top1.groupby("method")["epoch"].nunique().max()) > 1
+    groups = list(loss.groupby(["dataset", "arch", "scenario"], sort=True).groups)
+    multi = len({g[0] for g in groups}) > 1
+    rows = 2 if with_top1 else 1
+    fig, axes = _panels(len(groups) * rows, len(groups) if with_top1 else 3, 4.2, 3.2)
+    for j, (dataset, arch, scenario) in enumerate(groups):
+        title = f"{dataset} / {arch} / {scenario}" if multi else f"{arch} / {scenario}"
+        _draw(axes[j], loss, (dataset, arch, scenario), methods, colors, "training loss")
+        axes[j].set_title(title, fontsize=9)
+        if with_top1:
+            ax = axes[len(groups) + j]
+            _draw(ax, top1, (dataset, arch, scenario), methods, colors, "test top-1 (%)")
+            ax.set_title(f"{title}: test top-1", fontsize=9)
+    axes[0].legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"Learning curves ({report.profile}): mean over seeds, band ± 1 std", fontsize=10)
+    return fig
+
+
+def _draw(
+    ax: Any,
+    means: pandas.DataFrame,
+    where: tuple[str, str, str],
+    methods: list[str],
+    colors: dict[str, str],
+    label: str,
+) -> None:
+    """One panel: each method's mean curve at ``where`` with its +- 1 std band."""
+    dataset, arch, scenario = where
+    here = means[
+        (means["dataset"] == dataset) & (means["arch"] == arch) & (means["scenario"] == scenario)
+    ]
+    for method in methods:
+        m = here[here["method"] == method]
+        if m.empty:
+            continue
+        x, y, sd = m["epoch"].to_numpy(), m["mean"].to_numpy(), m["std"].to_numpy()
+        marker = "o" if len(x) == 1 else None
+        ax.plot(x, y, color=colors[method], label=method, marker=marker, linewidth=1.4)
+        if any(not math.isnan(s) for s in sd):
+            ax.fill_between(x, y - sd, y + sd, color=colors[method], alpha=0.18, linewidth=0)
+    ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole
+    ax.set_xlabel("epoch", fontsize=8)
+    ax.set_ylabel(label, fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.tick_params(labelsize=8)
+
+
 def figures_png(report: Report, dpi: int = 100) -> dict[str, bytes]:
     """The report's figures as PNG bytes, by name (a figure that cannot be drawn is absent)."""
     out = {}
     for name, figure in (
         ("accuracy", accuracy_figure(report)),
         ("scenarios", scenario_figure(report)),
+        ("curves", curves_figure(report)),
     ):
         if figure is None:
             continue

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from msda_arena.report.curves import PLATEAU, curve_points, mean_curves, plateau_epoch
+
 if TYPE_CHECKING:
     import pandas
 
@@ -33,7 +35,8 @@ def vanilla_lead_note(frame: pandas.DataFrame, board: Leaderboard) -> str | None
     from its successful records: a mean last-epoch training loss above
     :data:`FIT_LOSS` means it did not fit its training set in the recipe's epochs, so
     there was no overfitting for mixing to reduce; below it, mixing simply did not help
-    on this grid.
+    on this grid. Where the results stored learning curves, the line adds where the
+    un-mixed model's mean training loss stopped improving (:func:`_where_it_stopped`).
     """
     if not board.metric.higher_is_better or not board.rows:
         return None
@@ -46,6 +49,7 @@ def vanilla_lead_note(frame: pandas.DataFrame, board: Leaderboard) -> str | None
         return None
     loss = float(losses.mean())
     epochs = int(ok["epochs"].max())
+    stopped = _where_it_stopped(ok)
     if loss > FIT_LOSS:
         here = set(frame["profile"]) if "profile" in frame.columns else set()
         longer = [p for p in LONGER_PROFILES if p not in here]
@@ -53,10 +57,33 @@ def vanilla_lead_note(frame: pandas.DataFrame, board: Leaderboard) -> str | None
             f"vanilla leads because training is too short for mixing to pay off: after "
             f"{epochs} epoch(s) the un-mixed model's training loss is {loss:.2f}, and it takes "
             f"a loss below {FIT_LOSS:g} to fit the training set, so there is no overfitting "
-            "for mixing to reduce; judge methods on a profile that trains longer"
+            "for mixing to reduce"
+            + (f" ({stopped})" if stopped else "")
+            + "; judge methods on a profile that trains longer"
             + (f" ({', '.join(longer)})" if longer else "")
         )
+    after = f"{epochs} epochs" + (f"; {stopped}" if stopped else "")
     return (
         f"vanilla leads although it fits its training set (training loss {loss:.3f} after "
-        f"{epochs} epochs): on this grid, mixing did not improve {board.metric.short}"
+        f"{after}): on this grid, mixing did not improve {board.metric.short}"
+    )
+
+
+def _where_it_stopped(ok: pandas.DataFrame) -> str:
+    """Where the un-mixed model's training loss, averaged over its cells per epoch,
+    stopped improving (:func:`~msda_arena.report.curves.plateau_epoch`), or that it was
+    still falling at the end; ``""`` without curves."""
+    points = curve_points(ok)
+    if points.empty:
+        return ""
+    means = mean_curves(points).groupby("epoch")["mean"].mean()
+    if len(means) < 2:
+        return ""
+    losses = means.tolist()
+    plateau = plateau_epoch(losses)
+    if plateau is None:
+        return f"its loss was still falling in the last epoch, {losses[-2]:.3g} to {losses[-1]:.3g}"
+    return (
+        f"its loss stopped improving after epoch {means.index[plateau - 1]} of "
+        f"{means.index[-1]}, never falling more than {PLATEAU:.0%} after it"
     )

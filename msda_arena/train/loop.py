@@ -51,7 +51,7 @@ import torch
 import msda_arena.models.cifar  # noqa: F401
 from msda_arena.api.contract import Method, Saliency
 from msda_arena.api.errors import ArenaError
-from msda_arena.api.record import Measurements
+from msda_arena.api.record import EpochPoint, Measurements, encode_curve
 from msda_arena.data.crops import test_views, train_views
 from msda_arena.data.imagefolder import make_loader
 from msda_arena.grid.config import DEFAULT_THREADS, Recipe
@@ -99,15 +99,13 @@ class CompileFallbackWarning(RuntimeWarning):
     """``torch.compile`` failed for a cell, which trained with the eager model instead."""
 
 
-@dataclass(frozen=True)
-class EpochEvent:
-    """Reported after every epoch (one host sync per epoch, none per step)."""
+@dataclass(frozen=True, kw_only=True)
+class EpochEvent(EpochPoint):
+    """Reported after every epoch (one host sync per epoch, none per step): the epoch's
+    point of the learning curve, the epochs in all, and the images trained on so far."""
 
-    epoch: int
     epochs: int
-    train_loss: float
     images: int
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -297,6 +295,7 @@ class TrainStep:
                 self._fall_back(exc)
         self.epoch = 0
         self.epoch_steps = 0
+        self.lr = recipe.lr  # of the last step taken (a float the optimiser holds: no sync)
         self._loss_sum = torch.zeros((), device=device)
         self._loss_max = torch.zeros((), device=device)
         self._uniform_loss = math.log(data.num_classes)
@@ -339,6 +338,7 @@ class TrainStep:
             loss = self._first_compiled_step(inputs, mixed)
         else:
             loss = self._forward_backward(inputs, mixed)
+        self.lr = self.opt.param_groups[0]["lr"]
         self.opt.step()
         self.sched.step()
         loss = loss.detach()
@@ -413,10 +413,10 @@ class TrainStep:
             )
         return train_loss
 
-    def evaluate(self) -> EvalMetrics:
-        """Top-1 and top-5 accuracy (%), expected calibration error and FGSM top-1 of the
-        eager model on the test views (:mod:`msda_arena.train.evaluate`), counted on the device
-        and read once.
+    def evaluate(self, fgsm: bool = True) -> EvalMetrics:
+        """Top-1 and top-5 accuracy (%), expected calibration error and FGSM top-1 (NaN
+        without ``fgsm``: the learning curve's evaluations) of the eager model on the
+        test views (:mod:`msda_arena.train.evaluate`), counted on the device and read once.
 
         Raises:
             ValueError: the test split is empty.
@@ -430,6 +430,8 @@ class TrainStep:
             x = test_views(self.data.normalize(xb), self.scenario).contiguous(memory_format=fmt)
             with torch.no_grad(), self.autocast():
                 acc.add(self.model(x), yb)
+            if not fgsm:
+                continue
             for i in range(0, len(yb), chunk):
                 xc, yc = x[i : i + chunk], yb[i : i + chunk]
                 # the gradient's sign in float32 on every device, so FGSM figures compare
@@ -511,18 +513,28 @@ def _train_cell(
     with torch_settings(setup):
         step = TrainStep(setup)
         train_seconds, images, train_loss = 0.0, 0, math.nan
-        for epoch in range(epochs):
-            step.start_epoch(epoch + 1)
+        curve: list[EpochPoint] = []
+        every = setup.recipe.eval_every
+        for epoch in range(1, epochs + 1):
+            step.start_epoch(epoch)
             t0 = time.perf_counter()
-            for xb, yb in step.batches(epoch):
+            for xb, yb in step.batches(epoch - 1):
                 step(xb, yb)
             train_loss = step.end_epoch()
             epoch_seconds = time.perf_counter() - t0
             train_seconds += epoch_seconds
             images += step.epoch_steps * setup.recipe.batch_size
+            # the last epoch's top-1 is the final evaluation's (below)
+            evaluate_now = every > 0 and epoch % every == 0 and epoch < epochs
+            top1 = step.evaluate(fgsm=False).top1 if evaluate_now else math.nan
+            point = EpochPoint(
+                epoch=epoch, train_loss=train_loss, lr=step.lr, seconds=epoch_seconds, top1=top1
+            )
+            curve.append(point)
             if progress is not None:
-                progress(EpochEvent(epoch + 1, epochs, train_loss, images, epoch_seconds))
+                progress(EpochEvent(**dataclasses.asdict(point), epochs=epochs, images=images))
         metrics = step.evaluate()
+        curve[-1] = dataclasses.replace(curve[-1], top1=metrics.top1)
         threads, name = torch.get_num_threads(), device_name(device)  # the cell's own
     state = None
     if keep_weights:
@@ -538,5 +550,6 @@ def _train_cell(
         notes=step.notes,
         threads=threads,
         deterministic=int(setup.recipe.deterministic),
+        curve=encode_curve(curve),
         state_dict=state,
     )
