@@ -67,8 +67,9 @@ def _blur3(img: torch.Tensor) -> torch.Tensor:
     out = img
     for dim in (2, 1):
         pad = (1, 1, 0, 0) if dim == 2 else (0, 0, 1, 1)
-        p = F.pad(out[:, None], pad, mode="reflect")[:, 0]
         n = out.shape[dim]
+        # one pixel: its mirror is itself (torch's reflect needs two)
+        p = F.pad(out[:, None], pad, mode="reflect" if n > 1 else "replicate")[:, 0]
         left, centre, right = (p.narrow(dim, k, n) for k in range(3))
         out = (left + right) * 0.25 + centre * 0.5
     return out
@@ -157,12 +158,8 @@ def fine_grained_saliency(x: torch.Tensor) -> torch.Tensor:
 def saliency_peaks(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Row and column ``([B], [B])`` long of each image's saliency maximum, as the
     official code finds it: the first maximum in raster order of the uint8 map."""
-    sal = fine_grained_saliency(x).to(torch.int16)
+    idx = fine_grained_saliency(x).flatten(1).long().argmax(dim=1)  # ties: the first
     w = x.shape[-1]
-    flat = sal.flatten(1)
-    # the first maximum: argmax of (value, -index) without relying on argmax's tie rule
-    order = torch.arange(flat.shape[1], 0, -1, device=flat.device, dtype=torch.int64)
-    idx = (flat.to(torch.int64) * flat.shape[1] * 2 + order).argmax(dim=1)
     return idx // w, idx % w
 
 

@@ -89,7 +89,9 @@ def test_boxes_equal_the_official_function(size, grey):
     assert same >= 0.95 * total, f"{same} of {total} images got the official box"
 
 
-@pytest.mark.parametrize(("c", "h", "w"), [(3, 32, 32), (1, 28, 28), (3, 24, 40), (3, 64, 48)])
+@pytest.mark.parametrize(
+    ("c", "h", "w"), [(3, 32, 32), (1, 28, 28), (3, 24, 40), (3, 64, 48), (3, 1, 8), (1, 8, 1)]
+)
 def test_maps_equal_opencv(c, h, w):
     g = torch.Generator().manual_seed(h * w + c)
     x = torch.randn(16, c, h, w, generator=g) * torch.rand(16, 1, 1, 1, generator=g) * 3
