@@ -4,18 +4,24 @@ SaliencyMix, ``SaliencyMix_CIFAR/saliencymix.py``, commit 9ee02b8), whose steps
 ``opencv-contrib-python-headless``, a test dependency: these tests skip without it).
 
 Inputs: the arena's procedural images, normalised as the harness feeds them, at 32 px
-(RGB) and 28 px (grey, as Fashion-MNIST), and random images of other sizes. Run
-``python plugins/arena-saliencymix/tests/test_fidelity.py`` to print the figures the
-README quotes."""
+(RGB) and 28 px (grey, as Fashion-MNIST), Fashion-MNIST's test images where Debian's
+``dataset-fashion-mnist`` is installed, and random images of other sizes. Run
+``python plugins/arena-saliencymix/tests/test_fidelity.py [FASHION_MNIST_DIR]`` to print
+the figures the README quotes."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from arena_saliencymix import SaliencyMix, fine_grained_saliency
+from arena_saliencymix import SaliencyMix, fine_grained_saliency, saliency_peaks
 
+from msda_arena.api.errors import UsageError
 from msda_arena.data.base import normalize
+from msda_arena.data.fashion import load_fashion_mnist
 from msda_arena.data.procedural import generate
 
 cv2 = pytest.importorskip("cv2")
@@ -89,6 +95,24 @@ def test_boxes_equal_the_official_function(size, grey):
     assert same >= 0.95 * total, f"{same} of {total} images got the official box"
 
 
+def _fashion(n: int, root: str | None = None) -> torch.Tensor | None:
+    """The first ``n`` Fashion-MNIST test images, normalised as the harness does, or
+    None where the data is not installed (Debian's ``dataset-fashion-mnist``)."""
+    try:
+        data = load_fashion_mnist(Path(root) if root else None)
+    except UsageError:
+        return None
+    return data.normalize(data.test_x[:n])
+
+
+def test_boxes_equal_the_official_function_on_fashion_mnist():
+    x = _fashion(8 * BATCH)
+    if x is None:
+        pytest.skip("Fashion-MNIST is not installed (dataset-fashion-mnist)")
+    same, total = _batch_boxes(x, seed=28)
+    assert same >= 0.95 * total, f"{same} of {total} images got the official box"
+
+
 @pytest.mark.parametrize(
     ("c", "h", "w"), [(3, 32, 32), (1, 28, 28), (3, 24, 40), (3, 64, 48), (3, 1, 8), (1, 8, 1)]
 )
@@ -100,14 +124,24 @@ def test_maps_equal_opencv(c, h, w):
     assert same >= 0.95 * len(x), f"{same} of {len(x)} maps equal OpenCV's"
 
 
-def _report() -> None:
+def _report(fashion_root: str | None) -> None:
     """Print the agreement figures on 1,024 images per size (the README's)."""
-    for size, grey in ((32, False), (28, True)):
-        x = _images(1024, size, grey, seed=1)
+    sets = [
+        (f"procedural {size} px", _images(1024, size, grey, seed=1), size)
+        for size, grey in ((32, False), (28, True))
+    ]
+    fashion = _fashion(1024, fashion_root)
+    if fashion is not None:
+        sets.append(("Fashion-MNIST 28 px", fashion, 28))
+    for name, x, size in sets:
         same, total = _batch_boxes(x, seed=size)
         ours = fine_grained_saliency(x).numpy()
         maps = sum(np.array_equal(_opencv_map(x[i]), ours[i]) for i in range(len(x)))
-        print(f"{size} px: boxes {same}/{total}, maps {maps}/{len(x)}")
+        cy, cx = saliency_peaks(x)
+        border = float(((cy == 0) | (cx == 0) | (cy == size - 1) | (cx == size - 1)).float().mean())
+        print(
+            f"{name}: boxes {same}/{total}, maps {maps}/{len(x)}, peaks on the border {border:.1%}"
+        )
     g = torch.Generator().manual_seed(0)
     for c, h, w, n in RANDOM_SIZES:
         x = torch.randn(n, c, h, w, generator=g) * torch.rand(n, 1, 1, 1, generator=g) * 3
@@ -118,4 +152,4 @@ def _report() -> None:
 
 
 if __name__ == "__main__":
-    _report()
+    _report(sys.argv[1] if len(sys.argv) > 1 else None)  # optional: Fashion-MNIST's folder
