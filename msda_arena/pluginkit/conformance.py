@@ -286,7 +286,7 @@ _MIX_SCALING_SIZE = 8
 # code channel's identity to this (codes are O(1), weights >= 0.1 apart).
 _CONVEX_TOL = 1e-3
 # The pixel-share rule: |weight - pixel share| allowed per sample (every shipped mixing
-# method is exact to 1e-6; a box one pixel off at 24 x 24 is 0.04 off).
+# method is exact to 1e-6; one row of a 24 x 24 image is 0.042).
 _SHARE_TOL = 0.01
 
 
