@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from conftest import install_fake_plugin, run_arena
 
-from msda_arena import MixMethod
+from msda_arena import MixMethod, get_method
 from msda_arena.data import load_dataset
 from msda_arena.data.crops import DEFAULT_SCENARIOS
 from msda_arena.grid.config import Recipe
@@ -71,6 +71,24 @@ class PerChannel(LerpMix):
         return torch.lerp(x[partner], x, w), torch.full((x.shape[0],), 0.5)
 
 
+class FixedPatch(LerpMix):
+    """Pastes the partner's top-left 8x8 patch but claims lambda as the weight of y_i."""
+
+    def mix(self, x, y, partner, lam, generator, saliency=None):
+        mixed = x.clone()
+        mixed[:, :, :8, :8] = x[partner, :, :8, :8]
+        return mixed, lam.expand(x.shape[0]).to(torch.float32)
+
+
+class DeclaredPatch(FixedPatch):
+    weight_is_pixel_share = False
+    weight_reason = "lambda by design, whatever was pasted"
+
+
+class UnexplainedPatch(FixedPatch):
+    weight_is_pixel_share = False
+
+
 class Looping(LerpMix):
     def mix(self, x, y, partner, lam, generator, saliency=None):
         out = torch.stack([0.5 * x[i] + 0.5 * x[partner[i]] for i in range(x.shape[0])])
@@ -103,22 +121,46 @@ def test_conforming_mixing_methods_pass_every_mix_rule():
         results = run_checks(method)
         assert [r.rule for r in results] == list(MIX_RULES)
         assert all(r.passed for r in results), [r for r in results if not r.passed]
-    assert "convex" in MIX_RULES and "label-weight" in RULES
+    assert MIX_RULES[-2:] == ("convex", "pixel-share") and "label-weight" in RULES
 
 
 @pytest.mark.parametrize(
-    ("method", "rule"),
+    ("method", "rules"),
     [
-        (Noisy(), "convex"),
-        (ThirdImage(), "convex"),
-        (PerChannel(), "convex"),
-        (Looping(), "vectorised"),
-        (Unseeded(), "determinism"),
-        (HeavyWeight(), "range"),
+        (Looping(), ["vectorised"]),
+        (Unseeded(), ["determinism"]),
+        (HeavyWeight(), ["range", "pixel-share"]),  # 2 * lambda: nor is it the pixel share
+        (FixedPatch(), ["pixel-share"]),
+        (UnexplainedPatch(), ["pixel-share"]),
     ],
 )
-def test_each_broken_mixing_method_fails_exactly_its_rule(method, rule):
-    assert list(failed(method)) == [rule]
+def test_each_broken_mixing_method_fails_exactly_its_rules(method, rules):
+    assert list(failed(method)) == rules
+
+
+@pytest.mark.parametrize("method", [Noisy(), ThirdImage(), PerChannel()])
+def test_a_mix_that_is_not_convex_fails_convex_and_its_pixel_share_is_not_checked(method):
+    assert failed(method) == {
+        "convex": failed(method)["convex"],
+        "pixel-share": "not checked (an earlier rule failed)",
+    }
+
+
+def test_a_weight_that_is_not_the_pixel_share_fails_unless_declared_with_a_reason():
+    detail = failed(FixedPatch())["pixel-share"]
+    assert "\n" not in detail
+    assert detail.startswith("the returned weight differs from the share of x[i]'s pixels")
+    assert "declare weight_is_pixel_share = False" in detail
+    assert "weight_reason" in failed(UnexplainedPatch())["pixel-share"]
+    # declared: every rule passes, and pixel-share reports the reason and the gap
+    results = {r.rule: r for r in run_checks(DeclaredPatch())}
+    assert all(r.passed for r in results.values())
+    report = results["pixel-share"].detail
+    assert report.startswith("weight declared not the pixel share (lambda by design")
+    gap = float(report.rsplit(" ", 1)[1])
+    assert 0.1 < gap <= 1.0
+    # a conforming method reports nothing
+    assert {r.rule: r.detail for r in run_checks(LerpMix())}["pixel-share"] == "ok"
 
 
 def test_outputs_of_the_wrong_form_fail_type_and_leave_later_rules_unchecked():
@@ -265,3 +307,44 @@ def test_cli_lists_checks_draws_and_trains_an_installed_mixing_plugin(plugin_sit
 
     record = one_cell_run("blend", tmp_path / "run")
     assert record["status"] == "ok" and record["method_package"] == "arena-blend"
+
+
+PATCH_PLUGIN = """
+import torch
+from msda_arena import MixMethod, hookimpl
+
+
+class Patch(MixMethod):
+    name = "patch"
+    summary = "the partner's top-left 8x8 patch, weighed lambda"
+
+    def mix(self, x, y, partner, lam, generator, saliency=None):
+        mixed = x.clone()
+        mixed[:, :, :8, :8] = x[partner, :, :8, :8]
+        return mixed, lam.expand(x.shape[0]).to(torch.float32)
+
+
+class DeclaredPatch(Patch):
+    name = "declared-patch"
+    weight_is_pixel_share = False
+    weight_reason = "lambda by design"
+
+
+@hookimpl
+def register_methods(register):
+    register(Patch)
+    register(DeclaredPatch)
+"""
+
+
+def test_arena_check_fails_a_weight_that_is_not_the_pixel_share(plugin_site):
+    install_fake_plugin(plugin_site, "arena-patch", PATCH_PLUGIN)
+    wide = {"COLUMNS": "400"}  # the rule's detail on one table row
+    refused = run_arena("check", "--method", "patch", env=wide)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1].endswith("rule(s) pixel-share")
+    row = next(line for line in refused.stdout.splitlines() if "pixel-share" in line)
+    assert "FAIL" in row and "the returned weight differs from the share" in row
+    # the declared twin passes (run_checks, as arena check, in
+    # test_a_weight_that_is_not_the_pixel_share_fails_unless_declared_with_a_reason)
+    assert not failed(get_method("declared-patch"))

@@ -194,6 +194,15 @@ class MixMethod(MethodBase):
     kind: ClassVar[str] = "mix"
     #: Whether :meth:`mix` receives the model's input-gradient saliency.
     needs_saliency: ClassVar[bool] = False
+    #: Whether the returned weight is the share of ``x[i]``'s pixels in the mixed image
+    #: (the mean over pixels of each pixel's weight on ``x[i]``), which ``arena check``'s
+    #: ``pixel-share`` rule verifies. Set it ``False``, with :attr:`weight_reason`, for a
+    #: method whose label weight is by design something else (SnapMix weighs by class
+    #: activation): the rule then reports the gap instead of failing.
+    weight_is_pixel_share: ClassVar[bool] = True
+    #: Why the weight is not the pixel share; required when ``weight_is_pixel_share`` is
+    #: ``False``.
+    weight_reason: ClassVar[str] = ""
 
     def mix(
         self,
@@ -217,7 +226,9 @@ class MixMethod(MethodBase):
         Returns:
             ``(mixed, weight)``: ``mixed`` like ``x`` (same shape, dtype and device),
             each pixel a convex combination of pixels of ``x[i]`` and ``x[partner[i]]``;
-            ``weight`` float ``[B]`` in ``[0, 1]``, the weight of label ``y[i]``.
+            ``weight`` float ``[B]`` in ``[0, 1]``, the weight of label ``y[i]``: the
+            share of ``x[i]``'s pixels in ``mixed[i]`` unless the class declares
+            otherwise (:attr:`weight_is_pixel_share`).
         """
         raise NotImplementedError(f"{type(self).__name__} must implement mix()")
 

@@ -15,9 +15,13 @@ A mixing method (:data:`MIX_RULES`) is run on images this module supplies (with 
 stand-in model's saliency when it asks for one) through the harness's own
 :class:`~msda_arena.train.mixing.Mixer`: ``type``/``shape``/``dtype``/``device`` of
 ``(mixed, weight)``, ``finite``, ``range`` (the label weight in ``[0, 1]``),
-``determinism``, ``vectorised`` (torch calls must not grow with the batch) and
+``determinism``, ``vectorised`` (torch calls must not grow with the batch),
 ``convex``: every mixed pixel a convex combination of pixels of its two sources, with
-one weight for all channels (:mod:`msda_arena.theory.mixprobe`).
+one weight for all channels (:mod:`msda_arena.theory.mixprobe`), and ``pixel-share``:
+the returned weight of ``y[i]`` equals the share of ``x[i]``'s pixels in the mixed
+image (the mean of the per-pixel weights ``convex`` recovers), unless the method
+declares ``weight_is_pixel_share = False`` with a ``weight_reason``; then the rule
+passes and reports the gap.
 
 :func:`preflight` runs the same rules but stops at the first failure; every rule
 takes milliseconds for a conforming method, so an executor can afford it before a
@@ -40,7 +44,14 @@ from msda_arena.api.contract import MaskMethod, Method, MixMethod
 from msda_arena.data.procedural import generate
 from msda_arena.methods.registry import get_method
 from msda_arena.store.results import load_results
-from msda_arena.theory.mixprobe import code_batch, convexity_error, stand_in_saliency, with_lams
+from msda_arena.theory.mixprobe import (
+    CodedBatch,
+    code_batch,
+    convexity_error,
+    pixel_weights,
+    stand_in_saliency,
+    with_lams,
+)
 from msda_arena.train import interrupts
 from msda_arena.train.mixing import MethodContractError, Mixer, contract_error, validate_masks
 
@@ -72,7 +83,7 @@ _SHARED_RULES = (
 #: The rules of a mask method, in order.
 RULES = (*_SHARED_RULES, "label-weight")
 #: The rules of a mixing method, in order.
-MIX_RULES = (*_SHARED_RULES, "convex")
+MIX_RULES = (*_SHARED_RULES, "convex", "pixel-share")
 
 # (batch, height, width): square, non-square, a single sample.
 _SIZES = ((16, 32, 32), (5, 24, 40), (1, 8, 8))
@@ -274,6 +285,9 @@ _MIX_SCALING_SIZE = 8
 # Rounding allowed in the convex rule: weights within [0, 1] by this, and the second
 # code channel's identity to this (codes are O(1), weights >= 0.1 apart).
 _CONVEX_TOL = 1e-3
+# The pixel-share rule: |weight - pixel share| allowed per sample (every shipped mixing
+# method is exact to 1e-6; one row of a 24 x 24 image is 0.042).
+_SHARE_TOL = 0.01
 
 
 def _images(b: int, c: int, h: int, w: int, device: torch.device, seed: int) -> torch.Tensor:
@@ -342,11 +356,11 @@ def _check_mix_vectorised(method: MixMethod, device: torch.device) -> None:
     )
 
 
-def _check_convex(method: MixMethod, device: torch.device) -> None:
-
+def _check_convex(method: MixMethod, device: torch.device) -> dict[str, str] | None:
+    runs = []
     for per_sample in (False, True):
         coded = code_batch(_images(8, 3, 24, 24, device, seed=9), seed=int(per_sample))
-        mixed, _, partner = _mix_once(method, coded.images, per_sample, 11, validate=False)
+        mixed, weight, partner = _mix_once(method, coded.images, per_sample, 11, validate=False)
         outside, residual = convexity_error(mixed, coded, partner)
         if outside > _CONVEX_TOL or residual > _CONVEX_TOL:
             raise contract_error(
@@ -357,6 +371,44 @@ def _check_convex(method: MixMethod, device: torch.device) -> None:
                 "x[partner[i]] only, and do not rescale or add to the images",
                 contract=MixMethod.kind,
             )
+        runs.append((mixed, weight, partner, coded))
+    report = _check_pixel_share(method, runs)
+    return {"pixel-share": report} if report else None
+
+
+def _check_pixel_share(
+    method: MixMethod, runs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, CodedBatch]]
+) -> str | None:
+    """The ``pixel-share`` rule on the ``convex`` rule's outputs: each returned weight
+    against the mean per-pixel weight on ``x[i]`` (samples paired with themselves
+    skipped: both labels are one). Raises on a gap over :data:`_SHARE_TOL` unless the
+    method declares why its weight differs; then returns the report of the gap."""
+    gap = 0.0
+    for mixed, weight, partner, coded in runs:
+        share = pixel_weights(mixed, coded, partner).mean(dim=(1, 2))
+        paired = partner != torch.arange(partner.shape[0], device=partner.device)
+        if bool(paired.any()):
+            gap = max(gap, float((weight.float() - share)[paired].abs().max()))
+    if not method.weight_is_pixel_share:
+        if not method.weight_reason.strip():
+            raise contract_error(
+                "pixel-share",
+                "weight_is_pixel_share = False needs a weight_reason saying why the label "
+                "weight is not the share of x[i]'s pixels",
+                contract=MixMethod.kind,
+            )
+        return (
+            f"weight declared not the pixel share ({method.weight_reason.strip()}); "
+            f"largest gap {gap:.3g}"
+        )
+    if gap > _SHARE_TOL:
+        raise contract_error(
+            "pixel-share",
+            f"the returned weight differs from the share of x[i]'s pixels in the mixed image "
+            f"by up to {gap:.3g} (allowed {_SHARE_TOL}); return each sample's pixel share, or "
+            "declare weight_is_pixel_share = False with a weight_reason",
+            contract=MixMethod.kind,
+        )
 
 
 _MIX_STAGES = (
@@ -364,7 +416,7 @@ _MIX_STAGES = (
     (("type", "shape", "dtype", "device", "finite", "range"), _check_mix_outputs),
     (("determinism",), _check_mix_determinism),
     (("vectorised",), _check_mix_vectorised),
-    (("convex",), _check_convex),
+    (("convex", "pixel-share"), _check_convex),
 )
 
 _STAGES = (
@@ -397,7 +449,7 @@ def _stage_results(method: Method | str, device: torch.device) -> Iterator[Check
                 yield CheckResult(rule, False, "not checked (an earlier rule failed)")
             continue
         try:
-            stage(method, device)
+            details = stage(method, device)  # a stage may report on rules that pass
         except MethodContractError as exc:
             outputs_ok = not (mix and exc.rule in ("type", "shape", "dtype", "device"))
             # A stage checks its rules in order: those before the failed one passed.
@@ -422,7 +474,7 @@ def _stage_results(method: Method | str, device: torch.device) -> Iterator[Check
                 yield CheckResult(rule, False, "not checked (the method raised)")
         else:
             for rule in rules:
-                yield CheckResult(rule, True, "ok")
+                yield CheckResult(rule, True, (details or {}).get(rule, "ok"))
 
 
 def run_checks(method: Method | str, device: torch.device | str = "cpu") -> list[CheckResult]:

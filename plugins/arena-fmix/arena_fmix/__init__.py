@@ -4,16 +4,17 @@ Harris, Marcu, Painter, Niranjan, Prügel-Bennett, Hare, "FMix: Enhancing Mixed 
 Data Augmentation", arXiv:2002.12047 (2020). Reference code: ``fmix.py`` of
 github.com/ecs-vlc/FMix.
 
-For each mask a random complex spectrum ``Z`` over the ``rfft2`` bins of an
+For each mask a random complex spectrum ``Z`` over all ``fft2`` bins of an
 ``H x W`` image is drawn, real and imaginary parts independent standard normals,
 and scaled by ``1 / max(f, 1 / max(H, W)) ** decay_power`` where ``f`` is the bin's
-frequency (cycles per pixel, as ``numpy.fft.fftfreq`` gives it); the real inverse
-FFT of the scaled spectrum is a smooth grey field. The mask keeps the first image
+frequency (cycles per pixel, as ``numpy.fft.fftfreq`` gives it); the real part of
+its inverse FFT is a smooth grey field, isotropic: every direction gets the same
+power law. The mask keeps the first image
 (M = 1) on the ``round(lambda * H * W)`` pixels where the field is highest and shows
 the partner (M = 0) elsewhere: the reference's binarisation with ``max_soft = 0``.
 So ``mean(M)`` equals lambda to within half a pixel, ``0.5 / (H * W)``.
 
-Everything is batched: one ``randn``, one ``irfft2``, one ``argsort`` and one
+Everything is batched: one ``randn``, one ``ifft2``, one ``argsort`` and one
 ``scatter`` for the whole batch, all random numbers from the given generator.
 """
 
@@ -24,13 +25,27 @@ import torch
 from msda_arena import MaskMethod, Param, hookimpl
 from msda_arena.contract import ALPHA
 
-__all__ = ["FMix", "binarise_top", "low_freq_field"]
+__all__ = ["FMix", "binarise_top", "decay_scale", "low_freq_field"]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def _decay_ok(d: float) -> bool:
     return 0.0 <= d <= 64.0
+
+
+def decay_scale(
+    height: int, width: int, decay_power: float, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """``[H, W]`` float64 amplitude of every ``fft2`` bin, ``(f_min / max(f, f_min)) **
+    decay_power`` with ``f = sqrt(fy**2 + fx**2)`` from ``fftfreq`` on both axes and
+    ``f_min = 1 / max(H, W)``: FMix's ``1 / max(f, f_min) ** decay_power`` divided by its
+    largest value, so large decay powers cannot overflow."""
+    fy = torch.fft.fftfreq(height, device=device, dtype=torch.float64)
+    fx = torch.fft.fftfreq(width, device=device, dtype=torch.float64)
+    freqs = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+    f_min = 1.0 / max(height, width)
+    return (f_min / freqs.clamp(min=f_min)) ** float(decay_power)
 
 
 def low_freq_field(
@@ -41,24 +56,21 @@ def low_freq_field(
     generator: torch.Generator,
     device: torch.device | str,
 ) -> torch.Tensor:
-    """``n`` low-frequency grey fields ``[n, H, W]`` (float32), FMix's
-    ``make_low_freq_image`` without its min-max normalisation.
+    """``n`` low-frequency grey fields ``[n, H, W]`` (float32): the real part of the
+    inverse FFT of a complex spectrum over **all** ``H x W`` bins, real and imaginary
+    parts independent standard normals, scaled by :func:`decay_scale`.
 
-    The spectrum's scale is divided by its largest value, ``max(H, W) ** decay_power``,
-    so large decay powers cannot overflow; a positive factor changes no pixel's
-    rank, and only ranks matter to the binary mask.
+    Every frequency pair ``(k, -k)`` thus gets the same power law, whatever its
+    direction. (A spectrum over the ``rfft2`` half-plane passed to ``irfft2``, as the
+    reference's ``irfftn``, loses the imaginary part of the pure-vertical column
+    ``fx = 0``: half its power, so masks stretch along y.) No min-max normalisation:
+    a positive factor changes no pixel's rank, and only ranks matter to the mask.
     """
     device = torch.device(device)
-    fy = torch.fft.fftfreq(height, device=device, dtype=torch.float64)
-    fx = torch.fft.rfftfreq(width, device=device, dtype=torch.float64)
-    freqs = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)  # [H, W // 2 + 1]
-    f_min = 1.0 / max(height, width)
-    scale = (f_min / freqs.clamp(min=f_min)) ** float(decay_power)  # in (0, 1]
-    param = torch.randn(
-        n, height, width // 2 + 1, 2, generator=generator, device=device, dtype=torch.float32
-    )
-    spectrum = torch.complex(param[..., 0], param[..., 1]) * scale.to(torch.float32)
-    return torch.fft.irfft2(spectrum, s=(height, width))
+    scale = decay_scale(height, width, decay_power, device).to(torch.float32)
+    param = torch.randn(n, height, width, 2, generator=generator, device=device)
+    spectrum = torch.complex(param[..., 0], param[..., 1]) * scale
+    return torch.fft.ifft2(spectrum).real
 
 
 def binarise_top(field: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,10 @@
 """FMix's own tests: the contract, the defining property (mean(M) = lambda to one
-pixel), low-frequency masks, the Fourier field's spectrum, and one trained cell."""
+pixel), low-frequency masks, the Fourier field's spectrum, and one trained cell.
+Isotropy against the paper's construction: ``test_fidelity.py``."""
 
 import pytest
 import torch
-from arena_fmix import FMix, low_freq_field
+from arena_fmix import FMix, decay_scale, low_freq_field
 
 from msda_arena import SpecError, get_method
 from msda_arena.testing import assert_conforms, one_cell_run
@@ -98,21 +99,16 @@ def test_masks_are_low_frequency_compared_with_random_noise():
     assert _low_share(rough) < fmix_share < _low_share(smooth)
 
 
-@pytest.mark.parametrize(("height", "width"), [(8, 10), (9, 7)])
-def test_field_spectrum_is_complex_normal_scaled_by_the_decay(height, width):
-    """rfft2 of the field gives back the drawn spectrum on the bins irfft2 keeps whole
-    (columns 1 .. (W - 1) // 2): E|Z|^2 = 2 * scale^2, scale = (f_min / max(f, f_min))^d."""
+@pytest.mark.parametrize(("height", "width"), [(8, 10), (9, 7), (12, 12)])
+def test_field_power_follows_the_decay_law_in_every_bin(height, width):
+    """E|fft2(field)|^2 = scale^2 in every bin, the pure-vertical column fx = 0 and the
+    Nyquist rows and columns included: the real part of the inverse FFT of a complex
+    normal spectrum S gives fft2(field)_k = (S_k + conj(S_-k)) / 2."""
     decay = 2.0
     field = low_freq_field(6000, height, width, decay, _gen(0), "cpu").double()
-    power = torch.fft.rfft2(field).abs().square().mean(dim=0)
-    fy = torch.fft.fftfreq(height, dtype=torch.float64)[:, None]
-    fx = torch.fft.rfftfreq(width, dtype=torch.float64)[None, :]
-    f_min = 1.0 / max(height, width)
-    scale = (f_min / (fy**2 + fx**2).sqrt().clamp(min=f_min)) ** decay
-    # rfft2(irfft2(Z)) = Z on these bins (both with norm "backward")
-    cols = slice(1, (width - 1) // 2 + 1)
-    ratio = power[:, cols] / (2 * scale[:, cols] ** 2)
-    assert torch.allclose(ratio, torch.ones_like(ratio), rtol=0.1)
+    power = torch.fft.fft2(field).abs().square().mean(dim=0)
+    ratio = power / decay_scale(height, width, decay) ** 2
+    assert torch.allclose(ratio, torch.ones_like(ratio), rtol=0.1), ratio
 
 
 def test_fmix_trains_one_cell(tmp_path):

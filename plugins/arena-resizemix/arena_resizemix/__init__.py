@@ -25,11 +25,12 @@ import torch
 
 from msda_arena import MixMethod, Param, SpecError, hookimpl
 
-__all__ = ["ResizeMix", "paste_boxes", "resize_coords"]
+__all__ = ["ResizeMix", "cutmix_box", "nearest_coords", "paste_boxes", "resize_coords"]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _RANGE_HELP = "0 < scale_low <= scale_high <= 1"
+GEOMETRIES = ("paper", "openmixup")
 
 
 def _in_unit(v: float) -> bool:
@@ -55,6 +56,18 @@ def resize_coords(
     return lo, hi, frac
 
 
+def nearest_coords(
+    offset: torch.Tensor, out_size: torch.Tensor, in_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source indices of ``F.interpolate(..., mode="nearest")`` in the form of
+    :func:`resize_coords` (``hi = lo``, ``frac = 0``): ``floor(offset * scale)`` in
+    float32 with ``scale = in_size / out_size`` in float32, as torch computes it."""
+    scale = torch.tensor(float(in_size), dtype=torch.float32, device=offset.device)
+    scale = scale / out_size.to(torch.float32)
+    lo = (offset.clamp(min=0).to(torch.float32) * scale).floor().long().clamp(0, in_size - 1)
+    return lo, lo, torch.zeros(lo.shape, dtype=torch.float64, device=offset.device)
+
+
 def paste_boxes(
     x: torch.Tensor,
     source: torch.Tensor,
@@ -62,9 +75,11 @@ def paste_boxes(
     left: torch.Tensor,
     box_h: torch.Tensor,
     box_w: torch.Tensor,
+    mode: str = "bilinear",
 ) -> torch.Tensor:
     """``x`` ``[B, C, H, W]`` with ``source[b]`` resized to ``box_h[b] x box_w[b]``
-    (bilinear, ``align_corners=False``) pasted with its top-left corner at
+    (``mode`` ``"bilinear"``, ``align_corners=False``, or ``"nearest"``, each as
+    ``F.interpolate`` computes it) pasted with its top-left corner at
     ``(top[b], left[b])``; all index tensors are long ``[B]`` and every box lies inside
     the image. A box with a zero side pastes nothing."""
     b, c, h, w = x.shape
@@ -73,8 +88,9 @@ def paste_boxes(
     cols = torch.arange(w, device=dev)[None, :] - left[:, None]  # [B, W]
     in_rows = (rows >= 0) & (rows < box_h[:, None])
     in_cols = (cols >= 0) & (cols < box_w[:, None])
-    r_lo, r_hi, r_frac = resize_coords(rows, box_h.clamp(min=1)[:, None], h)
-    c_lo, c_hi, c_frac = resize_coords(cols, box_w.clamp(min=1)[:, None], w)
+    coords = nearest_coords if mode == "nearest" else resize_coords
+    r_lo, r_hi, r_frac = coords(rows, box_h.clamp(min=1)[:, None], h)
+    c_lo, c_hi, c_frac = coords(cols, box_w.clamp(min=1)[:, None], w)
 
     dtype = source.dtype
     # rows: [B, C, H, W] whose row r is the resampled source row for output row r
@@ -90,6 +106,19 @@ def paste_boxes(
     resized = left_px + c_frac * (right_px - left_px)
     inside = in_rows[:, None, :, None] & in_cols[:, None, None, :]
     return torch.where(inside, resized, x)
+
+
+def cutmix_box(
+    u: torch.Tensor, cut_h: torch.Tensor, cut_w: torch.Tensor, h: int, w: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """OpenMixup's ``rand_bbox_tao``: the centre uniform over the pixels (from ``u``
+    ``[2, n]`` in ``[0, 1)``), rows ``cy - cut_h // 2`` to ``cy + cut_h // 2`` and
+    columns likewise, clipped to the image: ``(top, left, box_h, box_w)``."""
+    cy = (u[0] * h).floor().long().clamp(max=h - 1)
+    cx = (u[1] * w).floor().long().clamp(max=w - 1)
+    y1, y2 = (cy - cut_h // 2).clamp(0, h), (cy + cut_h // 2).clamp(0, h)
+    x1, x2 = (cx - cut_w // 2).clamp(0, w), (cx + cut_w // 2).clamp(0, w)
+    return y1, x1, y2 - y1, x2 - x1
 
 
 class ResizeMix(MixMethod):
@@ -112,6 +141,15 @@ class ResizeMix(MixMethod):
             "upper bound of the paste scale tau (side ratio)",
             _in_unit,
             _RANGE_HELP,
+        ),
+        Param(
+            "geometry",
+            str,
+            "paper",
+            "paper: the whole partner, undistorted, inside the image, bilinear; openmixup: "
+            "squashed into CutMix's clipped box, nearest",
+            lambda v: v in GEOMETRIES,
+            " or ".join(GEOMETRIES),
         ),
     )
     summary = "partner image shrunk by tau ~ U(scale_low, scale_high), pasted (Qin et al. 2020)"
@@ -138,16 +176,20 @@ class ResizeMix(MixMethod):
         if n not in (1, b):
             raise ValueError(f"lam must have shape [1] or [{b}], got {list(lam.shape)}")
         tau = lam.to(device=dev, dtype=torch.float64).clamp(0.0, 1.0)
-        box_h = torch.floor(tau * h).long()  # int(H * tau), as the reference code
-        box_w = torch.floor(tau * w).long()
-        # top-left corner uniform over the H - box_h + 1 (and W - box_w + 1) positions
+        cut_h = torch.floor(tau * h).long()  # int(H * tau), as the reference code
+        cut_w = torch.floor(tau * w).long()
         u = torch.rand(2, n, generator=generator, device=dev, dtype=torch.float64)
-        top = torch.minimum((u[0] * (h - box_h + 1)).floor().long(), h - box_h)
-        left = torch.minimum((u[1] * (w - box_w + 1)).floor().long(), w - box_w)
+        if self.geometry == "openmixup":
+            top, left, box_h, box_w = cutmix_box(u, cut_h, cut_w, h, w)
+        else:  # top-left corner uniform over the H - cut_h + 1 (W - cut_w + 1) positions
+            top = torch.minimum((u[0] * (h - cut_h + 1)).floor().long(), h - cut_h)
+            left = torch.minimum((u[1] * (w - cut_w + 1)).floor().long(), w - cut_w)
+            box_h, box_w = cut_h, cut_w
         box_h, box_w, top, left = (t.expand(b) for t in (box_h, box_w, top, left))
 
         work = x if x.dtype in (torch.float32, torch.float64) else x.float()
-        mixed = paste_boxes(work, work[partner], top, left, box_h, box_w).to(x.dtype)
+        mode = "nearest" if self.geometry == "openmixup" else "bilinear"
+        mixed = paste_boxes(work, work[partner], top, left, box_h, box_w, mode).to(x.dtype)
         weight = 1.0 - (box_h * box_w).to(torch.float32) / float(h * w)
         return mixed, weight
 
