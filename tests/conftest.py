@@ -25,6 +25,14 @@ def pytest_configure(config):
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: two workers per core. Most slow tests wait on subprocesses (an
+    ``arena`` command importing torch, a Ray or Slurm job, a plugin that hangs until its
+    time limit), so a second test per core fills the idle time: on 2 cores the suite took
+    11.3 minutes with 4 workers against 14.4 with 2, in the same conditions."""
+    return 2 * (os.cpu_count() or 1)
+
+
 def pytest_report_header(config):
     import pluggy
     import timm
