@@ -43,7 +43,17 @@ def pytest_report_header(config):
     return f"{versions}, pluggy {pluggy.__version__}"
 
 
+#: The test files that take longest (worker seconds, 2 cores, 4 workers), started first so
+#: that no worker is left alone with one of them at the end; the rest keep their order.
+LONGEST_FIRST = (
+    "test_ray_executor.py", "test_plugin_packages.py", "test_run.py", "test_faults.py",
+    "test_timeouts.py", "test_slurm_executor.py", "test_pool.py", "test_timeouts_ray.py",
+)  # fmt: skip
+
+
 def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable
     import torch
 
     if torch.cuda.is_available():

@@ -183,3 +183,18 @@ def test_plugin_package_installs_checks_and_trains(env, package_dir):
         assert own.returncode == 0 or only_deselected, (
             f"{dist}'s own tests failed:\n{own.stdout[-3000:]}\n{own.stderr[-2000:]}"
         )
+
+
+@pytest.mark.slow
+def test_the_mixer_runs_every_shipped_plugin_as_installed(env):
+    """``msda_arena.mixer`` with each shipped plugin (issue 17): the plugin cases of
+    tests/test_mixer.py, which skip where a plugin is not installed, run in this
+    environment, where every one is; none may skip."""
+    mixer_tests = REPO / "tests" / "test_mixer.py"
+    own = venv_run(
+        env.python, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "-rs",
+        "-k", "plugin", str(mixer_tests), cwd=env.root,
+    )  # fmt: skip
+    assert own.returncode == 0, f"{own.stdout[-3000:]}\n{own.stderr[-2000:]}"
+    assert "not installed here" not in own.stdout, own.stdout[-3000:]
+    assert " passed" in own.stdout
