@@ -68,18 +68,28 @@ def _cells(n_rows: int):
         seed += 1
 
 
-def _write_chunk(args: tuple[str, int, int, int]) -> int:
+def _curve(epochs: int) -> str:
+    """A learning curve of ``epochs`` entries, as the trainer stores it."""
+    from msda_arena.api.record import EpochPoint, encode_curve
+
+    points = range(1, epochs + 1)
+    return encode_curve([EpochPoint(epoch=e, train_loss=1 / e, lr=0.1, seconds=9) for e in points])
+
+
+def _write_chunk(args: tuple[str, int, int, int, int, bool]) -> int:
     import random
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from msda_arena.api.spec import slug
-    from msda_arena.store.results import RESULT_COLUMNS, SCHEMA_VERSION, WRITE_OPTIONS, arrow_schema
+    from msda_arena.api.record import COLUMNS, LATER_COLUMNS, SCHEMA_VERSION, arrow_schema, cell_key
+    from msda_arena.store.results import WRITE_OPTIONS
 
-    root, n_rows, start, stop = args
+    root, n_rows, start, stop, epochs, before_curves = args
     rng = random.Random(start)
-    rows = {c: [] for c in RESULT_COLUMNS}
+    curve = "" if before_curves else _curve(epochs)
+    columns = [c for c in COLUMNS if not (before_curves and c in LATER_COLUMNS)]
+    rows: dict[str, list] = {c: [] for c in columns}
     paths = []
     for i, d, a, s, m, seed in _cells(n_rows):
         if i < start:
@@ -87,7 +97,7 @@ def _write_chunk(args: tuple[str, int, int, int]) -> int:
         if i >= stop:
             break
         failed = rng.random() < 0.01
-        key = f"{a}-{s}-{slug(m)}-s{seed}-r0123abcd"
+        key = cell_key("paper", a, s, m, seed, "0123abcd")
         base = 70.0 + (hash((d, a, s, m)) % 600) / 100.0
         values = {
             "schema_version": SCHEMA_VERSION, "key": key,
@@ -96,29 +106,41 @@ def _write_chunk(args: tuple[str, int, int, int]) -> int:
             "method_name": m.split("(")[0], "seed": seed, "recipe_hash": "0123abcd",
             "top1": float("nan") if failed else base + rng.gauss(0, 0.3),
             "top5": float("nan") if failed else 92.0 + rng.gauss(0, 0.3),
-            "train_loss": 1.2, "epochs": 300, "wall_time_s": 3600.0, "images_per_s": 5000.0,
+            "ece": 0.05, "fgsm_top1": 20.0, "locality": 0.5,
+            "train_loss": 1.2, "epochs": epochs, "wall_time_s": 3600.0, "images_per_s": 5000.0,
             "peak_mem_mb": 2048.0, "method_package": "msda-arena", "method_version": "0.1.0",
+            "method_code": "0.1.0:abcdef012345", "plugins": "msda-arena==0.1.0",
             "torch_version": "2.14.1", "timm_version": "1.0.31", "cuda_version": "12.8",
-            "device_name": "NVIDIA H100", "arena_version": "0.1.0", "git_commit": "abc1234",
-            "config_hash": "cafe", "started_at": "2025-01-01T00:00:00+00:00",
-            "finished_at": "2025-01-01T01:00:00+00:00",
+            "device_name": "NVIDIA H100", "host": "node1", "arena_version": "0.1.0",
+            "git_commit": "abc1234", "config_hash": "cafe", "notes": "",
+            "started_at": "2025-01-01T00:00:00+00:00", "finished_at": "2025-01-01T01:00:00+00:00",
+            "threads": 1, "deterministic": 0, "curve": "" if failed else curve,
         }  # fmt: skip
-        for c in RESULT_COLUMNS:
+        for c in columns:
             rows[c].append(values[c])
         paths.append(os.path.join(root, d, f"{key}.parquet"))
-    table = pa.Table.from_pydict(rows, schema=arrow_schema())
+    schema = arrow_schema()
+    schema = pa.schema([schema.field(c) for c in columns])
+    table = pa.Table.from_pydict(rows, schema=schema)
     for k, path in enumerate(paths):
         pq.write_table(table.slice(k, 1), path, **WRITE_OPTIONS)
     return len(paths)
 
 
-def build_store(root: Path, n_rows: int, processes: int = 2) -> float:
-    """Write ``n_rows`` result files under ``root``; returns seconds taken."""
+def build_store(
+    root: Path, n_rows: int, epochs: int = 300, before_curves: bool = False, processes: int = 2
+) -> float:
+    """Write ``n_rows`` result files under ``root`` (each ok record with a learning curve of
+    ``epochs`` entries, or without the columns added after the first schema-2 files if
+    ``before_curves``); returns seconds taken."""
     t0 = time.perf_counter()
     for d in DATASETS:
         (root / d).mkdir(parents=True, exist_ok=True)
     step = 5000
-    chunks = [(str(root), n_rows, a, min(a + step, n_rows)) for a in range(0, n_rows, step)]
+    chunks = [
+        (str(root), n_rows, a, min(a + step, n_rows), epochs, before_curves)
+        for a in range(0, n_rows, step)
+    ]
     with multiprocessing.get_context("fork").Pool(processes) as pool:
         written = sum(pool.map(_write_chunk, chunks))
     assert written == n_rows, (written, n_rows)
@@ -150,9 +172,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", type=Path, default=None, help="build the store here, keep it")
+    parser.add_argument("--epochs", type=int, default=300, help="epochs (curve length) per cell")
+    parser.add_argument(
+        "--before-curves", action="store_true",
+        help="write records as before learning curves (threads, deterministic, curve absent)",
+    )  # fmt: skip
     args = parser.parse_args()
 
-    from msda_arena.cli.report import report
+    from msda_arena.report.show import leaderboard
     from msda_arena.store.results import INDEX_NAME, load_results
 
     tmp = None
@@ -164,7 +191,7 @@ def main() -> None:
     try:
         if not any(root.glob("*/*.parquet")):
             print(f"building {args.rows:,} result files in {root} ...", file=sys.stderr)
-            build_s = build_store(root, args.rows)
+            build_s = build_store(root, args.rows, args.epochs, args.before_curves)
         else:
             build_s = float("nan")
         (root / INDEX_NAME).unlink(missing_ok=True)
@@ -178,25 +205,13 @@ def main() -> None:
 
         def run_report(fmt: str) -> None:
             with redirect_stdout(io.StringIO()):
-                report(
-                    profile=None,
-                    results=root,
-                    method=None,
-                    compare="hmix(r=0.02)",
-                    fmt=fmt,
-                    out=None,
-                    plots=None,
-                    published=False,
-                    strict=False,
-                )
+                leaderboard(root, compare="hmix(r=0.02)", fmt=fmt)
 
         warm_table = _timed(lambda: run_report("table"), args.repeat)
         warm_md = _timed(lambda: run_report("markdown"), args.repeat)
         script = (
-            "import sys; from pathlib import Path; from msda_arena.cli.report import report; "
-            f"report(profile=None, results=Path({str(root)!r}), method=None, "
-            "compare='hmix(r=0.02)', fmt='table', out=None, plots=None, published=False, "
-            "strict=False)"
+            "from msda_arena.cli.main import main; "
+            f"main(['report', '--results', {str(root)!r}, '--compare', 'hmix(r=0.02)'])"
         )
 
         def fresh() -> None:

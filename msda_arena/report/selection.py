@@ -40,12 +40,13 @@ __all__ = [
 #: The result columns a report reads (``load_results(columns=REPORT_COLUMNS)`` is faster):
 #: the cell's identity, every metric's column (:data:`~msda_arena.api.metrics.METRICS`),
 #: the method's locality index, what the selection rules need, a failure's error, and
-#: the training loss and epochs that say why vanilla leads (:mod:`~msda_arena.report.regime`)
-#: and the learning curves (:mod:`~msda_arena.report.curves`).
+#: the training loss and epochs that say why vanilla leads (:mod:`~msda_arena.report.regime`).
+#: The learning curves (``curve``, kilobytes a cell) are read only for a report that
+#: draws them (``--format html``, ``--plots``): on a large store they would dominate.
 REPORT_COLUMNS: tuple[str, ...] = (
     "status", "error", "profile", *CELL_IDENTITY,
     *dict.fromkeys(m.column for m in METRICS.values()), "locality",
-    "finished_at", "recipe_hash", "method_code", "train_loss", "epochs", "curve",
+    "finished_at", "recipe_hash", "method_code", "train_loss", "epochs",
 )  # fmt: skip
 
 

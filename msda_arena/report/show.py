@@ -80,7 +80,9 @@ def leaderboard(
         raise UsageError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     chosen = get_metric(metric)  # an unknown name fails before the store is read
     root = _store(results, config)
-    frame, warnings = load_results(root, strict=strict, columns=REPORT_COLUMNS)
+    drawn = plots is not None or fmt == "html"  # the curves are read only to be drawn
+    columns = (*REPORT_COLUMNS, "curve") if drawn else REPORT_COLUMNS
+    frame, warnings = load_results(root, strict=strict, columns=columns)
     for warning in warnings:
         _say(f"skipped {warning}", warning=True)
     if len(frame) == 0:
@@ -101,7 +103,7 @@ def leaderboard(
         _say(warning, warning=True)
     if report.compare_method is None:
         _say("no paired comparison: name the method to test with --compare SPEC")
-    figures = figures_png(report) if plots is not None or fmt == "html" else None
+    figures = figures_png(report) if drawn else None
     if plots is not None:
         for path in write_plots(report, plots, figures=figures):
             _say(f"wrote {path}")
