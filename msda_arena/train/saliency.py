@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["input_gradients"]
+__all__ = ["class_activation_maps", "input_gradients"]
 
 
 def input_gradients(
@@ -34,3 +34,33 @@ def input_gradients(
     if channels == "rms":
         return grad.square().mean(dim=1).sqrt()
     return grad.abs().sum(dim=1)
+
+
+def class_activation_maps(model: Any, x: torch.Tensor) -> torch.Tensor:
+    """Class activation maps ``[B, num_classes, h, w]`` (float32, no gradient) of a timm
+    model whose ``forward_features`` returns a feature map ``[B, C, h, w]`` and whose
+    classifier (``get_classifier()``) is one ``nn.Linear`` on the pooled features:
+    ``cam[b, k] = W_k . features[b, :, p] + bias_k`` at each position ``p`` (Zhou et al.,
+    CVPR 2016, as SnapMix computes it). The model's mode is left as the caller set it.
+
+    Raises:
+        ValueError: the model has no such feature map or classifier (one line).
+    """
+    classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if not isinstance(classifier, torch.nn.Linear):
+        raise ValueError(
+            f"class activation maps need a model whose get_classifier() is one nn.Linear; "
+            f"{type(model).__name__} has {type(classifier).__name__}"
+        )
+    with torch.no_grad():
+        features = model.forward_features(x)
+        if features.ndim != 4 or features.shape[1] != classifier.in_features:
+            raise ValueError(
+                f"class activation maps need forward_features() to return [B, "
+                f"{classifier.in_features}, h, w]; {type(model).__name__} returns "
+                f"{list(features.shape)}"
+            )
+        cam = torch.einsum("bchw,kc->bkhw", features.float(), classifier.weight.float())
+        if classifier.bias is not None:
+            cam = cam + classifier.bias.float().view(1, -1, 1, 1)
+    return cam
