@@ -10,6 +10,7 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from msda_arena import FeatureMixMethod, Param
 from msda_arena.api.errors import UsageError
@@ -163,10 +164,14 @@ def test_the_loss_is_the_weighted_sum_of_the_sources_cross_entropies():
     assert torch.allclose(batch.soft_targets(4).sum(1), torch.full((5,), 1.5))
 
 
-def test_a_feature_method_trains_a_cell_and_draws_its_stage_on_the_host(data):
+def test_a_feature_method_trains_a_cell_eager_and_says_so_when_compile_was_asked(data):
     result = _train(StageMix(at=2), data)
     assert math.isfinite(result.train_loss) and 0 <= result.top1 <= 100
-    assert result.notes == ""  # compile is off on the CPU: nothing to note
+    assert result.notes == ""  # compile is off on the CPU by default: nothing to note
+    recipe = Recipe("feature", epochs=1, batch_size=16, lr=0.05, compile=True)
+    asked = train_cell(ARCH, StageMix(at=2), data, recipe, DEFAULT_SCENARIOS["standard"], 0)
+    assert asked.notes == "feature method: trained eager (torch.compile not used)"
+    assert asked.train_loss == result.train_loss  # the same eager training
 
 
 @pytest.mark.parametrize(
@@ -230,3 +235,32 @@ def test_class_activation_maps_average_to_the_logits():
     cam = class_activation_maps(model, x)
     assert cam.shape == (3, 4, 4, 4)
     assert torch.allclose(cam.mean(dim=(2, 3)), model(x), atol=1e-5)
+
+
+class _HostReads(TorchFunctionMode):
+    """Records tensor methods that copy values to the host (each one a device sync)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in ("item", "tolist", "__bool__", "__float__", "cpu"):
+            self.seen.append(func.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_feature_step_reads_nothing_back_after_the_first_batch():
+    model = _model()
+    mixer = FeatureMixer(StageMix(at=2), model, feature_stages(model, 3), per_sample=True)
+    g, host = torch.Generator().manual_seed(0), torch.Generator()
+    x, y = torch.rand(4, 3, 8, 8), torch.arange(4)
+    mixer(x, y, g, host).loss(model(x))  # the first batch is checked at once
+    with _HostReads() as reads:
+        for _ in range(260):  # past a fold of the per-call records
+            batch = mixer(x, y, g, host)
+            batch.loss(model(batch.inputs))
+    assert reads.seen == []
+    with _HostReads() as reads:
+        mixer.raise_if_violated()
+    assert reads.seen == ["tolist"]
