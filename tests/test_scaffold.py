@@ -334,3 +334,10 @@ def test_the_written_packages_own_tests_pass(installed, kind):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "2 passed" in result.stdout
+
+
+def test_a_feature_methods_own_attributes_are_reserved_for_it_only(tmp_path):
+    with pytest.raises(UsageError, match="'stage' is reserved by FeatureMixMethod"):
+        write_plugin("demo-f", kind="feature", params=["stage:int=1"], directory=tmp_path)
+    # a mask method has no stage(): the name stays free there
+    write_plugin("demo-m", kind="mask", params=["stage:int=1"], directory=tmp_path)

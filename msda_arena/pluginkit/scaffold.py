@@ -110,7 +110,7 @@ def _reserved_names() -> set[str]:
     parameter as an attribute of the instance, beside their own (``values`` is set
     in ``__init__``)."""
 
-    return {"values"} | {attr for cls in KINDS.values() for attr in dir(cls)}
+    return {"values"} | {attr for cls in (MaskMethod, MixMethod) for attr in dir(cls)}
 
 
 def parse_param(text: str) -> PluginParam:
@@ -473,6 +473,10 @@ def write_plugin(
     for p in parsed:
         if p.name in seen:
             raise UsageError(f"--param {p.name!r} is given twice")
+        if kind == FeatureMixMethod.kind and p.name in dir(FeatureMixMethod):
+            raise UsageError(
+                f"--param {p.name!r} is reserved by FeatureMixMethod; choose another name"
+            )
         seen.add(p.name)
     _check_free(name)
 
