@@ -22,7 +22,7 @@ from msda_arena.theory.fingerprint import fingerprint
 from msda_arena.theory.gallery import gallery_tensors
 from msda_arena.train.feature_mixing import FeatureMixer, feature_stages
 from msda_arena.train.loop import train_cell
-from msda_arena.train.mixing import MethodContractError, MethodError
+from msda_arena.train.mixing import FeatureContractError, MethodContractError, MethodError
 from msda_arena.train.saliency import class_activation_maps
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -182,6 +182,7 @@ def test_a_broken_batch_fails_the_cell_naming_the_rule_and_batch(data, fault, ru
     with pytest.raises(MethodContractError) as info:
         _train(Faulty(fault=fault, from_call=2), data)
     assert info.value.rule == rule and info.value.contract == "feature"
+    assert isinstance(info.value, FeatureContractError)
     assert "batch 3 (epoch 1)" in str(info.value)
 
 
@@ -264,3 +265,26 @@ def test_a_feature_step_reads_nothing_back_after_the_first_batch():
     with _HostReads() as reads:
         mixer.raise_if_violated()
     assert reads.seen == ["tolist"]
+
+
+@pytest.mark.parametrize("returned", [True, 1.0, "1", None])
+def test_a_stage_that_is_not_an_integer_fails_the_stage_rule(returned):
+    class Odd(StageMix):
+        def stage(self, stages, generator):
+            return returned
+
+    model = _model()
+    mixer = FeatureMixer(Odd(), model, feature_stages(model, 3))
+    with pytest.raises(FeatureContractError, match=r"rule 'stage'.*got"):
+        mixer(torch.randn(2, 3, 8, 8), torch.arange(2), torch.Generator(), torch.Generator())
+
+
+def test_an_integer_tensor_or_numpy_integer_is_a_stage():
+    class TensorStage(StageMix):
+        def stage(self, stages, generator):
+            return torch.randint(2, 3, (), generator=generator)  # 2
+
+    model = _model()
+    mixer = FeatureMixer(TensorStage(), model, feature_stages(model, 3))
+    batch = mixer(torch.randn(2, 3, 8, 8), torch.arange(2), torch.Generator(), torch.Generator())
+    assert batch.stage.index == 2

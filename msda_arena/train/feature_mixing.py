@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -162,9 +163,9 @@ class FeatureMixer(Mixer):
         stages: :func:`feature_stages` of ``model``.
         per_sample, pairing, validate: as for :class:`~msda_arena.train.mixing.Mixer`.
 
-    Raises (from a call): :class:`~msda_arena.train.mixing.MixContractError`'s feature
-    counterpart (rules ``stage``, ``type``, ``shape``, ``dtype``, ``device``, and at
-    :meth:`raise_if_violated` ``lam``, ``finite``, ``range``), or
+    Raises (from a call): :class:`~msda_arena.train.mixing.FeatureContractError` (rules
+    ``lam``, ``stage``, ``type``, ``shape``, ``dtype``, ``device``; and ``finite``,
+    ``range`` at the first call and at :meth:`raise_if_violated`), or
     :class:`~msda_arena.train.mixing.MethodError`.
     """
 
@@ -185,12 +186,15 @@ class FeatureMixer(Mixer):
 
     def _stage(self, host_generator: torch.Generator, call: int) -> Stage:
         method, stages = self.feature_method, self.stages
-        index = self._run("stage()", call, lambda: method.stage(stages, host_generator))
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(stages):
+        raw = self._run("stage()", call, lambda: method.stage(stages, host_generator))
+        index = None
+        with contextlib.suppress(TypeError):  # an int, a NumPy integer, a CPU int tensor
+            index = None if isinstance(raw, bool) else operator.index(raw)
+        if index is None or not 0 <= index < len(stages):
             raise _error(
                 "stage",
                 f"stage() must return an int from 0 to {len(stages) - 1} (this model's "
-                f"stages), got {index!r}",
+                f"stages), got {raw!r}",
                 self._where(call),
             )
         return stages[index]

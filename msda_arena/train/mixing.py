@@ -27,11 +27,12 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from msda_arena.api.contract import MaskMethod, Method, MixMethod, Saliency
+from msda_arena.api.contract import FeatureMixMethod, MaskMethod, Method, MixMethod, Saliency
 from msda_arena.api.errors import ArenaError
 from msda_arena.train import interrupts
 
 __all__ = [
+    "FeatureContractError",
     "MaskContractError",
     "MethodContractError",
     "MethodError",
@@ -52,8 +53,8 @@ _FOLD_EVERY = 256
 
 class MethodContractError(ArenaError):
     """A method returned lambdas, masks or a mixed batch that break its kind's contract:
-    a :class:`MaskContractError` or a :class:`MixContractError` (made by
-    :func:`contract_error`).
+    a :class:`MaskContractError`, :class:`MixContractError` or
+    :class:`FeatureContractError` (made by :func:`contract_error`).
 
     The message names the rule and, when the harness was mixing, the batch:
     ``mask contract rule 'range' failed at batch 17 (epoch 2): mask values must lie
@@ -63,7 +64,7 @@ class MethodContractError(ArenaError):
         rule: the broken rule (see :data:`msda_arena.pluginkit.conformance.RULES`).
         detail: what was wrong, without the rule and batch.
         where: the batch, e.g. ``"batch 17 (epoch 2)"``; empty outside training.
-        contract: ``"mask"`` or ``"mix"``, the method's kind.
+        contract: ``"mask"``, ``"mix"`` or ``"feature"``, the method's kind.
     """
 
     def __init__(
@@ -89,12 +90,18 @@ class MixContractError(MethodContractError):
     """A mixing method's ``(mixed, weight)`` (or lambdas) break the mixing contract."""
 
 
+class FeatureContractError(MethodContractError):
+    """A feature method's stage, ``(mixed, sources, weights)`` (or lambdas) break the
+    feature contract."""
+
+
 def contract_error(
     rule: str, message: str, where: str = "", contract: str = MaskMethod.kind
 ) -> MethodContractError:
-    """The error of ``contract``'s kind: :class:`MixContractError` for ``"mix"``."""
-    kind = MixContractError if contract == MixMethod.kind else MaskContractError
-    return kind(rule, message, where, contract)
+    """The error of ``contract``'s kind: :class:`MixContractError` for ``"mix"``,
+    :class:`FeatureContractError` for ``"feature"``, else :class:`MaskContractError`."""
+    kinds = {MixMethod.kind: MixContractError, FeatureMixMethod.kind: FeatureContractError}
+    return kinds.get(contract, MaskContractError)(rule, message, where, contract)
 
 
 class MethodError(ArenaError):
