@@ -116,6 +116,23 @@ def test_the_stages_are_the_input_and_timms_feature_info():
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("arch", [ARCH, "preactresnet10_tiny_cifar"])
+def test_the_stages_are_what_timms_features_only_returns(arch):
+    torch.manual_seed(0)
+    features = timm.create_model(arch, num_classes=4, features_only=True).eval()
+    torch.manual_seed(0)
+    model = timm.create_model(arch, num_classes=4).eval()
+    seen = []
+    for stage in feature_stages(model, 3)[1:]:
+        module = model.get_submodule(stage.module)
+        module.register_forward_hook(lambda m, a, out: seen.append(out))
+    x = torch.randn(2, 3, 16, 16)
+    model(x)
+    outs = features(x)
+    assert len(outs) == len(seen) == len(model.feature_info)
+    assert all(torch.equal(a, b) for a, b in zip(outs, seen, strict=True))
+
+
 @pytest.mark.parametrize("at", [0, 1, 2])
 def test_the_next_forward_sees_the_mix_of_the_chosen_stage_once(at):
     model = _model().train()

@@ -338,6 +338,10 @@ def _create(
         )
     device = kwargs.pop("device", None)
     dtype = kwargs.pop("dtype", None)
+    if kwargs.get("features_only"):  # every stage, read by forward hooks (functional stems)
+        cfg = kwargs.setdefault("feature_cfg", {})
+        cfg.setdefault("out_indices", tuple(range(len(kwargs.get("layers", ())))))
+        cfg.setdefault("feature_cls", "hook")
     model = build_model_with_cfg(model_cls, variant, pretrained=False, **kwargs)
     if device is not None or dtype is not None:
         model = model.to(device=device, dtype=dtype)
