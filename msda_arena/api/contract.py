@@ -43,6 +43,12 @@ Design note: one contract for all of these rather than one flag per method. Per 
    y[sources[i, j]])``. The harness also keeps the optimiser, the schedule, evaluation,
    time and memory accounting (the ModelView's extra passes run inside the step, so
    they count in the cell), and checks every batch without a per-step sync.
+4. **Cost**: feature methods train without ``torch.compile`` (their hook changes from
+   batch to batch); the mask and mixing kinds' step, rules and records are unchanged.
+
+Where (stage), which inputs (sources, any k), how much of each label (weights) and
+what the model says (ModelView) are the four axes the families differ on; each method
+uses the ones it needs, and the harness checks all of them the same way.
 
 A method that mixes only the images with two sources whose weights sum to 1 should
 stay a mixing method (its mixing can be drawn); a feature method cannot be drawn or
