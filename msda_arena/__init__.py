@@ -9,7 +9,9 @@ Public API::
     masks = method.masks(lam, 32, 32, generator)   # [8, 1, 32, 32] in [0, 1]
 
 A :class:`MixMethod` (the second kind) mixes the batch itself:
-``mixed, weight = method.mix(x, y, partner, lam, generator, saliency)``.
+``mixed, weight = method.mix(x, y, partner, lam, generator, saliency)``; a
+:class:`FeatureMixMethod` (the third) mixes features at a stage of the model it picks:
+``mixed, sources, weights = method.mix(h, y, partner, lam, generator, model)``.
 
 Any method in your own training loop, in place of timm's ``Mixup``::
 
@@ -22,7 +24,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from msda_arena.api import __version__
-from msda_arena.api.contract import MaskMethod, Method, MixMethod, Param, Saliency
+from msda_arena.api.contract import (
+    FeatureMixMethod,
+    MaskMethod,
+    Method,
+    MixMethod,
+    ModelView,
+    Param,
+    Saliency,
+    Stage,
+)
 from msda_arena.api.hookspecs import hookimpl
 from msda_arena.api.spec import SpecError
 
@@ -31,12 +42,15 @@ if TYPE_CHECKING:
     from msda_arena.train.mixer import mixer
 
 __all__ = [
+    "FeatureMixMethod",
     "MaskMethod",
     "Method",
     "MixMethod",
+    "ModelView",
     "Param",
     "Saliency",
     "SpecError",
+    "Stage",
     "__version__",
     "get_method",
     "hookimpl",

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import pytest
 from conftest import install_fake_plugin, make_venv, run_arena, venv_run
 
-from msda_arena.api.contract import ALPHA, MaskMethod, MixMethod
+from msda_arena.api.contract import ALPHA, FeatureMixMethod, MaskMethod, MixMethod
 from msda_arena.api.errors import UsageError
-from msda_arena.pluginkit.conformance import MIX_RULES, RULES, run_checks
+from msda_arena.pluginkit.conformance import FEATURE_RULES, MIX_RULES, RULES, run_checks
 from msda_arena.pluginkit.scaffold import parse_param, write_plugin
 
 KINDS = {
@@ -24,7 +24,9 @@ KINDS = {
         ["k:int=3", "soft:bool=false", "mode:str=batch", "r:float=0.25", "grids:tuple[int]=2,4,8"],
     ),
     "mix": ("demo-mix", ["alpha:float=0.4", "mode:str=batch", "scales:tuple[float]=(0.5)"]),
+    "feature": ("demo-feature", ["mode:str=batch", "depth:int=2"]),
 }
+BASES = {"mask": MaskMethod, "mix": MixMethod, "feature": FeatureMixMethod}
 
 
 def _load(package, name):
@@ -79,7 +81,7 @@ def test_the_written_method_conforms_and_has_its_params(tmp_path, kind):
     registered = []
     mod.register_methods(registered.append)
     (cls,) = registered
-    assert issubclass(cls, MaskMethod if kind == "mask" else MixMethod)
+    assert issubclass(cls, BASES[kind])
     assert cls.name == name and cls.summary and mod.__version__ == "0.1.0"
     defaults = {p.name: p.default for p in cls.params}
     if kind == "mask":
@@ -101,10 +103,12 @@ def test_the_written_method_conforms_and_has_its_params(tmp_path, kind):
             "grids": tuple[int, ...],
         }
         assert cls(grids=[4, 16]).spec == "demo-mask(grids=(4,16))"
-    else:
+    elif kind == "mix":
         assert defaults == {"alpha": 0.4, "mode": "batch", "scales": (0.5,)}  # one alpha
         with pytest.raises(UsageError, match="alpha > 0"):
             cls(alpha=0.0)
+    else:
+        assert defaults == {"mode": "batch", "depth": 2}  # no alpha added: as a mixing method
     failed = [r for r in run_checks(cls()) if not r.passed]
     assert failed == []
     if kind == "mask":
@@ -185,7 +189,7 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path):
         (["new-plugin", "9lives"], "is not a method name"),
         (["new-plugin", "de.mo"], "is not a method name"),
         (["new-plugin", "cutmix"], "taken by a built-in method; choose another, e.g. 'my-cutmix'"),
-        (["new-plugin", "demo", "--kind", "both"], "--kind 'both': use mask or mix"),
+        (["new-plugin", "demo", "--kind", "both"], "--kind 'both': use mask, mix or feature"),
         (["new-plugin", "demo", "--param", "k=3"], "write NAME:TYPE=DEFAULT"),
         (["new-plugin", "demo", "--param", "k:list=1"], "unknown type 'list'"),
         (["new-plugin", "demo", "--param", "k:int=x"], "the default 'x' does not read as int"),
@@ -246,7 +250,10 @@ def test_the_written_code_is_lint_clean_and_formatted(tmp_path):
 
 # Installed for real: `arena new-plugin` (the CLI), then `pip install -e` into a
 # throwaway environment that sees this one's packages; only the demos load there.
-ONLY_DEMOS = {"ARENA_PLUGINS": "arena-demo-mask,arena-demo-mix", "COLUMNS": "200"}
+ONLY_DEMOS = {
+    "ARENA_PLUGINS": "arena-demo-mask,arena-demo-mix,arena-demo-feature",
+    "COLUMNS": "200",
+}
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +288,12 @@ def installed(tmp_path_factory):
 @pytest.mark.parametrize("kind", KINDS)
 def test_installed_plugin_passes_arena_check(installed, kind):
     name = KINDS[kind][0]
-    tuples = "demo-mask(grids=(4,16),mode='2,4')" if kind == "mask" else "demo-mix(scales=[1,0.25])"
+    tuples = {
+        "mask": "demo-mask(grids=(4,16),mode='2,4')",
+        "mix": "demo-mix(scales=[1,0.25])",
+        "feature": "demo-feature(depth=3)",
+    }[kind]
+    rules = {"mask": RULES, "mix": MIX_RULES, "feature": FEATURE_RULES}[kind]
     for method in (name, f"{name}(mode=other)", tuples):
         result = venv_run(
             installed.python,
@@ -290,7 +302,7 @@ def test_installed_plugin_passes_arena_check(installed, kind):
             cwd=installed.root,
         )
         assert result.returncode == 0, result.stdout + result.stderr
-        assert f"all {len(RULES if kind == 'mask' else MIX_RULES)} rules pass" in result.stderr
+        assert f"all {len(rules)} rules pass" in result.stderr
 
 
 @pytest.mark.slow
@@ -305,18 +317,27 @@ def test_installed_plugins_are_listed_with_their_params(installed):
     rows = [line.split("\t")[:5] for line in result.stdout.splitlines()[1:]]  # tsv off a tty
     params = "alpha=1.0, k=3, soft=false, mode=batch, r=0.25, grids=(2,4,8)"
     assert rows == [
+        ["demo-feature", "feature", "mode=batch, depth=2", "arena-demo-feature", "0.1.0"],
         ["demo-mask", "mask", params, "arena-demo-mask", "0.1.0"],
         ["demo-mix", "mix", "alpha=0.4, mode=batch, scales=(0.5,)", "arena-demo-mix", "0.1.0"],
     ]
 
 
 @pytest.mark.slow
-def test_the_written_packages_own_tests_pass(installed):
+@pytest.mark.parametrize("kind", ["mix", "feature"])
+def test_the_written_packages_own_tests_pass(installed, kind):
     result = venv_run(
         installed.python,
         *("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"),
         env=ONLY_DEMOS,
-        cwd=installed.packages["mix"],
+        cwd=installed.packages[kind],
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "2 passed" in result.stdout
+
+
+def test_a_feature_methods_own_attributes_are_reserved_for_it_only(tmp_path):
+    with pytest.raises(UsageError, match="'stage' is reserved by FeatureMixMethod"):
+        write_plugin("demo-f", kind="feature", params=["stage:int=1"], directory=tmp_path)
+    # a mask method has no stage(): the name stays free there
+    write_plugin("demo-m", kind="mask", params=["stage:int=1"], directory=tmp_path)

@@ -1,4 +1,4 @@
-"""The two method contracts, built-in or plugin: mask methods and mixing methods.
+"""The three method contracts, built-in or plugin: mask, mixing and feature methods.
 
 A mask method (Park, Yun, Chun, "A Unified Analysis of Mixed Sample Data
 Augmentation: A Loss Function Perspective", NeurIPS 2022) is defined by its mask
@@ -18,13 +18,48 @@ A mixing method (:class:`MixMethod`) is the second kind, for methods that must s
 images or the model (SaliencyMix, PuzzleMix, ResizeMix...): it mixes the paired batch
 itself and returns each sample's label weight. A method that needs nothing but lambda
 should stay a mask method: its masks can be checked, drawn and fingerprinted alone.
+
+A feature method (:class:`FeatureMixMethod`, kind ``"feature"``) is the third kind, for
+every MSDA family the first two cannot express: methods that mix hidden features
+(Manifold Mixup), read the model's class activation maps (SnapMix), weigh labels by
+more than pixel shares, or mix more than two inputs per output (Co-Mixup).
+
+Design note: one contract for all of these rather than one flag per method. Per batch:
+
+1. **Where** -- :meth:`FeatureMixMethod.stage` picks one of the model's
+   stages (:class:`Stage`): 0 is the input images, ``s >= 1`` the output of the module timm
+   lists as the model's ``feature_info[s - 1]`` (the same stages
+   ``timm.create_model(..., features_only=True)`` returns). It draws from a CPU
+   generator the harness passes, so choosing a stage costs no device sync.
+2. **What** -- :meth:`FeatureMixMethod.mix` gets the features ``h`` at that stage (the
+   images at stage 0; a forward hook hands it the module's output otherwise), the
+   labels, the harness's partner index and lambdas, the generator, and, if it sets
+   ``needs_model``, a :class:`ModelView` (saliency and class activation maps of the
+   current model). It returns ``(mixed, sources, weights)``: ``mixed`` like ``h``;
+   ``sources`` ``[B, k]`` long, the batch rows output ``i`` mixes (``k >= 1``, any
+   number of inputs per output); ``weights`` ``[B, k]``, the label weight of each
+   source, finite and >= 0, not required to sum to 1.
+3. **The loss** stays the harness's: ``mean_i sum_j weights[i, j] * CE(logits_i,
+   y[sources[i, j]])``. The harness also keeps the optimiser, the schedule, evaluation,
+   time and memory accounting (the ModelView's extra passes run inside the step, so
+   they count in the cell), and checks every batch without a per-step sync.
+4. **Cost**: feature methods train without ``torch.compile`` (their hook changes from
+   batch to batch); the mask and mixing kinds' step, rules and records are unchanged.
+
+Where (stage), which inputs (sources, any k), how much of each label (weights) and
+what the model says (ModelView) are the four axes the families differ on; each method
+uses the ones it needs, and the harness checks all of them the same way.
+
+A method that mixes only the images with two sources whose weights sum to 1 should
+stay a mixing method (its mixing can be drawn); a feature method cannot be drawn or
+fingerprinted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, get_args, get_origin
 
 from msda_arena.api._beta import sample_beta
 from msda_arena.api.spec import SpecError, canonical
@@ -32,7 +67,20 @@ from msda_arena.api.spec import SpecError, canonical
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ALPHA", "KINDS", "MaskMethod", "Method", "MethodBase", "MixMethod", "Param", "Saliency"]
+__all__ = [
+    "ALPHA",
+    "KINDS",
+    "FeatureMix",
+    "FeatureMixMethod",
+    "MaskMethod",
+    "Method",
+    "MethodBase",
+    "MixMethod",
+    "ModelView",
+    "Param",
+    "Saliency",
+    "Stage",
+]
 
 
 @dataclass(frozen=True)
@@ -101,14 +149,15 @@ ALPHA = Param(
 class MethodBase:
     """What both method kinds share: a name, typed parameters and lambda's draw.
 
-    Subclass :class:`MaskMethod` or :class:`MixMethod`, not this class. Parameter
+    Subclass :class:`MaskMethod`, :class:`MixMethod` or :class:`FeatureMixMethod`, not
+    this class. Parameter
     values are validated in ``__init__`` and available as attributes (``self.alpha``)
     and as :attr:`values`. Draw every random number from the ``generator`` the harness
     passes (a second lambda: ``self.sample_lam(n, generator, device)``), never from
     torch's, NumPy's or Python's global state, so a cell is reproducible.
     """
 
-    #: The kind, as ``arena methods`` shows it: ``"mask"`` or ``"mix"``.
+    #: The kind, as ``arena methods`` shows it: ``"mask"``, ``"mix"`` or ``"feature"``.
     kind: ClassVar[str] = ""
 
     #: The method's name, as typed in specs: lower case, digits, ``-`` and ``_``.
@@ -233,7 +282,106 @@ class MixMethod(MethodBase):
         raise NotImplementedError(f"{type(self).__name__} must implement mix()")
 
 
-#: Either kind of method.
-Method = MaskMethod | MixMethod
+@dataclass(frozen=True)
+class Stage:
+    """A place in the model where a :class:`FeatureMixMethod` can mix.
+
+    Attributes:
+        index: 0 for the input images; ``s >= 1`` for the output of the module timm
+            lists as ``model.feature_info[s - 1]``.
+        module: that module's name in the model (``"stages.1"``); ``""`` for the input.
+        channels: the features' channels there (the images' channels at 0).
+        reduction: the features' stride against the input (1 at the input).
+    """
+
+    index: int
+    module: str
+    channels: int
+    reduction: int
+
+
+class ModelView(Protocol):
+    """What a :class:`FeatureMixMethod` that sets ``needs_model`` receives: the current
+    model, seen through calls whose cost the harness counts in the cell. Each call is
+    one forward (and for ``saliency`` one backward) in evaluation mode, on images
+    ``[B, C, H, W]`` in the batch's order; the weights, their gradients and BatchNorm
+    statistics are untouched."""
+
+    def saliency(self, images: torch.Tensor) -> torch.Tensor:
+        """The :data:`Saliency` of ``images`` ``[B, H, W]`` (row ``i`` scored against the
+        batch's label ``y[i]``)."""
+        ...
+
+    def cam(self, images: torch.Tensor) -> torch.Tensor:
+        """Class activation maps ``[B, num_classes, h, w]`` float32 (Zhou et al. 2016):
+        the classifier's weights applied to the last feature map at every position, plus
+        its bias: ``cam[b, k] = W_k . features[b] + bias_k``, whose spatial mean is the
+        logit of class ``k`` for models with global-average pooling."""
+        ...
+
+
+#: What :meth:`FeatureMixMethod.mix` returns: ``(mixed, sources, weights)``.
+FeatureMix = tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]
+
+
+class FeatureMixMethod(MethodBase):
+    """Base class of feature methods (the third kind; see the module's design note).
+
+    Subclass it, set ``name``, ``params`` and ``summary``, implement :meth:`mix`;
+    override :meth:`stage` to mix hidden features (the default mixes the input images),
+    :meth:`sample_lam` to own how lambda is drawn, and set ``needs_model = True`` to
+    receive a :class:`ModelView`.
+
+    Per batch the harness draws ``lam`` with :meth:`sample_lam` (``[1]``, or ``[B]``
+    when the recipe sets ``per_sample_masks``) and the partner index, asks
+    :meth:`stage` where to mix, runs the model up to that stage, calls :meth:`mix` on
+    the features there, runs the rest of the model on what it returns, and trains on
+    ``mean_i sum_j weights[i, j] * CE(logits_i, y[sources[i, j]])``.
+    """
+
+    kind: ClassVar[str] = "feature"
+    #: Whether :meth:`mix` receives a :class:`ModelView` of the current model.
+    needs_model: ClassVar[bool] = False
+
+    def stage(self, stages: tuple[Stage, ...], generator: torch.Generator) -> int:
+        """The index of the :class:`Stage` to mix at for this batch (default 0, the
+        input). ``stages`` are the model's (``stages[0]`` the input); ``generator`` is a
+        CPU generator for this choice alone (the stage must be known on the host)."""
+        return 0
+
+    def mix(
+        self,
+        h: torch.Tensor,
+        y: torch.Tensor,
+        partner: torch.Tensor,
+        lam: torch.Tensor,
+        generator: torch.Generator,
+        model: ModelView | None = None,
+    ) -> FeatureMix:
+        """Mix the batch's features at the chosen stage.
+
+        Args:
+            h: the features ``[B, ...]`` at the stage (the normalised, cropped images at
+                stage 0), in the step's dtype (bf16 under CUDA autocast).
+            y: integer labels ``[B]``.
+            partner: ``[B]`` long, the harness's pairing (use it for two-source mixes).
+            lam: ``[1]`` (one per batch) or ``[B]``: the lambdas :meth:`sample_lam` drew.
+            generator: draw every random number from it, on ``h``'s device.
+            model: a :class:`ModelView` when ``needs_model``, else None.
+
+        Returns:
+            ``(mixed, sources, weights)``: ``mixed`` like ``h`` (shape, dtype, device),
+            each element a convex combination of elements of the rows ``sources[i]`` of
+            ``h``, one weight for all channels; ``sources`` ``[B, k]`` long, ``k >= 1``;
+            ``weights`` ``[B, k]`` float, finite and >= 0: the weight of label
+            ``y[sources[i, j]]`` in the loss (they need not sum to 1).
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement mix()")
+
+
+#: Any kind of method.
+Method = MaskMethod | MixMethod | FeatureMixMethod
 #: The method kinds by name (``arena methods``, ``arena new-plugin --kind``): the one list.
-KINDS: dict[str, type[MethodBase]] = {cls.kind: cls for cls in (MaskMethod, MixMethod)}
+KINDS: dict[str, type[MethodBase]] = {
+    cls.kind: cls for cls in (MaskMethod, MixMethod, FeatureMixMethod)
+}

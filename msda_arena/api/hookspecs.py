@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from msda_arena.api.contract import MaskMethod, MixMethod
+    from msda_arena.api.contract import MethodBase
 
 PROJECT = "msda_arena"
 
@@ -27,12 +27,13 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def register_methods(register: Callable[[type[MaskMethod] | type[MixMethod]], None]) -> None:
-    """Register methods, of either kind, by calling ``register`` once per method class.
+def register_methods(register: Callable[[type[MethodBase]], None]) -> None:
+    """Register methods, of any kind, by calling ``register`` once per method class.
 
     Args:
-        register: call it with a :class:`msda_arena.MaskMethod` or
-            :class:`msda_arena.MixMethod` subclass; its ``name``
+        register: call it with a :class:`msda_arena.MaskMethod`,
+            :class:`msda_arena.MixMethod` or :class:`msda_arena.FeatureMixMethod`
+            subclass; its ``name``
             becomes the method name used in specs (``arena run --method NAME``).
             Registering a name that another package already registered is an error
             that names both packages.
@@ -42,6 +43,6 @@ def register_methods(register: Callable[[type[MaskMethod] | type[MixMethod]], No
 
 
 @hookspec
-def register_mask_methods(register: Callable[[type[MaskMethod] | type[MixMethod]], None]) -> None:
+def register_mask_methods(register: Callable[[type[MethodBase]], None]) -> None:
     """The first name of :func:`register_methods` (when only mask methods existed); still
     called, so the plugins written for it keep working."""

@@ -30,7 +30,7 @@ def methods(
     pattern: str = typer.Argument(None, help="Shell-style filter on method names, e.g. 'h*'."),
     fmt: str = typer.Option(None, "--format", "-f", help="table, tsv (off a terminal) or json."),
 ) -> None:
-    """List installed methods: name, kind (mask or mix), parameters with defaults,
+    """List installed methods: name, kind (mask, mix or feature), parameters with defaults,
     package and version. Names are never cut; the format is a table on a terminal, else
     tsv (tab-separated, a header row)."""
     fmt = fmt or ("table" if sys.stdout.isatty() else "tsv")
@@ -43,6 +43,7 @@ def methods(
             "method": info.name,
             "kind": info.cls.kind,
             "needs_saliency": bool(getattr(info.cls, "needs_saliency", False)),
+            "needs_model": bool(getattr(info.cls, "needs_model", False)),
             "parameters": {p.name: p.default for p in info.cls.params},
             "package": info.package,
             "version": info.version,
@@ -53,7 +54,7 @@ def methods(
     rows = []
     for m in infos:
         params = ", ".join(f"{k}={format_value(v)}" for k, v in m["parameters"].items())
-        kind = m["kind"] + " (saliency)" * m["needs_saliency"]
+        kind = m["kind"] + " (saliency)" * m["needs_saliency"] + " (model)" * m["needs_model"]
         rows.append(
             (m["method"], kind, params or "-", m["package"], m["version"], m["description"])
         )
@@ -123,7 +124,7 @@ def check(
     method: str = typer.Option(..., "--method", "-m", help="Method spec, e.g. 'hmix(r=0.25)'."),
     device: str = typer.Option("cpu", help="Device to check on: cpu, cuda, auto."),
 ) -> None:
-    """Check a method against its kind's contract (mask or mix); exit 1 naming any
+    """Check a method against its kind's contract (mask, mix or feature); exit 1 naming any
     failed rule."""
     from rich.table import Table
 
@@ -178,7 +179,10 @@ def new_plugin(
         help="Method name: lower-case letters, digits, '-' and '_', starting with a letter.",
     ),
     kind: str = typer.Option(
-        "mask", "--kind", help="mask (a MaskMethod: masks from lambda) or mix (a MixMethod)."
+        "mask",
+        "--kind",
+        help="mask (a MaskMethod: masks from lambda), mix (a MixMethod: mixes the images) "
+        "or feature (a FeatureMixMethod: mixes at a stage of the model).",
     ),
     param: list[str] = typer.Option(
         [],

@@ -29,7 +29,7 @@ import pluggy
 
 import msda_arena.methods as builtins
 from msda_arena.api import __version__, hookspecs
-from msda_arena.api.contract import MaskMethod, Method, MixMethod
+from msda_arena.api.contract import KINDS, FeatureMixMethod, MaskMethod, Method, MixMethod
 from msda_arena.api.errors import PluginError
 from msda_arena.api.spec import NAME_PATTERN, SpecError, parse_spec
 
@@ -52,7 +52,7 @@ class MethodInfo:
     """A registered method: its class and the package that provides it."""
 
     name: str
-    cls: type[MaskMethod] | type[MixMethod]
+    cls: type[MaskMethod] | type[MixMethod] | type[FeatureMixMethod]
     package: str
     version: str
 
@@ -269,8 +269,11 @@ def _collect(reg: Registry, impl: Any, package: str, version: str, ep_name: str)
     staged: list[MethodInfo] = []
 
     def register(cls: Any) -> None:
-        if not (isinstance(cls, type) and issubclass(cls, (MaskMethod, MixMethod))):
-            raise TypeError(f"register() takes a MaskMethod or MixMethod subclass, got {cls!r}")
+        if not (isinstance(cls, type) and issubclass(cls, tuple(KINDS.values()))):
+            raise TypeError(
+                "register() takes a MaskMethod, MixMethod or FeatureMixMethod subclass, "
+                f"got {cls!r}"
+            )
         if not isinstance(cls.name, str) or not NAME_PATTERN.match(cls.name):
             raise TypeError(
                 f"{cls.__name__}.name must be lower-case letters, digits, '-' and '_' "

@@ -168,6 +168,14 @@ class PreActBottleneck(nn.Module):
 # ----------------------------------------------------------------------------------------------
 
 
+def _stage_info(widths: Sequence[int]) -> list[dict[str, Any]]:
+    """timm's ``feature_info`` of the stages: each stage's output (stride 1, then 2 each)."""
+    return [
+        {"num_chs": int(w), "reduction": 2**i, "module": f"stages.{i}"}
+        for i, w in enumerate(widths)
+    ]
+
+
 class _ClassifierMixin(nn.Module):
     """timm's classifier interface shared by both model classes (pooling, dropout, ``fc``)."""
 
@@ -251,6 +259,7 @@ class CifarResNet(_ClassifierMixin):
                 in_chs = w
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
+        self.feature_info = _stage_info(widths)
         self.num_features = self.head_hidden_size = in_chs
         self.fc: nn.Module = nn.Linear(in_chs, num_classes) if num_classes > 0 else nn.Identity()
         self._init_weights()
@@ -300,6 +309,7 @@ class PreActResNet(_ClassifierMixin):
                 in_chs = w * block.expansion
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
+        self.feature_info = _stage_info([w * block.expansion for w in widths])
         self.norm: nn.Module = nn.BatchNorm2d(in_chs) if final_norm else nn.Identity()
         self.final_act = final_norm
         self.num_features = self.head_hidden_size = in_chs
@@ -328,6 +338,10 @@ def _create(
         )
     device = kwargs.pop("device", None)
     dtype = kwargs.pop("dtype", None)
+    if kwargs.get("features_only"):  # every stage, read by forward hooks (functional stems)
+        cfg = kwargs.setdefault("feature_cfg", {})
+        cfg.setdefault("out_indices", tuple(range(len(kwargs.get("layers", ())))))
+        cfg.setdefault("feature_cls", "hook")
     model = build_model_with_cfg(model_cls, variant, pretrained=False, **kwargs)
     if device is not None or dtype is not None:
         model = model.to(device=device, dtype=dtype)

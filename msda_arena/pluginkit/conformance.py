@@ -40,9 +40,16 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from msda_arena.api.contract import MaskMethod, Method, MixMethod
+from msda_arena.api.contract import KINDS, FeatureMixMethod, MaskMethod, Method, MixMethod
 from msda_arena.data.procedural import generate
 from msda_arena.methods.registry import get_method
+from msda_arena.pluginkit.feature_checks import (
+    FEATURE_RULES,
+    check_feature_determinism,
+    check_feature_outputs,
+    check_feature_vectorised,
+    check_from_batch,
+)
 from msda_arena.store.results import load_results
 from msda_arena.theory.mixprobe import (
     CodedBatch,
@@ -56,6 +63,7 @@ from msda_arena.train import interrupts
 from msda_arena.train.mixing import MethodContractError, Mixer, contract_error, validate_masks
 
 __all__ = [
+    "FEATURE_RULES",
     "MIX_RULES",
     "ONE_CELL_TOML",
     "RULES",
@@ -127,13 +135,15 @@ def _gen(device: torch.device, seed: int) -> torch.Generator:
 
 def rules_for(method: Method) -> tuple[str, ...]:
     """The rules ``method`` is checked against: :data:`MIX_RULES` for a mixing method,
-    :data:`RULES` for a mask method."""
+    :data:`FEATURE_RULES` for a feature method, :data:`RULES` for a mask method."""
+    if isinstance(method, FeatureMixMethod):
+        return FEATURE_RULES
     return MIX_RULES if isinstance(method, MixMethod) else RULES
 
 
 def _resolve(method: Method | str) -> Method:
-    if isinstance(method, (MaskMethod, MixMethod)):
-        return method
+    if isinstance(method, tuple(KINDS.values())):
+        return method  # type: ignore[return-value]
 
     return get_method(method)
 
@@ -419,6 +429,19 @@ _MIX_STAGES = (
     (("convex", "pixel-share"), _check_convex),
 )
 
+
+def _check_feature_vectorised(method: FeatureMixMethod, device: torch.device) -> None:
+    check_feature_vectorised(method, device, _CallCounter)
+
+
+_FEATURE_STAGES = (
+    (("lam",), _check_lam),
+    (("stage", "type", "shape", "dtype", "device", "finite", "range"), check_feature_outputs),
+    (("determinism",), check_feature_determinism),
+    (("vectorised",), _check_feature_vectorised),
+    (("from-batch",), check_from_batch),
+)
+
 _STAGES = (
     (("lam",), _check_lam),
     (("type", "shape", "dtype", "device", "finite", "range"), _check_masks),
@@ -426,6 +449,14 @@ _STAGES = (
     (("vectorised",), _check_vectorised),
     (("label-weight",), _check_label_weight),
 )
+
+
+def _what(stage: Callable[..., None]) -> str:
+    """What a check stage exercises, for ``runs``' message: ``masks``, ``outputs``..."""
+    name = getattr(stage, "__name__", "")
+    return (
+        name.removeprefix("_").removeprefix("check_").removeprefix("mix_").removeprefix("feature_")
+    )
 
 
 def _stage_results(method: Method | str, device: torch.device) -> Iterator[CheckResult]:
@@ -440,8 +471,12 @@ def _stage_results(method: Method | str, device: torch.device) -> Iterator[Check
     except Exception as exc:
         yield CheckResult("runs", False, f"cannot build the method: {exc}")
         return
-    mix = isinstance(method, MixMethod)
-    stages = _MIX_STAGES if mix else _STAGES
+    mix = not isinstance(method, MaskMethod)  # outputs a later rule needs in shape
+    if isinstance(method, FeatureMixMethod):
+        stages: Any = _FEATURE_STAGES
+    else:
+        stages = _MIX_STAGES if mix else _STAGES
+    outputs_stages = (_check_mix_outputs, check_feature_outputs)
     outputs_ok = True
     for rules, stage in stages:
         if not outputs_ok:  # a mixing method's later rules need outputs of the right form
@@ -451,7 +486,7 @@ def _stage_results(method: Method | str, device: torch.device) -> Iterator[Check
         try:
             details = stage(method, device)  # a stage may report on rules that pass
         except MethodContractError as exc:
-            outputs_ok = not (mix and exc.rule in ("type", "shape", "dtype", "device"))
+            outputs_ok = not (mix and exc.rule in ("stage", "type", "shape", "dtype", "device"))
             # A stage checks its rules in order: those before the failed one passed.
             failed_at = rules.index(exc.rule) if exc.rule in rules else 0
             for i, rule in enumerate(rules):
@@ -464,12 +499,8 @@ def _stage_results(method: Method | str, device: torch.device) -> Iterator[Check
         except BaseException as exc:
             if interrupts.from_user(exc):
                 raise
-            outputs_ok = not (mix and stage is _check_mix_outputs)
-            yield CheckResult(
-                "runs",
-                False,
-                f"{stage.__name__[7:].removeprefix('mix_')} raised {type(exc).__name__}: {exc}",
-            )
+            outputs_ok = not (mix and stage in outputs_stages)
+            yield CheckResult("runs", False, f"{_what(stage)} raised {type(exc).__name__}: {exc}")
             for rule in rules:
                 yield CheckResult(rule, False, "not checked (the method raised)")
         else:
@@ -488,9 +519,11 @@ def run_checks(method: Method | str, device: torch.device | str = "cpu") -> list
         method = _resolve(method)
     except Exception as exc:
         return [CheckResult("runs", False, f"cannot build the method: {exc}")]
-    calls = (
-        "sample_lam and mix ran" if isinstance(method, MixMethod) else "sample_lam and masks ran"
-    )
+    calls = {
+        MaskMethod.kind: "sample_lam and masks ran",
+        MixMethod.kind: "sample_lam and mix ran",
+        FeatureMixMethod.kind: "sample_lam, stage and mix ran",
+    }[method.kind]
     results: dict[str, CheckResult] = {"runs": CheckResult("runs", True, calls)}
     with interrupts.watching():
         for result in _stage_results(method, _device(device)):

@@ -10,10 +10,12 @@ on its own (like ``plugins/arena-stripes/``)::
       tests/test_<name>.py       assert_conforms and a one-cell training run
 
 The method is a working placeholder: a mask method (:class:`~msda_arena.MaskMethod`)
-whose masks split each image vertically with ``mean(M) == lambda`` exactly, or a mixing
+whose masks split each image vertically with ``mean(M) == lambda`` exactly, a mixing
 method (:class:`~msda_arena.MixMethod`) that mixes the same split from the two images
-and returns its weight. Both conform to their contract, so the author starts from
-green checks and replaces the marked code.
+and returns its weight, or a feature method (:class:`~msda_arena.FeatureMixMethod`)
+that mixes the features of the input or the model's first stage, drawn per batch, with
+its partner's (Mixup of features). All conform to their contract, so the author starts
+from green checks and replaces the marked code.
 
 Nothing is ever overwritten: the target must not exist or be an empty folder, and the
 package is written into a temporary sibling folder that is renamed into place only when
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from msda_arena.api.contract import KINDS, MaskMethod, MixMethod, Param
+from msda_arena.api.contract import KINDS, FeatureMixMethod, MaskMethod, MixMethod, Param
 from msda_arena.api.errors import UsageError
 from msda_arena.api.spec import NAME_PATTERN, SpecError, parse_value
 from msda_arena.methods.registry import BUILTIN_PACKAGE, registry
@@ -200,7 +202,8 @@ def _check_free(name: str) -> None:
 def _class_name(name: str) -> str:
     """``demo-mask`` -> ``DemoMask``; never one of the names the module imports."""
     camel = "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_]+", name) if part)
-    if camel in ("ALPHA", "MaskMethod", "MixMethod", "Param", "Saliency"):
+    imported = ("ALPHA", "FeatureMixMethod", "MaskMethod", "MixMethod", "ModelView", "Param")
+    if camel in (*imported, "Saliency", "Stage"):
         camel += "Method"
     return camel
 
@@ -264,6 +267,44 @@ _MIX_BODY = '''\
 '''
 
 
+_FEATURE_BODY = '''\
+    def stage(self, stages: tuple[Stage, ...], generator: torch.Generator) -> int:
+        """Where to mix this batch: an index into ``stages``."""
+        # TODO: choose where to mix. stages[0] is the input images, stages[s] the output
+        # of the model's s-th timm feature stage (stages[s].module names the module).
+        # This placeholder draws the input or the first stage, from `generator` (a CPU
+        # generator: the stage must be known on the host, without a device sync).
+        top = min(1, len(stages) - 1)
+        return int(torch.randint(top + 1, (1,), generator=generator))
+
+    def mix(
+        self,
+        h: torch.Tensor,
+        y: torch.Tensor,
+        partner: torch.Tensor,
+        lam: torch.Tensor,
+        generator: torch.Generator,
+        model: ModelView | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mix the features ``h`` ``[B, ...]`` at the chosen stage; return the mixed
+        features (like ``h``), the source rows ``[B, k]`` and their label weights."""
+        # TODO: replace this placeholder with your mixing. It is Mixup of the features:
+        # lambda * h[i] + (1 - lambda) * h[partner[i]], labels weighted lambda and
+        # 1 - lambda. Return sources [B, k] (long: the rows each output mixes, k >= 1)
+        # and weights [B, k] (finite, >= 0; they need not sum to 1): the loss is
+        # sum_j weights[:, j] * CE(logits, y[sources[:, j]]). Mix each element from the
+        # listed sources only, one weight for all channels; keep it batched (no loop per
+        # sample) and draw any randomness from `generator`. Set needs_model = True to
+        # receive `model`: model.saliency(images) and model.cam(images).
+        b = h.shape[0]
+        w = lam.to(torch.float32).reshape(-1).expand(b)
+        wv = w.view(-1, *([1] * (h.ndim - 1)))
+        mixed = (wv * h.float() + (1.0 - wv) * h[partner].float()).to(h.dtype)
+        sources = torch.stack([torch.arange(b, device=h.device), partner], dim=1)
+        return mixed, sources, torch.stack([w, 1.0 - w], dim=1)
+'''
+
+
 def _module_source(name: str, kind: str, params: list[PluginParam]) -> str:
     cls = _class_name(name)
     if kind == MaskMethod.kind:
@@ -272,12 +313,20 @@ def _module_source(name: str, kind: str, params: list[PluginParam]) -> str:
             imports += "from msda_arena.api.contract import ALPHA\n"
         base, body = "MaskMethod", _MASK_BODY
         what = "It returns masks M(lambda); the harness mixes the images and the labels."
-    else:
+    elif kind == MixMethod.kind:
         imports = "from msda_arena import MixMethod, Param, Saliency, hookimpl\n"
         base, body = "MixMethod", _MIX_BODY
         what = "It mixes the batch itself and returns the weight of each sample's label."
+    else:
+        imports = "from msda_arena import FeatureMixMethod, ModelView, Param, Stage, hookimpl\n"
+        base, body = "FeatureMixMethod", _FEATURE_BODY
+        what = (
+            "It mixes features at a stage of the model it picks and returns the source rows\n"
+            "and label weights of each output."
+        )
     if not params:
         imports = imports.replace("Param, ", "")
+    summary = "placeholder feature Mixup" if kind == "feature" else "placeholder vertical split"
     return (
         f'"""{name}: a {kind} method for msda-arena (written by `arena new-plugin`).\n'
         "\n"
@@ -298,7 +347,7 @@ def _module_source(name: str, kind: str, params: list[PluginParam]) -> str:
         "\n"
         f'    name = "{name}"\n'
         f"{_params_source(kind, params)}"
-        '    summary = "placeholder vertical split (TODO: describe the method in one line)"\n'
+        f'    summary = "{summary} (TODO: describe the method in one line)"\n'
         "\n"
         f"{body}"
         "\n"
@@ -352,7 +401,9 @@ def test_{ident}_trains_one_cell(tmp_path):
 
 
 def _readme(name: str, kind: str, module: str) -> str:
-    what = "masks()" if kind == MaskMethod.kind else "mix()"
+    what = {MaskMethod.kind: "masks()", FeatureMixMethod.kind: "stage() and mix()"}.get(
+        kind, "mix()"
+    )
     return f"""\
 # arena-{name}: an msda-arena plugin
 
@@ -398,8 +449,9 @@ def write_plugin(
         name: the method name (:data:`msda_arena.api.spec.NAME_PATTERN`); the package is
             ``arena-<name>``, its module ``arena_<name>`` (``-`` becomes ``_``). It must
             not be a built-in or installed method's name.
-        kind: ``"mask"`` (a :class:`~msda_arena.MaskMethod`) or ``"mix"`` (a
-            :class:`~msda_arena.MixMethod`).
+        kind: ``"mask"`` (a :class:`~msda_arena.MaskMethod`), ``"mix"`` (a
+            :class:`~msda_arena.MixMethod`) or ``"feature"`` (a
+            :class:`~msda_arena.FeatureMixMethod`).
         params: parameters as ``"NAME:TYPE=DEFAULT"`` strings (:func:`parse_param`). A
             mask method gets :data:`~msda_arena.api.contract.ALPHA` too, unless ``alpha``
             is among them.
@@ -414,12 +466,17 @@ def write_plugin(
     """
     _check_name(name)
     if kind not in KINDS:
-        raise UsageError(f"--kind {kind!r}: use {' or '.join(KINDS)}")
+        *first, last = KINDS
+        raise UsageError(f"--kind {kind!r}: use {', '.join(first)} or {last}")
     parsed = [parse_param(text) for text in params]
     seen: set[str] = set()
     for p in parsed:
         if p.name in seen:
             raise UsageError(f"--param {p.name!r} is given twice")
+        if kind == FeatureMixMethod.kind and p.name in dir(FeatureMixMethod):
+            raise UsageError(
+                f"--param {p.name!r} is reserved by FeatureMixMethod; choose another name"
+            )
         seen.add(p.name)
     _check_free(name)
 

@@ -59,7 +59,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from msda_arena.api.contract import MixMethod
+from msda_arena.api.contract import FeatureMixMethod, MixMethod
 from msda_arena.api.errors import UsageError
 from msda_arena.api.record import LOCALITY_SAMPLES, LOCALITY_SEED, LOCALITY_SIZE
 from msda_arena.train.mixing import validate_masks
@@ -268,11 +268,17 @@ def fingerprint(
     Raises:
         ValueError: a bad size or sample count, or a method that never mixes
             (``vanilla``: every pair weight is 0).
-        UsageError: a mixing method (it has no masks).
+        UsageError: a mixing or feature method (it has no masks).
         MaskContractError: the method returns masks that break the contract.
     """
     import torch
 
+    if isinstance(method, FeatureMixMethod):
+        raise UsageError(
+            f"{method.spec} is a feature method: it mixes inside the model (at a stage it "
+            "picks, with label weights of its own), so it has no mask distribution to "
+            "fingerprint; check it with `arena check`"
+        )
     if isinstance(method, MixMethod):
         raise UsageError(
             f"{method.spec} is a mixing method: its mixing depends on the images, so it has "

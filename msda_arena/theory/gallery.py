@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from msda_arena.api.contract import Method, MixMethod
+from msda_arena.api.contract import FeatureMixMethod, Method, MixMethod
+from msda_arena.api.errors import UsageError
 from msda_arena.data.procedural import generate
 from msda_arena.theory.mixprobe import code_batch, pixel_weights, stand_in_saliency, with_lams
 from msda_arena.train.mixing import Mixer, validate_masks
@@ -37,7 +38,17 @@ def gallery_tensors(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(x_i, x_j, masks, mixed, weights)`` for each lambda: ``[L, 3, S, S]``,
     ``[L, 1, S, S]``..., and the label weights ``[L]``. For a mixing method ``masks``
-    are the per-pixel weights on ``x_i`` its mixed images show."""
+    are the per-pixel weights on ``x_i`` its mixed images show.
+
+    Raises:
+        UsageError: a feature method (it mixes inside the model: nothing to draw).
+    """
+    if isinstance(method, FeatureMixMethod):
+        raise UsageError(
+            f"{method.spec} is a feature method: it mixes inside the model (at a stage it "
+            "picks, with label weights of its own), so its mixing cannot be drawn; "
+            "check it with `arena check`"
+        )
     for lam in lams:
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"lambda {lam} is outside [0, 1]")

@@ -49,7 +49,7 @@ from typing import Any
 import torch
 
 import msda_arena.models.cifar  # noqa: F401
-from msda_arena.api.contract import Method, Saliency
+from msda_arena.api.contract import FeatureMixMethod, Method, Saliency
 from msda_arena.api.errors import ArenaError
 from msda_arena.api.record import EpochPoint, Measurements, encode_curve
 from msda_arena.data.crops import test_views, train_views
@@ -57,6 +57,7 @@ from msda_arena.data.imagefolder import make_loader
 from msda_arena.grid.config import DEFAULT_THREADS, Recipe
 from msda_arena.train import interrupts
 from msda_arena.train.evaluate import EvalAccumulator, EvalMetrics, fgsm_bounds, fgsm_inputs
+from msda_arena.train.feature_mixing import FeatureMixer, TrainModelView, feature_stages
 from msda_arena.train.mixing import Mixer
 from msda_arena.train.saliency import model_saliency
 
@@ -75,6 +76,7 @@ __all__ = [
 ]
 
 _MIX_SEED_OFFSET = 1_000_003
+_HOST_SEED_OFFSET = 2_000_003  # a feature method's stage draws (CPU generator)
 
 #: A cell diverged when any step's loss exceeds this many times ``ln(num_classes)``,
 #: the cross-entropy of a uniform guess (where training starts). Soft-target
@@ -282,12 +284,17 @@ class TrainStep:
         )
         self.data_gen = torch.Generator(device=device).manual_seed(seed)
         self.mix_gen = torch.Generator(device=device).manual_seed(seed + _MIX_SEED_OFFSET)
-        self.mixer = Mixer(method, per_sample=recipe.per_sample_masks, pairing=recipe.pairing)  # type: ignore[arg-type]
+        self._feature = isinstance(method, FeatureMixMethod)
+        self.mixer = self._make_mixer(method, model, data.in_chans)
         self._wants_saliency = bool(getattr(method, "needs_saliency", False))
+        self._wants_model = bool(getattr(method, "needs_model", False))
         self.notes = ""
         self.net: Callable[[torch.Tensor], torch.Tensor] = model
         self._trial = False  # the next step is the first compiled one
-        if compile_wanted(recipe.compile, device):
+        if self._feature and compile_wanted(recipe.compile, device):
+            # The method's forward hook changes from batch to batch (stage, or none).
+            self.notes = "feature method: trained eager (torch.compile not used)"
+        elif compile_wanted(recipe.compile, device):
             try:
                 self.net = torch.compile(model, backend=COMPILE_BACKEND, dynamic=False)
                 self._trial = True
@@ -299,6 +306,16 @@ class TrainStep:
         self._loss_sum = torch.zeros((), device=device)
         self._loss_max = torch.zeros((), device=device)
         self._uniform_loss = math.log(data.num_classes)
+
+    def _make_mixer(self, method: Method, model: torch.nn.Module, in_chans: int) -> Mixer:
+        """The method's mixer; a feature method's also gets the model's stages and the CPU
+        generator its stage is drawn from (:data:`_HOST_SEED_OFFSET`)."""
+        recipe = self.recipe
+        if not isinstance(method, FeatureMixMethod):
+            return Mixer(method, per_sample=recipe.per_sample_masks, pairing=recipe.pairing)  # type: ignore[arg-type]
+        self.host_gen = torch.Generator().manual_seed(self.seed + _HOST_SEED_OFFSET)
+        self.stages = feature_stages(model, in_chans)
+        return FeatureMixer(method, model, self.stages, recipe.per_sample_masks, recipe.pairing)  # type: ignore[arg-type]
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """bf16 autocast on CUDA; nothing elsewhere."""
@@ -331,8 +348,11 @@ class TrainStep:
                 :class:`~msda_arena.train.mixing.Mixer`).
         """
         x = train_views(self.data.normalize(xb), self.scenario, self.data_gen)
-        saliency = self._saliency(yb) if self._wants_saliency else None
-        mixed = self.mixer(x, yb, self.mix_gen, saliency)
+        if self._feature:
+            mixed: Any = self._mix_features(x, yb)
+        else:
+            saliency = self._saliency(yb) if self._wants_saliency else None
+            mixed = self.mixer(x, yb, self.mix_gen, saliency)
         inputs = mixed.inputs.contiguous(memory_format=self.memory_format)
         if self._trial:
             loss = self._first_compiled_step(inputs, mixed)
@@ -346,6 +366,14 @@ class TrainStep:
         self._loss_max = torch.maximum(self._loss_max, loss)  # NaN propagates
         self.epoch_steps += 1
         return loss
+
+    def _mix_features(self, x: torch.Tensor, y: torch.Tensor) -> Any:
+        """A feature method's batch: its stage drawn on the host, mixed now (stage 0) or
+        by a hook in the coming forward; a :class:`TrainModelView` if it asks."""
+        view = None
+        if self._wants_model:
+            view = TrainModelView(self.model, y, self.autocast, self.memory_format)
+        return self.mixer(x, y, self.mix_gen, self.host_gen, view)  # type: ignore[call-arg]
 
     def _saliency(self, y: torch.Tensor) -> Saliency:
         """The :data:`~msda_arena.api.contract.Saliency` callable of this batch

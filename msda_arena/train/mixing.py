@@ -30,11 +30,12 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from msda_arena.api.contract import MaskMethod, Method, MixMethod, Saliency
+from msda_arena.api.contract import FeatureMixMethod, MaskMethod, Method, MixMethod, Saliency
 from msda_arena.api.errors import ArenaError
 from msda_arena.train import interrupts
 
 __all__ = [
+    "FeatureContractError",
     "MaskContractError",
     "MethodContractError",
     "MethodError",
@@ -55,8 +56,8 @@ _FOLD_EVERY = 256
 
 class MethodContractError(ArenaError):
     """A method returned lambdas, masks or a mixed batch that break its kind's contract:
-    a :class:`MaskContractError` or a :class:`MixContractError` (made by
-    :func:`contract_error`).
+    a :class:`MaskContractError`, :class:`MixContractError` or
+    :class:`FeatureContractError` (made by :func:`contract_error`).
 
     The message names the rule and, when the harness was mixing, the batch:
     ``mask contract rule 'range' failed at batch 17 (epoch 2): mask values must lie
@@ -66,7 +67,7 @@ class MethodContractError(ArenaError):
         rule: the broken rule (see :data:`msda_arena.pluginkit.conformance.RULES`).
         detail: what was wrong, without the rule and batch.
         where: the batch, e.g. ``"batch 17 (epoch 2)"``; empty outside training.
-        contract: ``"mask"`` or ``"mix"``, the method's kind.
+        contract: ``"mask"``, ``"mix"`` or ``"feature"``, the method's kind.
     """
 
     def __init__(
@@ -92,12 +93,18 @@ class MixContractError(MethodContractError):
     """A mixing method's ``(mixed, weight)`` (or lambdas) break the mixing contract."""
 
 
+class FeatureContractError(MethodContractError):
+    """A feature method's stage, ``(mixed, sources, weights)`` (or lambdas) break the
+    feature contract."""
+
+
 def contract_error(
     rule: str, message: str, where: str = "", contract: str = MaskMethod.kind
 ) -> MethodContractError:
-    """The error of ``contract``'s kind: :class:`MixContractError` for ``"mix"``."""
-    kind = MixContractError if contract == MixMethod.kind else MaskContractError
-    return kind(rule, message, where, contract)
+    """The error of ``contract``'s kind: :class:`MixContractError` for ``"mix"``,
+    :class:`FeatureContractError` for ``"feature"``, else :class:`MaskContractError`."""
+    kinds = {MixMethod.kind: MixContractError, FeatureMixMethod.kind: FeatureContractError}
+    return kinds.get(contract, MaskContractError)(rule, message, where, contract)
 
 
 class MethodError(ArenaError):
@@ -334,17 +341,20 @@ class Mixer:
             return getattr(self.method, "name", "") or type(self.method).__name__
 
     def _record(
-        self, call: int, lam: torch.Tensor, values: tuple[torch.Tensor, torch.Tensor]
+        self,
+        call: int,
+        lam: torch.Tensor,
+        values: tuple[torch.Tensor, torch.Tensor],
+        *more: tuple[torch.Tensor, torch.Tensor],
     ) -> None:
         """Queue this call's value summary (the lambdas' min and max, and ``values``: the
-        masks' or the label weights' min and max): reductions and a stack, no sync."""
+        masks' or the label weights' min and max, then any ``more`` pairs a kind checks,
+        each in ``[0, 1]`` when valid): reductions and a stack, no sync."""
         lam_lo, lam_hi = torch.aminmax(lam.detach())
-        mask_lo, mask_hi = values
+        pairs = ((lam_lo, lam_hi), values, *more)
         if not self._pending:
             self._pending_base = call
-        self._pending.append(
-            torch.stack([lam_lo.float(), lam_hi.float(), mask_lo.float(), mask_hi.float()])
-        )
+        self._pending.append(torch.stack([v.float() for pair in pairs for v in pair]))
         if len(self._pending) >= _FOLD_EVERY:
             self._fold()
 
@@ -352,18 +362,20 @@ class Mixer:
         """Merge the queued records into the first-violation state, on the device."""
         if not self._pending:
             return
-        s = torch.stack(self._pending).view(-1, 2, 2)  # [calls, (lam, masks), (min, max)]
+        calls = len(self._pending)
+        s = torch.stack(self._pending).view(calls, -1, 2)  # [calls, rows, (min, max)]
+        rows = s.shape[1]
         self._pending = []
-        bad = ~((s >= 0) & (s <= 1)).all(dim=2)  # [calls, 2]; NaN compares false: bad
+        bad = ~((s >= 0) & (s <= 1)).all(dim=2)  # [calls, rows]; NaN compares false: bad
         row = bad.int().argmax(dim=0)  # the first offending call in this chunk (0 if none)
-        found = s.gather(0, row.view(1, 2, 1).expand(1, 2, 2)).squeeze(0)  # [2, 2]
+        found = s.gather(0, row.view(1, rows, 1).expand(1, rows, 2)).squeeze(0)  # [rows, 2]
         first = torch.where(bad.any(dim=0), row + self._pending_base, -1)
         if self._first is None or self._found is None:
             self._first, self._found = first, found
             return
         new = (self._first < 0) & (first >= 0)
         self._first = torch.where(new, first, self._first)
-        self._found = torch.where(new.view(2, 1), found, self._found)
+        self._found = torch.where(new.view(rows, 1), found, self._found)
 
     def raise_if_violated(self) -> None:
         """Raise :class:`MethodContractError` for the first batch so far whose lambdas or
@@ -375,23 +387,31 @@ class Mixer:
         self._fold()
         if self._first is None or self._found is None:
             return
-        first_lam, first_mask, lam_lo, lam_hi, mask_lo, mask_hi = torch.cat(
-            [self._first.double(), self._found.double().flatten()]
-        ).tolist()  # the one sync
-        if first_lam < 0 and first_mask < 0:
+        rows = self._first.shape[0]
+        values = torch.cat([self._first.double(), self._found.double().flatten()]).tolist()
+        firsts = values[:rows]  # the one sync above
+        offending = [(int(f), r) for r, f in enumerate(firsts) if f >= 0]
+        if not offending:
             return
-        # The earlier call wins; on a tie the lambdas, which the masks were made from.
-        if first_lam >= 0 and (first_mask < 0 or first_lam <= first_mask):
-            raise contract_error(
-                "lam",
-                f"sample_lam() values must be finite and lie in [0, 1], "
-                f"found [{lam_lo:.4g}, {lam_hi:.4g}]",
-                self._where(int(first_lam)),
-                self.contract,
-            )
-        error = _mask_value_error(mask_lo, mask_hi, self._where(int(first_mask)), self.contract)
+        # The earliest call wins; on a tie the lambdas, which the rest was made from.
+        first, row = min(offending)
+        lo, hi = values[rows + 2 * row], values[rows + 2 * row + 1]
+        error = self._value_error(row, lo, hi, self._where(first))
         if error is not None:
             raise error
+
+    def _value_error(
+        self, row: int, lo: float, hi: float, where: str
+    ) -> MethodContractError | None:
+        """The error of a value record's ``row`` (0: the lambdas) found at ``[lo, hi]``."""
+        if row == 0:
+            return contract_error(
+                "lam",
+                f"sample_lam() values must be finite and lie in [0, 1], found [{lo:.4g}, {hi:.4g}]",
+                where,
+                self.contract,
+            )
+        return _mask_value_error(lo, hi, where, self.contract)
 
     def _run(self, call_name: str, call: int, fn: Callable[[], Any]) -> Any:
         """``fn()``, with anything it raises (but the user's Ctrl-C) as :class:`MethodError`."""

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from msda_arena.api.contract import Saliency
 
-__all__ = ["input_gradients", "model_saliency"]
+__all__ = ["class_activation_maps", "input_gradients", "model_saliency"]
 
 
 def input_gradients(
@@ -71,3 +71,33 @@ def model_saliency(
             model.train(was_training)
 
     return saliency
+
+
+def class_activation_maps(model: Any, x: torch.Tensor) -> torch.Tensor:
+    """Class activation maps ``[B, num_classes, h, w]`` (float32, no gradient) of a timm
+    model whose ``forward_features`` returns a feature map ``[B, C, h, w]`` and whose
+    classifier (``get_classifier()``) is one ``nn.Linear`` on the pooled features:
+    ``cam[b, k] = W_k . features[b, :, p] + bias_k`` at each position ``p`` (Zhou et al.,
+    CVPR 2016, as SnapMix computes it). The model's mode is left as the caller set it.
+
+    Raises:
+        ValueError: the model has no such feature map or classifier (one line).
+    """
+    classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if not isinstance(classifier, torch.nn.Linear):
+        raise ValueError(
+            f"class activation maps need a model whose get_classifier() is one nn.Linear; "
+            f"{type(model).__name__} has {type(classifier).__name__}"
+        )
+    with torch.no_grad():
+        features = model.forward_features(x)
+        if features.ndim != 4 or features.shape[1] != classifier.in_features:
+            raise ValueError(
+                f"class activation maps need forward_features() to return [B, "
+                f"{classifier.in_features}, h, w]; {type(model).__name__} returns "
+                f"{list(features.shape)}"
+            )
+        cam = torch.einsum("bchw,kc->bkhw", features.float(), classifier.weight.float())
+        if classifier.bias is not None:
+            cam = cam + classifier.bias.float().view(1, -1, 1, 1)
+    return cam
