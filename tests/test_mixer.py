@@ -46,8 +46,15 @@ METHODS = [*BUILT_IN, *(pytest.param(name, id=f"plugin-{name}") for name in SHIP
 
 
 def installed(spec: str) -> str:
+    """``spec`` when the mixer takes it; a plugin that is not installed skips, and a
+    feature method (it mixes inside the model) must be refused in one line."""
     if spec.split("(")[0] not in INSTALLED:
         pytest.skip(f"plugin method {spec!r} is not installed here")
+    if get_method(spec).kind == "feature":
+        with pytest.raises(ValueError, match="mixes the model's hidden features") as exc:
+            mixer(spec, num_classes=K)
+        one_line(exc)
+        pytest.skip(f"{spec!r} is a feature method: mixer() refuses it in one line (checked)")
     return spec
 
 

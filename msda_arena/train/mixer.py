@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from msda_arena.api.contract import Method, MixMethod
+from msda_arena.api.contract import FeatureMixMethod, Method, MixMethod
 from msda_arena.methods.registry import get_method
 from msda_arena.train.mixing import MixedBatch, Mixer, Pairing
 from msda_arena.train.saliency import model_saliency
@@ -54,9 +54,16 @@ def mixer(
 
     Raises:
         SpecError: ``spec`` names no installed method or has bad parameters.
-        ValueError: ``num_classes``, ``label_smoothing`` or ``pairing`` is out of range.
+        ValueError: ``num_classes``, ``label_smoothing`` or ``pairing`` is out of range;
+            a feature method (it mixes inside the model's forward pass).
     """
     method = get_method(spec) if isinstance(spec, str) else spec
+    if isinstance(method, FeatureMixMethod):
+        raise ValueError(
+            f"method '{method.spec}' mixes the model's hidden features inside its forward "
+            "pass, so it cannot mix a batch before the model: mixer() takes mask and "
+            "mixing methods; train a feature method with arena run"
+        )
     return BatchMixer(
         method,
         num_classes,
