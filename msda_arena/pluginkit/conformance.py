@@ -44,7 +44,6 @@ from msda_arena.api.contract import KINDS, FeatureMixMethod, MaskMethod, Method,
 from msda_arena.data.procedural import generate
 from msda_arena.methods.registry import get_method
 from msda_arena.pluginkit.feature_checks import (
-    FEATURE_RULES,
     check_feature_determinism,
     check_feature_outputs,
     check_feature_vectorised,
@@ -90,6 +89,8 @@ _SHARED_RULES = (
 )
 #: The rules of a mask method, in order.
 RULES = (*_SHARED_RULES, "label-weight")
+#: The rules of a feature method, in order (:mod:`~msda_arena.pluginkit.feature_checks`).
+FEATURE_RULES = (*_SHARED_RULES[:2], "stage", *_SHARED_RULES[2:], "from-batch")
 #: The rules of a mixing method, in order.
 MIX_RULES = (*_SHARED_RULES, "convex", "pixel-share")
 

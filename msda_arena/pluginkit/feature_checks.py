@@ -4,7 +4,7 @@ The method runs through the harness's own :class:`~msda_arena.train.feature_mixi
 on a stand-in timm-style model (:class:`StandInModel`: its stages keep features
 constant per image and channel, so what a method did to them can be solved for) with
 the trainer's :class:`~msda_arena.train.feature_mixing.TrainModelView` of it. Rules
-(:data:`FEATURE_RULES`): ``runs``, ``lam``, ``stage`` (an index of the model's stages),
+(`conformance.FEATURE_RULES`): ``runs``, ``lam``, ``stage`` (an index of the model's stages),
 ``type``/``shape``/``dtype``/``device`` of ``(mixed, sources, weights)``, ``finite``,
 ``range`` (weights >= 0, sources rows of the batch), ``determinism`` (same generators,
 same stage, features, sources and weights), ``vectorised`` (torch calls must not grow
@@ -33,7 +33,6 @@ from msda_arena.train.feature_mixing import (
 from msda_arena.train.mixing import contract_error
 
 __all__ = [
-    "FEATURE_RULES",
     "StandInModel",
     "check_feature_determinism",
     "check_feature_outputs",
@@ -41,22 +40,6 @@ __all__ = [
     "check_from_batch",
     "run_feature",
 ]
-
-#: The rules of a feature method, in order.
-FEATURE_RULES = (
-    "runs",
-    "lam",
-    "stage",
-    "type",
-    "shape",
-    "dtype",
-    "device",
-    "finite",
-    "range",
-    "determinism",
-    "vectorised",
-    "from-batch",
-)
 
 # (batch, channels, height, width): RGB, one channel, non-square, a single sample.
 _SIZES = ((16, 3, 32, 32), (5, 1, 24, 40), (1, 3, 8, 8))

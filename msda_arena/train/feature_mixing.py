@@ -33,7 +33,6 @@ from msda_arena.train.mixing import (
     MethodContractError,
     Mixer,
     Pairing,
-    _check_lam_meta,
     contract_error,
     pair_indices,
 )
@@ -218,12 +217,7 @@ class FeatureMixer(Mixer):
         self._calls += 1
         method = self.feature_method
         n = x.shape[0] if self.per_sample else 1
-        lam = self._run("sample_lam()", call, lambda: method.sample_lam(n, generator, x.device))
-        if self._validate:
-            try:
-                _check_lam_meta(lam, n, x.device)
-            except MethodContractError as exc:
-                raise exc.at(self._where(call), self.contract) from None
+        lam = self._draw_lam(n, generator, x.device, call)
         stage = self._stage(host_generator, call)
         partner = pair_indices(x.shape[0], self.pairing, generator, x.device)
         if method.needs_model and model is None:

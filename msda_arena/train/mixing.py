@@ -422,6 +422,19 @@ class Mixer:
                 raise
             raise MethodError(self._spec(), call_name, self._where(call), exc) from exc
 
+    def _draw_lam(
+        self, n: int, generator: torch.Generator, device: torch.device, call: int
+    ) -> torch.Tensor:
+        """This call's ``n`` lambdas from the method, their metadata checked (no sync)."""
+        method = self.method
+        lam = self._run("sample_lam()", call, lambda: method.sample_lam(n, generator, device))
+        if self._validate:
+            try:
+                _check_lam_meta(lam, n, device)
+            except MethodContractError as exc:
+                raise exc.at(self._where(call), self.contract) from None
+        return lam
+
     def __call__(
         self,
         x: torch.Tensor,
@@ -438,12 +451,7 @@ class Mixer:
         call = self._calls
         self._calls += 1
         method = self.method
-        lam = self._run("sample_lam()", call, lambda: method.sample_lam(n, generator, x.device))
-        if self._validate:
-            try:
-                _check_lam_meta(lam, n, x.device)
-            except MethodContractError as exc:
-                raise exc.at(self._where(call), self.contract) from None
+        lam = self._draw_lam(n, generator, x.device, call)
         if isinstance(method, MixMethod):
             return self._mix(method, x, y, lam, generator, saliency, call)
         masks = self._run("masks()", call, lambda: method.masks(lam, h, w, generator))
