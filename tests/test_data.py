@@ -17,7 +17,13 @@ from torch import nn
 
 import msda_arena.data.cifar as cifar
 from msda_arena.api.errors import UsageError
-from msda_arena.data import FolderData, TensorData, load_dataset, normalize
+from msda_arena.data import (
+    FolderData,
+    TensorData,
+    check_dataset_options,
+    load_dataset,
+    normalize,
+)
 from msda_arena.data.procedural import class_names, generate, procedural_dataset
 
 FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
@@ -378,3 +384,41 @@ def test_imagefolder_errors_name_the_missing_piece(tmp_path: Path) -> None:
     (tmp_path / "val" / "b").mkdir()
     with pytest.raises(UsageError, match=r"no images under .*val"):
         load_dataset("imagenet100", root=tmp_path)
+
+
+def test_label_noise_flips_the_configured_fraction_of_training_labels_only() -> None:
+    """``dataset_options.label_noise`` (issue 19): exactly round(f * N) training labels
+    change, each to another class; the test split and the images are untouched; the
+    same seed gives the same labels, another seed other ones."""
+    options = dict(train_size=400, test_size=100, num_classes=5, image_size=16)
+    clean = load_dataset("procedural", **options)
+    noisy = load_dataset("procedural", **options, label_noise=0.25)
+    changed = noisy.train_y != clean.train_y
+    assert int(changed.sum()) == 100 and noisy.info["flipped"] == 100
+    assert bool(((noisy.train_y >= 0) & (noisy.train_y < 5)).all())
+    assert torch.equal(noisy.test_y, clean.test_y) and torch.equal(noisy.test_x, clean.test_x)
+    assert torch.equal(noisy.train_x, clean.train_x)
+    again = load_dataset("procedural", **options, label_noise=0.25)
+    assert torch.equal(again.train_y, noisy.train_y)
+    other = load_dataset("procedural", **options, label_noise=0.25, label_noise_seed=1)
+    assert not torch.equal(other.train_y, noisy.train_y)
+    # every other class is reachable as the wrong label: not a fixed shift
+    shifts = (noisy.train_y[changed] - clean.train_y[changed]) % 5
+    assert set(shifts.tolist()) == {1, 2, 3, 4}
+    unchanged = load_dataset("procedural", **options, label_noise=0.0)
+    assert torch.equal(unchanged.train_y, clean.train_y)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "fragment"),
+    [
+        ("procedural", {"label_noise": 1.5}, "label_noise <= 1"),
+        ("procedural", {"label_noise": -0.1}, "0 <= label_noise"),
+        ("procedural", {"label_noise_seed": 0.5}, "must be a whole number"),
+        ("imagenet100", {"label_noise": 0.2}, "unknown option(s) 'label_noise'"),
+    ],
+)
+def test_bad_label_noise_is_one_line(name, options, fragment) -> None:
+    with pytest.raises(UsageError) as exc:
+        check_dataset_options(name, options)
+    assert fragment in str(exc.value) and "\n" not in str(exc.value)

@@ -180,7 +180,8 @@ DATASET_OPTIONS = [
     (
         'dataset = "fashion_mnist"',
         'dataset = "fashion_mnist"\ndataset_options = { image_size = 28 }',
-        r"unknown option\(s\) 'image_size' for dataset 'fashion_mnist' \(allowed: none\)",
+        r"unknown option\(s\) 'image_size' for dataset 'fashion_mnist' "
+        r"\(allowed: label_noise, label_noise_seed\)",
     ),
 ]  # fmt: skip
 

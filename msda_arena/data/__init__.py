@@ -24,16 +24,19 @@ from typing import Any
 from msda_arena.api.errors import UsageError
 from msda_arena.data.base import (
     DATA_ROOT_ENV,
+    LABEL_NOISE_OPTIONS,
     FolderData,
     OptionRule,
     TensorData,
     default_data_root,
     normalize,
+    with_label_noise,
 )
 
 __all__ = [
     "DATASET_NAMES",
     "DATA_ROOT_ENV",
+    "LABEL_NOISE_OPTIONS",
     "FolderData",
     "OptionRule",
     "TensorData",
@@ -41,6 +44,7 @@ __all__ = [
     "default_data_root",
     "load_dataset",
     "normalize",
+    "with_label_noise",
 ]
 
 DATASET_NAMES: tuple[str, ...] = (
@@ -86,7 +90,7 @@ def check_dataset_options(name: str, options: Mapping[str, Any]) -> int | None:
             raise UsageError(_PUBLISHED_ONLY)
         raise UsageError(f"unknown dataset {name!r}; choose one of {', '.join(_LOADERS)}")
     module = importlib.import_module(_LOADERS[name])
-    rules: dict[str, OptionRule] = module.OPTIONS
+    rules: dict[str, OptionRule] = {**module.OPTIONS, **_noise_rules(module)}
     unknown = sorted(set(options) - set(rules), key=str)
     if unknown:
         allowed = ", ".join(sorted(rules)) or "none"
@@ -113,7 +117,8 @@ def load_dataset(
             Ignored by ``procedural``.
         **options: per dataset. procedural: ``train_size``, ``test_size``, ``num_classes``,
             ``image_size``, ``object_scale``, ``seed``; cifar: ``download`` (default True);
-            imagenet100: ``image_size`` (default 224).
+            imagenet100: ``image_size`` (default 224); every dataset but imagenet100:
+            ``label_noise`` and ``label_noise_seed`` (:func:`with_label_noise`).
 
     Returns:
         :class:`TensorData` on the CPU (``imagenet100``: :class:`FolderData`).
@@ -123,4 +128,14 @@ def load_dataset(
     """
     check_dataset_options(name, options)
     path = Path(root).expanduser() if root is not None else None
-    return importlib.import_module(_LOADERS[name]).load(name, path, **options)
+    noise = {key: options.pop(key) for key in LABEL_NOISE_OPTIONS if key in options}
+    data = importlib.import_module(_LOADERS[name]).load(name, path, **options)
+    if noise.get("label_noise"):
+        data = with_label_noise(data, noise["label_noise"], noise.get("label_noise_seed", 0))
+    return data
+
+
+def _noise_rules(module: Any) -> dict[str, OptionRule]:
+    """:data:`LABEL_NOISE_OPTIONS` for a loader of tensor data (``TENSOR_DATA``, default
+    true); none for one that streams files (ImageNet-100)."""
+    return LABEL_NOISE_OPTIONS if getattr(module, "TENSOR_DATA", True) else {}

@@ -19,11 +19,13 @@ from msda_arena.api.errors import UsageError
 
 __all__ = [
     "DATA_ROOT_ENV",
+    "LABEL_NOISE_OPTIONS",
     "FolderData",
     "OptionRule",
     "TensorData",
     "default_data_root",
     "normalize",
+    "with_label_noise",
 ]
 
 DATA_ROOT_ENV = "MSDA_ARENA_DATA"
@@ -212,3 +214,33 @@ class OptionRule:
             hi = "" if self.hi is None else f" <= {_bound(self.hi)}"
             why = f" ({self.why})" if self.why else ""
             raise UsageError(f"{what} is {value!r}; it must be {lo}{key}{hi}{why}")
+
+
+#: Options every dataset held as tensors takes (``dataset_options`` in arena.toml): a
+#: fraction of the training labels replaced, each by another class, the same for every
+#: cell of a profile (the draw depends on ``label_noise_seed`` alone); the test split is
+#: never changed. Memorising noisy labels is where mixing is known to help (Zhang et
+#: al., ICLR 2018).
+LABEL_NOISE_OPTIONS: dict[str, OptionRule] = {
+    "label_noise": OptionRule(
+        float, 0.0, 1.0, why="the fraction of training labels replaced by another class"
+    ),
+    "label_noise_seed": OptionRule(int, 0, 2**31 - 1, why="the seed of which labels flip"),
+}
+
+
+def with_label_noise(data: TensorData, fraction: float, seed: int = 0) -> TensorData:
+    """``data`` with ``round(fraction * N)`` of its ``N`` training labels replaced, each by
+    a different class drawn uniformly; which labels and the new classes depend on
+    ``seed`` alone. The test split is unchanged; ``info`` records what was done."""
+    n, k = data.train_y.shape[0], data.num_classes
+    flips = round(fraction * n)
+    if flips == 0 or k < 2:
+        return data
+    gen = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(n, generator=gen)[:flips]
+    shift = torch.randint(1, k, (flips,), generator=gen)  # never 0: always another class
+    train_y = data.train_y.clone()
+    train_y[chosen] = (train_y[chosen] + shift) % k
+    info = {**data.info, "label_noise": fraction, "label_noise_seed": seed, "flipped": flips}
+    return dataclasses.replace(data, train_y=train_y, info=info)

@@ -27,6 +27,9 @@ from msda_arena.data.base import FolderData, OptionRule, default_data_root
 __all__ = ["OPTIONS", "load_imagefolder", "make_loader"]
 
 #: ``dataset_options`` of ``imagenet100`` in arena.toml.
+#: Images stream from files through a DataLoader: no ``label_noise`` (tensor datasets only).
+TENSOR_DATA = False
+
 OPTIONS: dict[str, OptionRule] = {
     "image_size": OptionRule(
         int, 8, 512, why="pixels a side the loader resizes to; what the crops and models handle"
