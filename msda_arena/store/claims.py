@@ -37,7 +37,6 @@ import json
 import logging
 import math
 import os
-import re
 import socket
 import threading
 import time
@@ -46,11 +45,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import psutil
 from flufl.lock import Lock, NotLockedError, TimeOutError
 
 from msda_arena.api.errors import StoreError, UsageError
 from msda_arena.api.record import KEY_PATTERN
+from msda_arena.store.hosts import host_tag, pid_alive
+from msda_arena.store.hosts import process_started as _started
 
 __all__ = [
     "CLAIM_DIR",
@@ -135,25 +135,6 @@ def resolve_ttl(ttl_s: float | None = None) -> float:
     return value
 
 
-def _started(pid: int) -> float | None:
-    """When process ``pid`` of this host started (epoch seconds); None when it is gone
-    or a zombie."""
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
-            return None
-        return proc.create_time()
-    except psutil.NoSuchProcess:
-        return None
-    except psutil.Error:
-        return 0.0  # alive, not ours to inspect
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this host (a zombie counts as gone)."""
-    return pid > 0 and _started(pid) is not None
-
-
 def _parse(data: bytes) -> tuple[ClaimInfo | None, bool]:
     """The owner a claim's content names; whether it is an earlier version's (JSON) or
     unreadable."""
@@ -230,12 +211,6 @@ def stale_reason(
 def _check_name(what: str, name: str) -> None:
     if not isinstance(name, str) or not KEY_PATTERN.match(name):
         raise StoreError(f"{what} {str(name)[:80]!r} is not a file-name-safe store name")
-
-
-def host_tag() -> str:
-    """This host's name as temporary file names carry it (letters, digits, ``-``; at
-    most 32), so a reader on this host can tell a dead writer's leftovers."""
-    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
 
 
 def _unlink(path: Path) -> None:

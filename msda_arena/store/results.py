@@ -52,7 +52,7 @@ from msda_arena.api.record import (
     problems,
     with_later_columns,
 )
-from msda_arena.store.claims import host_tag, pid_alive
+from msda_arena.store.hosts import host_tag, pid_alive
 
 if TYPE_CHECKING:
     import pandas
