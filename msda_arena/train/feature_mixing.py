@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -36,7 +36,7 @@ from msda_arena.train.mixing import (
     contract_error,
     pair_indices,
 )
-from msda_arena.train.saliency import class_activation_maps, input_gradients
+from msda_arena.train.saliency import class_activation_maps, evaluating, input_gradients
 
 __all__ = [
     "FeatureBatch",
@@ -258,13 +258,7 @@ class FeatureMixer(Mixer):
         method = self.feature_method
         out = self._run("mix()", call, lambda: method.mix(h, y, partner, lam, generator, view))
         if self._validate:
-            try:
-                out = check_feature_meta(out, h)
-            except MethodContractError as exc:
-                raise exc.at(self._where(call)) from None
-            self._record(call, lam, *_summaries(*out))
-            if call == 0:
-                self.raise_if_violated()
+            self._judge(call, lam, lambda: check_feature_meta(out, h), lambda: _summaries(*out))
         mixed, batch.sources, batch.weights = out
         return mixed
 
@@ -297,21 +291,6 @@ class TrainModelView:
     ) -> None:
         self._model, self._y, self._autocast, self._format = model, y, autocast, memory_format
 
-    @contextlib.contextmanager
-    def _evaluating(self, images: torch.Tensor) -> Iterator[torch.Tensor]:
-        if images.ndim != 4 or images.shape[0] != self._y.shape[0]:
-            raise ValueError(
-                f"the model view takes the batch's {self._y.shape[0]} images [B, C, H, W], "
-                f"got shape {list(images.shape)}"
-            )
-        was_training = self._model.training
-        self._model.eval()
-        try:
-            with self._autocast():
-                yield images.contiguous(memory_format=self._format)
-        finally:
-            self._model.train(was_training)
-
     def saliency(self, images: torch.Tensor) -> torch.Tensor:
         """The input-gradient saliency ``[B, H, W]`` (:data:`~msda_arena.api.contract.Saliency`)."""
         with self._evaluating(images) as x:
@@ -321,3 +300,8 @@ class TrainModelView:
         """Class activation maps ``[B, num_classes, h, w]``, float32."""
         with self._evaluating(images) as x:
             return class_activation_maps(self._model, x)
+
+    def _evaluating(self, images: torch.Tensor) -> contextlib.AbstractContextManager[torch.Tensor]:
+        return evaluating(
+            self._model, self._y, images, self._autocast, self._format, "the model view"
+        )

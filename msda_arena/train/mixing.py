@@ -422,6 +422,25 @@ class Mixer:
                 raise
             raise MethodError(self._spec(), call_name, self._where(call), exc) from exc
 
+    def _judge(
+        self,
+        call: int,
+        lam: torch.Tensor,
+        check: Callable[[], object],
+        records: Callable[[], tuple[tuple[torch.Tensor, torch.Tensor], ...]],
+    ) -> None:
+        """One call's contract checks, the same for every kind: ``check()`` (the form
+        rules, no sync; its error names this batch), then ``records()`` (the value
+        records, see :meth:`_record`) queued, and judged at once on the first call (a
+        broken method fails at once, for one sync)."""
+        try:
+            check()
+        except MethodContractError as exc:
+            raise exc.at(self._where(call)) from None
+        self._record(call, lam, *records())
+        if call == 0:
+            self.raise_if_violated()
+
     def _draw_lam(
         self, n: int, generator: torch.Generator, device: torch.device, call: int
     ) -> torch.Tensor:
@@ -456,13 +475,12 @@ class Mixer:
             return self._mix(method, x, y, lam, generator, saliency, call)
         masks = self._run("masks()", call, lambda: method.masks(lam, h, w, generator))
         if self._validate:
-            try:
-                _check_mask_meta(masks, n, h, w, x.device)
-            except MethodContractError as exc:
-                raise exc.at(self._where(call)) from None
-            self._record(call, lam, torch.aminmax(masks.detach()))
-            if call == 0:
-                self.raise_if_violated()  # a broken method fails at once, for one sync
+            self._judge(
+                call,
+                lam,
+                lambda: _check_mask_meta(masks, n, h, w, x.device),
+                lambda: (torch.aminmax(masks.detach()),),
+            )
         idx = pair_indices(b, self.pairing, generator, x.device)
         weight = masks.mean(dim=(1, 2, 3), dtype=torch.float32).expand(b)  # [1] -> [B] per batch
         mixed = torch.lerp(x[idx], x, masks.to(x.dtype))
@@ -485,12 +503,6 @@ class Mixer:
         given = saliency if method.needs_saliency else None
         out = self._run("mix()", call, lambda: method.mix(x, y, idx, lam, generator, given))
         if self._validate:
-            try:
-                out = _check_mix_meta(out, x)
-            except MethodContractError as exc:
-                raise exc.at(self._where(call)) from None
-            self._record(call, lam, _mix_summary(*out))
-            if call == 0:
-                self.raise_if_violated()
+            self._judge(call, lam, lambda: _check_mix_meta(out, x), lambda: (_mix_summary(*out),))
         mixed, weight = out
         return MixedBatch(mixed, y, y[idx], weight.float(), lam, None)

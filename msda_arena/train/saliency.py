@@ -4,7 +4,7 @@ for it (PuzzleMix), the FGSM-free part of the gradient maps, and the probes' sta
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from msda_arena.api.contract import Saliency
 
-__all__ = ["class_activation_maps", "input_gradients", "model_saliency"]
+__all__ = ["class_activation_maps", "evaluating", "input_gradients", "model_saliency"]
 
 
 def input_gradients(
@@ -40,6 +40,35 @@ def input_gradients(
     return grad.abs().sum(dim=1)
 
 
+@contextlib.contextmanager
+def evaluating(
+    model: torch.nn.Module,
+    y: torch.Tensor,
+    images: torch.Tensor,
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+    memory_format: torch.memory_format | None = None,
+    what: str = "saliency()",
+) -> Iterator[torch.Tensor]:
+    """``images`` (the batch's, labels ``y``; in ``memory_format`` if given) for a pass of
+    ``model`` in evaluation mode under ``autocast()``, as PuzzleMix's reference computes
+    saliency: BatchNorm's running statistics are not updated, and the model's mode is
+    restored after. ``what`` names the caller in the one-line error for other images."""
+    if images.ndim != 4 or images.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"{what} takes the batch's {y.shape[0]} images [B, C, H, W], "
+            f"got shape {list(images.shape)}"
+        )
+    if memory_format is not None:
+        images = images.contiguous(memory_format=memory_format)
+    was_training = model.training
+    model.eval()
+    try:
+        with autocast():
+            yield images
+    finally:
+        model.train(was_training)
+
+
 def model_saliency(
     model: torch.nn.Module,
     y: torch.Tensor,
@@ -48,27 +77,13 @@ def model_saliency(
 ) -> Saliency:
     """The :data:`~msda_arena.api.contract.Saliency` callable of a batch with labels ``y``:
     ``model``'s input-gradient magnitude (RMS over channels, as PuzzleMix) on the images
-    it is given, in evaluation mode as PuzzleMix's reference computes it (so BatchNorm's
-    running statistics are not updated by it; the model's mode is restored after),
-    under ``autocast()``, the images in ``memory_format`` if given. One forward and
-    backward per call; the parameters' gradients are not touched. What the trainer and
-    :func:`msda_arena.mixer` hand a mixing method that sets ``needs_saliency``."""
+    it is given, :func:`evaluating` them. One forward and backward per call; the
+    parameters' gradients are not touched. What the trainer and :func:`msda_arena.mixer`
+    hand a mixing method that sets ``needs_saliency``."""
 
     def saliency(images: torch.Tensor) -> torch.Tensor:
-        if images.ndim != 4 or images.shape[0] != y.shape[0]:
-            raise ValueError(
-                f"saliency() takes the batch's {y.shape[0]} images [B, C, H, W], "
-                f"got shape {list(images.shape)}"
-            )
-        if memory_format is not None:
-            images = images.contiguous(memory_format=memory_format)
-        was_training = model.training
-        model.eval()
-        try:
-            with autocast():
-                return input_gradients(model, images, y, "rms")
-        finally:
-            model.train(was_training)
+        with evaluating(model, y, images, autocast, memory_format) as x:
+            return input_gradients(model, x, y, "rms")
 
     return saliency
 
