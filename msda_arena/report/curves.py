@@ -37,19 +37,19 @@ def curve_points(frame: pandas.DataFrame) -> pandas.DataFrame:
     if "curve" not in frame.columns or frame.empty:
         return pd.DataFrame(columns=columns)
     rows = frame[(frame["status"] == "ok") & (frame["curve"].astype(str) != "")]
-    parts = []
+    data: dict[str, list] = {name: [] for name in columns}  # one frame at the end, not one a cell
     for record in rows[[*_CELL, "curve"]].itertuples(index=False):
         try:
             series = decode_curve(record.curve)
         except RecordError:
             continue
-        part = pd.DataFrame(series)
+        for name in CURVE_SERIES:
+            data[name].extend(series[name])
         for i, name in enumerate(_CELL):
-            part[name] = record[i]
-        parts.append(part)
-    if not parts:
+            data[name].extend([record[i]] * len(series["epoch"]))
+    if not data["epoch"]:
         return pd.DataFrame(columns=columns)
-    points = pd.concat(parts, ignore_index=True)[columns]
+    points = pd.DataFrame(data)
     points["epoch"] = points["epoch"].astype(int)
     return points
 
