@@ -678,7 +678,8 @@ def test_html_page_renders_with_a_note_when_no_profile_can_be_drawn(rep, monkeyp
 def test_latex_is_tabular_shaped(rep):
     text = render(rep, "latex")
     tabulars = text.split(r"\begin{tabular}")[1:]
-    assert len(tabulars) == 2  # leaderboard and comparison
+    # leaderboard, comparison, and the (standard, large-crop) scenario interaction
+    assert len(tabulars) == 3
     body = tabulars[0].split(r"\end{tabular}")[0]
     spec = body[body.index("{") + 1 : body.index("}")]
     assert spec == "l" + "r" * 7
@@ -1081,9 +1082,8 @@ def test_scenario_interaction_against_hand_computed_statistics(tmp_path):
 
     frame, _ = load_results(interaction_store(tmp_path / "r"))
     rep = build_report(frame)
-    it = rep.interaction
-    assert it is not None
-    assert (it.method_a, it.method_b, it.large, it.small) == (
+    (it,) = rep.interactions
+    assert (it.method_a, it.method_b, it.first, it.second) == (
         "cutmix", "mixup", "large-crop", "small-crop",
     )  # fmt: skip
     assert it.pairs["interaction"].tolist() == INTERACTION_I
@@ -1099,12 +1099,12 @@ def test_scenario_interaction_against_hand_computed_statistics(tmp_path):
         "cutmix gains over mixup with large-crop relative to small-crop (p < 0.05), "
         "as the paper predicts"
     )
-    assert rep.interaction_note is None
+    assert rep.interaction_notes == ()
     # the other way round: the same numbers with A and B swapped
-    swapped = build_report(frame, interaction=("mixup", "cutmix")).interaction
+    (swapped,) = build_report(frame, interaction=("mixup", "cutmix")).interactions
     assert swapped.mean == pytest.approx(-3.0)
     assert swapped.verdict.endswith("as the paper predicts")
-    assert build_report(frame, interaction=None).interaction is None
+    assert build_report(frame, interaction=None).interactions == ()
 
 
 def test_scenario_interaction_verdicts_follow_the_metric_direction():
@@ -1131,7 +1131,7 @@ def test_scenario_interaction_on_ece(tmp_path):
         for (method, scenario), top1 in cells.items():
             add(root, method, arch, scenario, seed, 70.0, ece=top1 / 1000,
                 locality=LOCALITY[method])  # fmt: skip
-    it = build_report(load_results(root)[0], metric="ece").interaction
+    (it,) = build_report(load_results(root)[0], metric="ece").interactions
     assert it.pairs["interaction"].tolist() == pytest.approx([i / 10 for i in INTERACTION_I])
     # a larger ECE gap with large crops: cutmix loses ground there, against the paper
     assert it.verdict.startswith("mixup gains over cutmix")
@@ -1139,23 +1139,27 @@ def test_scenario_interaction_on_ece(tmp_path):
 
 
 def test_scenario_interaction_is_omitted_with_a_reason(tmp_path, pristine):
-    # the module's store has large-crop but no small-crop
+    # the module's store has large-crop but no small-crop (and standard: the interaction
+    # of that pair is there, the paper's is not)
     frame, _ = load_results(pristine)
     rep = build_report(frame)
-    assert rep.interaction is None
-    assert rep.interaction_note == "scenario interaction omitted: no small-crop results"
+    assert [(it.first, it.second) for it in rep.interactions] == [("standard", "large-crop")]
+    assert rep.interaction_notes == ("scenario interaction omitted: no small-crop results",)
     assert rep.warnings == []  # a note, not a warning: nothing is wrong with the store
     assert "Scenario interaction omitted: no small-crop results." in render(rep, "markdown")
     data = json.loads(render(rep, "json"))
-    assert data["interaction"] is None and data["interaction_note"] == rep.interaction_note
+    assert data["interaction_notes"] == list(rep.interaction_notes)
+    assert [(d["first"], d["second"]) for d in data["interactions"]] == [
+        ("standard", "large-crop")
+    ]
     # both scenarios, but mixup never ran small-crop: no complete (dataset, arch, seed)
     skip = {("mixup", "small-crop")}
     frame, _ = load_results(interaction_store(tmp_path / "r", skip=skip))
     rep = build_report(frame)
-    assert rep.interaction is None
-    assert rep.interaction_note == (
+    assert rep.interactions == ()
+    assert rep.interaction_notes == (
         "scenario interaction omitted: no (dataset, arch, seed) with top-1 results of both "
-        "cutmix and mixup in both large-crop and small-crop"
+        "cutmix and mixup in both large-crop and small-crop",
     )
     table = render(rep, "table")
     assert "Scenario interaction on" not in table
@@ -1163,7 +1167,7 @@ def test_scenario_interaction_is_omitted_with_a_reason(tmp_path, pristine):
     # neither scenario: not a crop-scenario report, nothing to say
     add(tmp_path / "s", "mixup", *A, 0, 70.0)
     rep = build_report(load_results(tmp_path / "s")[0])
-    assert rep.interaction is None and rep.interaction_note is None and rep.warnings == []
+    assert rep.interactions == () and rep.interaction_notes == () and rep.warnings == []
 
 
 def test_every_format_shows_the_scenario_interaction(tmp_path):
@@ -1172,8 +1176,9 @@ def test_every_format_shows_the_scenario_interaction(tmp_path):
     table = render(rep, "table")
     assert "Scenario interaction on top-1" in table
     row = next(line for line in table.splitlines() if "(cutmix - mixup) on large-crop" in line)
-    ci = f"[{rep.interaction.ci_low:+.2f}, {rep.interaction.ci_high:+.2f}]"
-    for text in ("4", "+3.00", ci, f"{rep.interaction.p_value:.3f}", "as the paper predicts"):
+    (it,) = rep.interactions
+    ci = f"[{it.ci_low:+.2f}, {it.ci_high:+.2f}]"
+    for text in ("4", "+3.00", ci, f"{it.p_value:.3f}", "as the paper predicts"):
         assert text in row
     assert "Scenario interaction: i = (cutmix - mixup on large-crop)" in table
     assert "as the paper predicts" in render(rep, "markdown")
@@ -1182,10 +1187,10 @@ def test_every_format_shows_the_scenario_interaction(tmp_path):
 
     page = render(rep, "html", figures={}, profiles=ProfilePlot(None))
     assert 'id="interaction"' in page and "as the paper predicts" in page
-    data = json.loads(render(rep, "json"))["interaction"]
+    (data,) = json.loads(render(rep, "json"))["interactions"]
     assert data["n"] == 4 and data["mean"] == pytest.approx(3.0)
     assert [p["interaction"] for p in data["pairs"]] == INTERACTION_I
-    assert data["verdict"] == rep.interaction.verdict
+    assert data["verdict"] == it.verdict
 
 
 def test_the_interaction_scenarios_are_the_arenas_own():
