@@ -45,6 +45,8 @@ class Report:
             nothing is wrong with the store).
         regime_note: when ``vanilla`` leads an accuracy leaderboard, the one-line reason
             read from its training loss (:func:`~msda_arena.report.regime.vanilla_lead_note`).
+        scenarios: the scenarios the report was restricted to (``--scenario``), in the
+            grid's order; ``None`` when it covers every scenario of the profile.
     """
 
     leaderboard: Leaderboard
@@ -56,6 +58,7 @@ class Report:
     interactions: tuple[Interaction, ...] = ()
     interaction_notes: tuple[str, ...] = ()
     regime_note: str | None = None
+    scenarios: tuple[str, ...] | None = None
 
     @property
     def n_results(self) -> int:
@@ -69,9 +72,17 @@ class Report:
 
     @property
     def title(self) -> str:
-        """A one-line title: datasets, profile, and the metric with its unit and direction."""
+        """A one-line title: datasets, profile (and the scenarios kept, when the report was
+        restricted to some), and the metric with its unit and direction."""
         datasets = ", ".join(self.leaderboard.datasets)
-        return f"msda-arena leaderboard: {datasets} (profile {self.profile}): {self.metric.caption}"
+        kept = ""
+        if self.scenarios is not None:
+            noun = "scenario" if len(self.scenarios) == 1 else "scenarios"
+            kept = f"; {noun} {', '.join(self.scenarios)} only"
+        return (
+            f"msda-arena leaderboard: {datasets} (profile {self.profile}{kept}): "
+            f"{self.metric.caption}"
+        )
 
 
 def default_compare(methods_in_store: Sequence[str], requested: Sequence[str] | None) -> str | None:
@@ -93,6 +104,7 @@ def build_report(
     *,
     profile: str | None = None,
     methods: Sequence[str] | None = None,
+    scenarios: Sequence[str] | None = None,
     compare: str | None = None,
     published: pandas.DataFrame | None = None,
     warnings: Sequence[str] = (),
@@ -105,6 +117,8 @@ def build_report(
         frame: records from :func:`msda_arena.store.results.load_results`.
         profile: the profile to report (required when the store holds several).
         methods: canonical specs of the rows to show (baselines are always kept).
+        scenarios: report only these crop scenarios' cells (leaderboard, paired tests,
+            interactions, plots); each must have results in the profile. ``None``: all.
         compare: the method to compare against each baseline; by default
             :func:`default_compare`.
         published: published numbers to show beside the measured rows.
@@ -118,10 +132,11 @@ def build_report(
 
     Raises:
         StoreError: no results.
-        UsageError: unknown profile, method or metric, or several profiles and none chosen.
+        UsageError: unknown profile, method, scenario or metric, or several profiles and
+            none chosen.
     """
     metric = get_metric(metric)
-    selection = select_results(frame, profile=profile, methods=methods)
+    selection = select_results(frame, profile=profile, methods=methods, scenarios=scenarios)
     chosen = selection.frame
     present = [str(m) for m in chosen["method"].unique()]
     if compare is not None and compare not in present:
@@ -147,7 +162,9 @@ def build_report(
     interactions: tuple[Interaction, ...] = ()
     reasons: tuple[str, ...] = ()
     if interaction is not None:
-        interactions, reasons = scenario_interactions(chosen, tuple(interaction), metric=metric)
+        interactions, reasons = scenario_interactions(
+            chosen, tuple(interaction), metric=metric, scenarios=selection.scenarios
+        )
     return Report(
         leaderboard=board,
         comparisons=comparisons,
@@ -158,4 +175,5 @@ def build_report(
         interactions=interactions,
         interaction_notes=reasons,
         regime_note=vanilla_lead_note(chosen, board),
+        scenarios=tuple(selection.scenarios) if selection.scenarios is not None else None,
     )

@@ -450,6 +450,7 @@ def report_dict(report: Report) -> dict[str, Any]:
             report.metric, "name", "column", "label", "unit", "scale", "higher_is_better"
         ),
         "profile": report.profile,
+        "scenarios": list(report.scenarios) if report.scenarios is not None else None,
         "n_results": report.n_results,
         "baselines": list(COMPARED_BASELINES),
         "columns": columns,
