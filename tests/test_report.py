@@ -18,6 +18,7 @@ records store the locality index of LOCALITY):
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import math
@@ -34,6 +35,7 @@ from msda_arena.api.record import SCHEMA_VERSION, cell_key
 from msda_arena.cli.report import report
 from msda_arena.report import build_report, load_published, paired_test, render
 from msda_arena.report.show import _canonical
+from msda_arena.report.text import _tex
 from msda_arena.store.results import load_results, write_result
 
 NAN = float("nan")
@@ -678,7 +680,8 @@ def test_html_page_renders_with_a_note_when_no_profile_can_be_drawn(rep, monkeyp
 def test_latex_is_tabular_shaped(rep):
     text = render(rep, "latex")
     tabulars = text.split(r"\begin{tabular}")[1:]
-    assert len(tabulars) == 2  # leaderboard and comparison
+    # leaderboard, comparison, and the (standard, large-crop) scenario interaction
+    assert len(tabulars) == 3
     body = tabulars[0].split(r"\end{tabular}")[0]
     spec = body[body.index("{") + 1 : body.index("}")]
     assert spec == "l" + "r" * 7
@@ -1081,9 +1084,8 @@ def test_scenario_interaction_against_hand_computed_statistics(tmp_path):
 
     frame, _ = load_results(interaction_store(tmp_path / "r"))
     rep = build_report(frame)
-    it = rep.interaction
-    assert it is not None
-    assert (it.method_a, it.method_b, it.large, it.small) == (
+    (it,) = rep.interactions
+    assert (it.method_a, it.method_b, it.first, it.second) == (
         "cutmix", "mixup", "large-crop", "small-crop",
     )  # fmt: skip
     assert it.pairs["interaction"].tolist() == INTERACTION_I
@@ -1099,12 +1101,12 @@ def test_scenario_interaction_against_hand_computed_statistics(tmp_path):
         "cutmix gains over mixup with large-crop relative to small-crop (p < 0.05), "
         "as the paper predicts"
     )
-    assert rep.interaction_note is None
+    assert rep.interaction_notes == ()
     # the other way round: the same numbers with A and B swapped
-    swapped = build_report(frame, interaction=("mixup", "cutmix")).interaction
+    (swapped,) = build_report(frame, interaction=("mixup", "cutmix")).interactions
     assert swapped.mean == pytest.approx(-3.0)
     assert swapped.verdict.endswith("as the paper predicts")
-    assert build_report(frame, interaction=None).interaction is None
+    assert build_report(frame, interaction=None).interactions == ()
 
 
 def test_scenario_interaction_verdicts_follow_the_metric_direction():
@@ -1131,7 +1133,7 @@ def test_scenario_interaction_on_ece(tmp_path):
         for (method, scenario), top1 in cells.items():
             add(root, method, arch, scenario, seed, 70.0, ece=top1 / 1000,
                 locality=LOCALITY[method])  # fmt: skip
-    it = build_report(load_results(root)[0], metric="ece").interaction
+    (it,) = build_report(load_results(root)[0], metric="ece").interactions
     assert it.pairs["interaction"].tolist() == pytest.approx([i / 10 for i in INTERACTION_I])
     # a larger ECE gap with large crops: cutmix loses ground there, against the paper
     assert it.verdict.startswith("mixup gains over cutmix")
@@ -1139,23 +1141,25 @@ def test_scenario_interaction_on_ece(tmp_path):
 
 
 def test_scenario_interaction_is_omitted_with_a_reason(tmp_path, pristine):
-    # the module's store has large-crop but no small-crop
+    # the module's store has large-crop but no small-crop (and standard: the interaction
+    # of that pair is there, the paper's is not)
     frame, _ = load_results(pristine)
     rep = build_report(frame)
-    assert rep.interaction is None
-    assert rep.interaction_note == "scenario interaction omitted: no small-crop results"
+    assert [(it.first, it.second) for it in rep.interactions] == [("standard", "large-crop")]
+    assert rep.interaction_notes == ("scenario interaction omitted: no small-crop results",)
     assert rep.warnings == []  # a note, not a warning: nothing is wrong with the store
     assert "Scenario interaction omitted: no small-crop results." in render(rep, "markdown")
     data = json.loads(render(rep, "json"))
-    assert data["interaction"] is None and data["interaction_note"] == rep.interaction_note
+    assert data["interaction_notes"] == list(rep.interaction_notes)
+    assert [(d["first"], d["second"]) for d in data["interactions"]] == [("standard", "large-crop")]
     # both scenarios, but mixup never ran small-crop: no complete (dataset, arch, seed)
     skip = {("mixup", "small-crop")}
     frame, _ = load_results(interaction_store(tmp_path / "r", skip=skip))
     rep = build_report(frame)
-    assert rep.interaction is None
-    assert rep.interaction_note == (
+    assert rep.interactions == ()
+    assert rep.interaction_notes == (
         "scenario interaction omitted: no (dataset, arch, seed) with top-1 results of both "
-        "cutmix and mixup in both large-crop and small-crop"
+        "cutmix and mixup in both large-crop and small-crop",
     )
     table = render(rep, "table")
     assert "Scenario interaction on" not in table
@@ -1163,7 +1167,7 @@ def test_scenario_interaction_is_omitted_with_a_reason(tmp_path, pristine):
     # neither scenario: not a crop-scenario report, nothing to say
     add(tmp_path / "s", "mixup", *A, 0, 70.0)
     rep = build_report(load_results(tmp_path / "s")[0])
-    assert rep.interaction is None and rep.interaction_note is None and rep.warnings == []
+    assert rep.interactions == () and rep.interaction_notes == () and rep.warnings == []
 
 
 def test_every_format_shows_the_scenario_interaction(tmp_path):
@@ -1172,8 +1176,9 @@ def test_every_format_shows_the_scenario_interaction(tmp_path):
     table = render(rep, "table")
     assert "Scenario interaction on top-1" in table
     row = next(line for line in table.splitlines() if "(cutmix - mixup) on large-crop" in line)
-    ci = f"[{rep.interaction.ci_low:+.2f}, {rep.interaction.ci_high:+.2f}]"
-    for text in ("4", "+3.00", ci, f"{rep.interaction.p_value:.3f}", "as the paper predicts"):
+    (it,) = rep.interactions
+    ci = f"[{it.ci_low:+.2f}, {it.ci_high:+.2f}]"
+    for text in ("4", "+3.00", ci, f"{it.p_value:.3f}", "as the paper predicts"):
         assert text in row
     assert "Scenario interaction: i = (cutmix - mixup on large-crop)" in table
     assert "as the paper predicts" in render(rep, "markdown")
@@ -1182,10 +1187,10 @@ def test_every_format_shows_the_scenario_interaction(tmp_path):
 
     page = render(rep, "html", figures={}, profiles=ProfilePlot(None))
     assert 'id="interaction"' in page and "as the paper predicts" in page
-    data = json.loads(render(rep, "json"))["interaction"]
+    (data,) = json.loads(render(rep, "json"))["interactions"]
     assert data["n"] == 4 and data["mean"] == pytest.approx(3.0)
     assert [p["interaction"] for p in data["pairs"]] == INTERACTION_I
-    assert data["verdict"] == rep.interaction.verdict
+    assert data["verdict"] == it.verdict
 
 
 def test_the_interaction_scenarios_are_the_arenas_own():
@@ -1196,6 +1201,211 @@ def test_the_interaction_scenarios_are_the_arenas_own():
 
     toml = tomllib.loads(files("msda_arena.grid").joinpath("default_arena.toml").read_text())
     assert set(INTERACTION_SCENARIOS) <= set(toml["scenarios"])
+
+
+# (arch, seed) -> {method: top1} in the standard scenario, beside INTERACTION_VALUES:
+# cutmix - mixup there (d_std) is 2, 0.5, 0 (resnet8 seeds 0-2) and -1 (preactresnet10)
+STANDARD_VALUES = {
+    ("resnet8_cifar", 0): {"cutmix": 75.0, "mixup": 73.0},
+    ("resnet8_cifar", 1): {"cutmix": 76.0, "mixup": 75.5},
+    ("resnet8_cifar", 2): {"cutmix": 74.0, "mixup": 74.0},
+    ("preactresnet10_cifar", 0): {"cutmix": 71.0, "mixup": 72.0},
+}
+# i per (dataset, arch, seed), sorted: preactresnet10 s0, resnet8 s0, s1, s2. With
+# d_L = 2, 3, 2.5, 4 and d_S = 1, -1, 0.5, -1 (INTERACTION_VALUES):
+THREE_PAIRS = {
+    ("large-crop", "small-crop"): INTERACTION_I,  # d_L - d_S
+    ("standard", "large-crop"): [-3.0, -1.0, -2.0, -4.0],  # d_std - d_L
+    ("standard", "small-crop"): [-2.0, 3.0, 0.0, 1.0],  # d_std - d_S
+}
+
+
+def three_scenario_store(root):
+    interaction_store(root)
+    for (arch, seed), cells in STANDARD_VALUES.items():
+        for method, top1 in cells.items():
+            add(root, method, arch, "standard", seed, top1, locality=LOCALITY[method])
+    return root
+
+
+def test_every_pair_of_three_scenarios_has_its_interaction(tmp_path):
+    from scipy import stats
+
+    rep = build_report(load_results(three_scenario_store(tmp_path / "r"))[0])
+    # the paper's pair first, then the grid's order
+    assert [(it.first, it.second) for it in rep.interactions] == list(THREE_PAIRS)
+    assert rep.interaction_notes == ()
+    for it, values in zip(rep.interactions, THREE_PAIRS.values(), strict=True):
+        assert (it.method_a, it.method_b, it.n) == ("cutmix", "mixup", 4)
+        assert it.pairs["interaction"].tolist() == pytest.approx(values)
+        half = stats.t.ppf(0.975, 3) * stats.tstd(values) / 2
+        mean = sum(values) / 4
+        assert it.mean == pytest.approx(mean)
+        assert (it.ci_low, it.ci_high) == pytest.approx((mean - half, mean + half))
+        assert it.p_value == pytest.approx(stats.ttest_1samp(values, 0.0).pvalue)
+    paper, std_large, std_small = rep.interactions
+    assert paper.verdict == (
+        "cutmix gains over mixup with large-crop relative to small-crop (p < 0.05), "
+        "as the paper predicts"
+    )
+    # by hand: mean -2.5, sd sqrt(5/3), t = -2.5 / (sd / 2) = -3.87 on 3 df: p = 0.030
+    assert std_large.mean == pytest.approx(-2.5) and std_large.p_value < 0.05
+    assert std_large.verdict == (
+        "mixup gains over cutmix with standard relative to large-crop (p < 0.05)"
+    )  # method-neutral: the paper says nothing about this pair
+    assert std_small.mean == pytest.approx(0.5)
+    assert std_small.verdict == "no significant interaction (p >= 0.05)"
+
+
+def test_every_format_shows_every_pair_of_scenarios(tmp_path):
+    from msda_arena.report import ProfilePlot
+
+    rep = build_report(load_results(three_scenario_store(tmp_path / "r"))[0])
+    labels = [f"(cutmix - mixup) on {s1} - (cutmix - mixup) on {s2}" for s1, s2 in THREE_PAIRS]
+    verdicts = [it.verdict for it in rep.interactions]
+    table = render(rep, "table")
+    rows = [line for line in table.splitlines() if "(cutmix - mixup) on" in line]
+    assert len(rows) == 3
+    for row, label, it in zip(rows, labels, rep.interactions, strict=True):
+        assert label in row and f"{it.mean:+.2f}" in row and it.verdict in row
+    note = "Scenario interactions: for each pair of scenarios (S1, S2), i = (cutmix - mixup on S1)"
+    assert note in table and "p not corrected for the 3 pairs" in table
+    assert "positive i for cutmix - mixup on large-crop against small-crop" in table
+    markdown = render(rep, "markdown")
+    assert markdown.count("#### Scenario interaction on top-1") == 1  # one table, three rows
+    latex = render(rep, "latex")
+    page = render(rep, "html", figures={}, profiles=ProfilePlot(None))
+    assert page.count('id="interaction"') == 1
+    for text, esc in ((markdown, str), (latex, _tex), (page, html.escape)):
+        positions = [text.index(esc(label)) for label in labels]
+        assert positions == sorted(positions)  # in the report's order
+        assert all(esc(v) in text for v in verdicts)
+    data = json.loads(render(rep, "json"))
+    assert [(d["first"], d["second"]) for d in data["interactions"]] == list(THREE_PAIRS)
+    for d, values in zip(data["interactions"], THREE_PAIRS.values(), strict=True):
+        assert [p["interaction"] for p in d["pairs"]] == pytest.approx(values)
+    assert data["interaction_notes"] == [] and data["scenarios"] is None
+
+
+def test_interaction_pairs_follow_the_grid_order_with_the_papers_first():
+    from msda_arena.report import interaction_pairs
+
+    assert interaction_pairs(["small-crop", "standard", "large-crop"]) == [
+        ("large-crop", "small-crop"), ("standard", "large-crop"), ("standard", "small-crop"),
+    ]  # fmt: skip
+    # a scenario of a user's own arena.toml comes after the grid's, by name
+    assert interaction_pairs(["tiny", "standard", "huge"]) == [
+        ("standard", "huge"), ("standard", "tiny"), ("huge", "tiny"),
+    ]  # fmt: skip
+    assert interaction_pairs(["standard"]) == []
+
+
+# --------------------------------------------------------------------------- --scenario
+
+
+def test_the_scenario_filter_keeps_only_those_cells(pristine):
+    from scipy import stats
+
+    frame, _ = load_results(pristine)
+    rep = build_report(frame, scenarios=["large-crop"])
+    assert set(rep.frame["scenario"]) == {"large-crop"}
+    assert [(c.arch, c.scenario) for c in rep.leaderboard.columns] == [B]
+    # column B alone: mymask 68, cutmix 67, hmix 66, mixup 64, vanilla 62, gmix failed
+    board = rep.leaderboard
+    assert [r.method for r in board.rows] == [
+        "mymask", "cutmix", "hmix", "mixup", "vanilla", "gmix"
+    ]  # fmt: skip
+    assert [r.average for r in board.rows[:5]] == pytest.approx([68, 67, 66, 64, 62])
+    assert board.row("mymask").delta == pytest.approx(1.0)  # over cutmix, the best baseline
+    assert board.row("mymask").complete  # every column of the report
+    # the paired tests: large-crop only. mymask - mixup: d = 4, 5, 3
+    got = {r.baseline: r for r in rep.comparisons}
+    assert got["mixup"].n == 3 and got["mixup"].mean_diff == pytest.approx(4.0)
+    half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)
+    assert (got["mixup"].ci_low, got["mixup"].ci_high) == pytest.approx((4 - half, 4 + half))
+    reference = stats.ttest_rel([67, 68, 69], [63, 63, 66])
+    assert got["mixup"].p_value == pytest.approx(reference.pvalue)
+    assert got["cutmix"].verdict == "every pair differs by exactly +1.00; no variance to test"
+    assert got["gmix"].n == 0  # gmix failed on large-crop
+    # one scenario: no interaction, and no note about small-crop (left out on purpose)
+    assert rep.interactions == () and rep.interaction_notes == ()
+    assert rep.title == (
+        "msda-arena leaderboard: cifar10 (profile quick; scenario large-crop only): "
+        f"{rep.metric.caption}"
+    )
+    # standard only: two columns, the paired tests over their 6 pairs, not the 9 of all
+    std = build_report(frame, scenarios=["standard"], compare="cutmix")
+    assert [(c.arch, c.scenario) for c in std.leaderboard.columns] == [P, A]
+    # cutmix - mixup: P -1, -1, -1; A +1, +1, +1
+    mixup = next(r for r in std.comparisons if r.baseline == "mixup")
+    assert (mixup.n, mixup.wins, mixup.losses) == (6, 3, 3)
+    assert mixup.mean_diff == pytest.approx(0.0)
+    assert "scenario standard only" in std.title
+
+
+def test_the_scenario_filter_names_the_kept_scenarios_in_every_format(tmp_path):
+    from msda_arena.report import ProfilePlot
+
+    root = three_scenario_store(tmp_path / "r")
+    rep = build_report(load_results(root)[0], scenarios=["small-crop", "standard"])
+    assert rep.scenarios == ("standard", "small-crop")  # the grid's order
+    kept = "(profile quick; scenarios standard, small-crop only)"
+    assert kept in rep.title
+    # only the kept pair's interaction, and nothing said of large-crop, left out on purpose
+    assert [(it.first, it.second) for it in rep.interactions] == [("standard", "small-crop")]
+    assert rep.interaction_notes == ()
+    page = render(rep, "html", figures={}, profiles=ProfilePlot(None))
+    for text in (render(rep, "table"), render(rep, "markdown"), page):
+        assert kept in text
+    assert kept in render(rep, "latex").splitlines()[0]
+    data = json.loads(render(rep, "json"))
+    assert kept in data["title"] and data["scenarios"] == ["standard", "small-crop"]
+    rows = list(csv.DictReader(io.StringIO(render(rep, "csv"))))
+    assert {r["scenario"] for r in rows} == {"standard", "small-crop"}
+    # the plots' title too
+    from msda_arena.report.plots import accuracy_figure, scenario_figure
+
+    assert kept in accuracy_figure(rep).get_suptitle().replace("\n", " ")
+    ticks = {t.get_text() for ax in scenario_figure(rep).axes for t in ax.get_xticklabels()}
+    assert ticks == {"standard", "small-crop"}
+    # the paper's pair alone reads as a two-scenario report always did
+    two = build_report(load_results(root)[0], scenarios=["large-crop", "small-crop"])
+    (only,) = two.interactions
+    assert only.papers_pair and only.pairs["interaction"].tolist() == INTERACTION_I
+    # every scenario named: the whole grid, and the title says nothing
+    every = ["standard", "large-crop", "small-crop"]
+    assert build_report(load_results(root)[0], scenarios=every).scenarios is None
+
+
+def test_an_unknown_scenario_is_one_line_naming_the_stores(pristine):
+    frame, _ = load_results(pristine)
+    with pytest.raises(UsageError) as caught:
+        build_report(frame, scenarios=["standard", "tiny-crop"])
+    assert str(caught.value) == (
+        "no results for scenario 'tiny-crop' in profile 'quick'; "
+        "scenarios there: standard, large-crop"
+    )
+    result = invoke("--results", pristine, "--scenario", "small-crop")
+    assert isinstance(result.exception, UsageError)
+    assert "scenarios there: standard, large-crop" in str(result.exception)
+    assert "\n" not in str(result.exception)
+
+
+def test_cli_compare_within_one_scenario(pristine):
+    result = invoke(
+        "--results", pristine, "--compare", "mymask", "--scenario", "large-crop", "-f", "json"
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["scenarios"] == ["large-crop"]
+    assert [c["scenario"] for c in data["columns"]] == ["large-crop"]
+    against = {a["baseline"]: a for a in data["comparison"]["against"]}
+    assert against["mixup"]["n"] == 3 and against["mixup"]["mean_diff"] == pytest.approx(4.0)
+    assert "scenario large-crop only" in data["title"]
+    # repeated: both scenarios, the title names them
+    result = invoke("--results", pristine, "--scenario", "standard", "--scenario", "large-crop")
+    assert result.exit_code == 0, result.output
+    assert "(profile quick): top-1" in result.stdout  # the whole store: nothing to point out
 
 
 def test_scenario_plot_draws_an_interval_only_from_two_pairs_or_more(tmp_path):

@@ -37,6 +37,12 @@ def report(
         help="Show only this method spec (repeatable); the baselines are always shown. "
         "The first one that is not a built-in method is compared against the baselines.",
     ),
+    scenario: list[str] | None = typer.Option(
+        None,
+        "--scenario",
+        help="Report only this crop scenario's cells (repeatable): the leaderboard, the "
+        "paired tests, the scenario interactions and the plots; the title names it.",
+    ),
     compare: str | None = typer.Option(
         None, "--compare", "-c", help="Compare this method spec against each baseline."
     ),
@@ -71,6 +77,7 @@ def report(
         config=config,
         profile=profile,
         methods=method,
+        scenarios=scenario,
         compare=compare,
         metric=metric,
         fmt=fmt,

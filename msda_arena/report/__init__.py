@@ -33,7 +33,8 @@ _OWNERS: dict[str, tuple[str, ...]] = {
     "msda_arena.report.compare": ("compare_to_baselines", "matched_pairs"),
     "msda_arena.report.html": ("html_page",),
     "msda_arena.report.interaction": (
-        "INTERACTION_SCENARIOS", "Interaction", "scenario_interaction"
+        "INTERACTION_SCENARIOS", "Interaction", "interaction_pairs", "scenario_interaction",
+        "scenario_interactions",
     ),
     "msda_arena.report.plots": ("figures_png", "write_plots"),
     "msda_arena.report.profiles": ("ProfilePlot", "profiles_png"),
@@ -53,9 +54,11 @@ __all__ = [
     "REFERENCE_METHODS", "Cell", "Column", "Interaction", "Leaderboard", "Metric",
     "PairedResult", "ProfilePlot", "PublishedRow", "Report", "Row", "build_leaderboard",
     "build_report", "compare_to_baselines", "default_compare", "default_published_files",
-    "figures_png", "get_metric", "html_page", "leaderboard", "leaderboard_after_run",
+    "figures_png", "get_metric", "html_page", "interaction_pairs", "leaderboard",
+    "leaderboard_after_run",
     "load_published", "matched_pairs", "paired_test", "profiles_png", "render", "report_dict",
-    "scenario_interaction", "select_results", "t_interval", "write_plots"
+    "scenario_interaction", "scenario_interactions", "select_results", "t_interval",
+    "write_plots"
 ]  # fmt: skip
 
 

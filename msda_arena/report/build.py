@@ -1,4 +1,5 @@
-"""One report: selection, leaderboard, paired comparison and published rows together."""
+"""One report: selection, leaderboard, paired comparison, scenario interactions and
+published rows together."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from msda_arena.api.errors import UsageError
 from msda_arena.api.metrics import DEFAULT_METRIC, Metric, get_metric
 from msda_arena.grid import REFERENCE_METHODS
 from msda_arena.report.compare import compare_to_baselines
-from msda_arena.report.interaction import DEFAULT_METHODS, Interaction, scenario_interaction
+from msda_arena.report.interaction import DEFAULT_METHODS, Interaction, scenario_interactions
 from msda_arena.report.regime import vanilla_lead_note
 from msda_arena.report.selection import select_results
 from msda_arena.report.stats import PairedResult
@@ -34,14 +35,18 @@ class Report:
         frame: the selected result records (one per cell), for plots.
         warnings: what was left out and why (bad files, superseded results, results
             that did not measure the metric).
-        interaction: the crop-scenario interaction of two methods (by default CutMix and
-            Mixup; :mod:`msda_arena.report.interaction`), or ``None`` when the results
-            lack a scenario or the matched runs.
-        interaction_note: when ``interaction`` is ``None`` although a crop scenario has
-            results, the one-line reason (printed with the notes under the table; not a
-            warning: nothing is wrong with the store).
+        interactions: the scenario interaction of two methods (by default CutMix and
+            Mixup; :mod:`msda_arena.report.interaction`) for every pair of the report's
+            scenarios, the paper's pair (large-crop, small-crop) first, then in the grid's
+            scenario order; empty when there is no pair with the matched runs.
+        interaction_notes: for each interaction that cannot be computed (the paper's pair
+            with one of its scenarios missing, a pair without the matched runs), the
+            one-line reason (printed with the notes under the table; not a warning:
+            nothing is wrong with the store).
         regime_note: when ``vanilla`` leads an accuracy leaderboard, the one-line reason
             read from its training loss (:func:`~msda_arena.report.regime.vanilla_lead_note`).
+        scenarios: the scenarios the report was restricted to (``--scenario``), in the
+            grid's order; ``None`` when it covers every scenario of the profile.
     """
 
     leaderboard: Leaderboard
@@ -50,9 +55,10 @@ class Report:
     profile: str
     frame: pandas.DataFrame
     warnings: list[str] = field(default_factory=list)
-    interaction: Interaction | None = None
-    interaction_note: str | None = None
+    interactions: tuple[Interaction, ...] = ()
+    interaction_notes: tuple[str, ...] = ()
     regime_note: str | None = None
+    scenarios: tuple[str, ...] | None = None
 
     @property
     def n_results(self) -> int:
@@ -66,9 +72,17 @@ class Report:
 
     @property
     def title(self) -> str:
-        """A one-line title: datasets, profile, and the metric with its unit and direction."""
+        """A one-line title: datasets, profile (and the scenarios kept, when the report was
+        restricted to some), and the metric with its unit and direction."""
         datasets = ", ".join(self.leaderboard.datasets)
-        return f"msda-arena leaderboard: {datasets} (profile {self.profile}): {self.metric.caption}"
+        kept = ""
+        if self.scenarios is not None:
+            noun = "scenario" if len(self.scenarios) == 1 else "scenarios"
+            kept = f"; {noun} {', '.join(self.scenarios)} only"
+        return (
+            f"msda-arena leaderboard: {datasets} (profile {self.profile}{kept}): "
+            f"{self.metric.caption}"
+        )
 
 
 def default_compare(methods_in_store: Sequence[str], requested: Sequence[str] | None) -> str | None:
@@ -90,6 +104,7 @@ def build_report(
     *,
     profile: str | None = None,
     methods: Sequence[str] | None = None,
+    scenarios: Sequence[str] | None = None,
     compare: str | None = None,
     published: pandas.DataFrame | None = None,
     warnings: Sequence[str] = (),
@@ -102,6 +117,8 @@ def build_report(
         frame: records from :func:`msda_arena.store.results.load_results`.
         profile: the profile to report (required when the store holds several).
         methods: canonical specs of the rows to show (baselines are always kept).
+        scenarios: report only these crop scenarios' cells (leaderboard, paired tests,
+            interactions, plots); each must have results in the profile. ``None``: all.
         compare: the method to compare against each baseline; by default
             :func:`default_compare`.
         published: published numbers to show beside the measured rows.
@@ -109,16 +126,17 @@ def build_report(
         metric: what the leaderboard and the paired tests are built on, a name of
             :data:`~msda_arena.api.metrics.METRICS`; results that did not measure it are
             missing for it (one warning counts them); published numbers are top-1.
-        interaction: methods (A, B) of the crop-scenario interaction
-            (:mod:`~msda_arena.report.interaction`) on ``metric``; ``None`` skips it, and
-            ``Report.interaction_note`` says why it is missing when it cannot be computed.
+        interaction: methods (A, B) of the scenario interactions
+            (:mod:`~msda_arena.report.interaction`) on ``metric``; ``None`` skips them, and
+            ``Report.interaction_notes`` say why one is missing when it cannot be computed.
 
     Raises:
         StoreError: no results.
-        UsageError: unknown profile, method or metric, or several profiles and none chosen.
+        UsageError: unknown profile, method, scenario or metric, or several profiles and
+            none chosen.
     """
     metric = get_metric(metric)
-    selection = select_results(frame, profile=profile, methods=methods)
+    selection = select_results(frame, profile=profile, methods=methods, scenarios=scenarios)
     chosen = selection.frame
     present = [str(m) for m in chosen["method"].unique()]
     if compare is not None and compare not in present:
@@ -141,9 +159,12 @@ def build_report(
         published = None
     board = build_leaderboard(chosen, published=published, published_methods=shown, metric=metric)
     comparisons = compare_to_baselines(chosen, target, metric=metric) if target else []
-    inter, reason = None, None
+    interactions: tuple[Interaction, ...] = ()
+    reasons: tuple[str, ...] = ()
     if interaction is not None:
-        inter, reason = scenario_interaction(chosen, tuple(interaction), metric=metric)
+        interactions, reasons = scenario_interactions(
+            chosen, tuple(interaction), metric=metric, scenarios=selection.scenarios
+        )
     return Report(
         leaderboard=board,
         comparisons=comparisons,
@@ -151,7 +172,8 @@ def build_report(
         profile=selection.profile,
         frame=chosen,
         warnings=[*warnings, *notes],
-        interaction=inter,
-        interaction_note=reason,
+        interactions=interactions,
+        interaction_notes=reasons,
         regime_note=vanilla_lead_note(chosen, board),
+        scenarios=tuple(selection.scenarios) if selection.scenarios is not None else None,
     )

@@ -87,7 +87,7 @@ def html_page(
             "<p>Over matched (dataset, arch, scenario, seed) results.</p>"
         )
         out += _verdict_table("comparison", *comparison_table(report))
-    if report.interaction is not None:
+    if report.interactions:
         out.append(f"<h2>{_e(interaction_title(report))}</h2>")
         out += _verdict_table("interaction", *interaction_table(report))
     out.append(_list("notes", legend(report)))

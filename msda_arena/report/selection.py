@@ -1,5 +1,5 @@
-"""Choosing which stored results a report is about: one profile, some methods, one result
-per cell.
+"""Choosing which stored results a report is about: one profile, some methods, some
+scenarios, one result per cell.
 
 Rules:
 
@@ -9,6 +9,9 @@ Rules:
   (:data:`~msda_arena.grid.COMPARED_BASELINES`), which the "difference from the
   best baseline" column and the paired comparison need. Without it every method in the
   profile is shown.
+* ``scenarios`` restricts every cell of the report (leaderboard, paired tests, scenario
+  interactions, plots) to those crop scenarios; each must have results in the profile.
+  Without it every scenario in the profile is kept.
 * Two results for the same cell (dataset, arch, scenario, method, seed) - a re-run after
   a recipe change, or a copied file - are never both counted: the one that finished last
   wins, and a warning says how many were set aside. Likewise results of an older recipe
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING
 from msda_arena.api.errors import StoreError, UsageError
 from msda_arena.api.metrics import METRICS
 from msda_arena.api.record import CELL_IDENTITY
-from msda_arena.grid import COMPARED_BASELINES
+from msda_arena.grid import COMPARED_BASELINES, scenario_sort_key
 from msda_arena.store.current import latest_code, latest_recipe, listing
 
 if TYPE_CHECKING:
@@ -52,24 +55,36 @@ REPORT_COLUMNS: tuple[str, ...] = (
 
 @dataclass
 class Selection:
-    """The results one report is built from."""
+    """The results one report is built from.
+
+    Attributes:
+        frame: one result record per cell.
+        profile: the profile reported.
+        methods: the methods asked for (``None``: every method).
+        warnings: what was left out and why.
+        scenarios: the scenarios kept, in the grid's order (``None``: every scenario of
+            the profile, asked for or not).
+    """
 
     frame: pandas.DataFrame
     profile: str
     methods: list[str] | None
     warnings: list[str] = field(default_factory=list)
+    scenarios: list[str] | None = None
 
 
 def select_results(
     frame: pandas.DataFrame,
     profile: str | None = None,
     methods: Sequence[str] | None = None,
+    scenarios: Sequence[str] | None = None,
 ) -> Selection:
     """Filter ``frame`` (from :func:`msda_arena.store.results.load_results`) for one report.
 
     Raises:
         StoreError: the frame holds no results.
-        UsageError: an unknown profile or method, or several profiles and none chosen.
+        UsageError: an unknown profile, method or scenario, or several profiles and none
+            chosen.
     """
     import pandas as pd  # loaded already: ``frame`` is a DataFrame
 
@@ -89,6 +104,19 @@ def select_results(
         )
     if len(profiles) > 1:
         frame = frame[frame["profile"] == profile]
+    kept: list[str] | None = None
+    if scenarios:
+        there = sorted({str(s) for s in frame["scenario"].unique()}, key=scenario_sort_key)
+        unknown = [s for s in dict.fromkeys(scenarios) if s not in there]
+        if unknown:
+            raise UsageError(
+                f"no results for scenario {unknown[0]!r} in profile {profile!r}; "
+                f"scenarios there: {listing(there)}"
+            )
+        kept = sorted(set(scenarios), key=scenario_sort_key)
+        frame = frame[frame["scenario"].isin(kept)]
+        if len(kept) == len(there):  # every scenario: the whole grid after all
+            kept = None
     present = set(frame["method"].unique())
     wanted: list[str] | None = None
     if methods:
@@ -118,5 +146,9 @@ def select_results(
             "scenario, method and seed) were left out"
         )
     return Selection(
-        frame=frame.reset_index(drop=True), profile=profile, methods=wanted, warnings=warnings
+        frame=frame.reset_index(drop=True),
+        profile=profile,
+        methods=wanted,
+        warnings=warnings,
+        scenarios=kept,
     )

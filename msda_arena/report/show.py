@@ -61,6 +61,7 @@ def leaderboard(
     config: str | os.PathLike[str] | None = None,
     profile: str | None = None,
     methods: Sequence[str] | None = None,
+    scenarios: Sequence[str] | None = None,
     compare: str | None = None,
     metric: str = DEFAULT_METRIC,
     fmt: str = "table",
@@ -71,8 +72,8 @@ def leaderboard(
 ) -> Report:
     """``arena report``: read the store, build the report, write its plots, print it.
 
-    The arguments are ``arena report``'s options (``methods`` is ``--method``, ``fmt``
-    ``--format``); specs are canonicalised, the rest go to
+    The arguments are ``arena report``'s options (``methods`` is ``--method``,
+    ``scenarios`` ``--scenario``, ``fmt`` ``--format``); specs are canonicalised, the rest go to
     :func:`~msda_arena.report.build.build_report`. Returns the report shown; raises
     :class:`UsageError` or :class:`StoreError` (one line) for bad options or no results.
     """
@@ -94,6 +95,7 @@ def leaderboard(
         frame,
         profile=profile,
         methods=[_canonical(m, known) for m in methods] if methods else None,
+        scenarios=scenarios or None,
         compare=_canonical(compare, known) if compare else None,
         published=load_published(default_published_files(root)) if published else None,
         warnings=warnings,

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from msda_arena.api.metrics import DEFAULT_METRIC, METRICS, Metric, get_metric
 from msda_arena.api.record import CELL_IDENTITY
-from msda_arena.grid import COMPARED_BASELINES, SCENARIO_ORDER
+from msda_arena.grid import COMPARED_BASELINES, scenario_sort_key
 from msda_arena.report.published import match_published
 
 if TYPE_CHECKING:
@@ -154,13 +154,6 @@ class Leaderboard:
         return list(dict.fromkeys(c.dataset for c in self.columns))
 
 
-def _scenario_key(scenario: str) -> tuple[int, str]:
-    try:
-        return SCENARIO_ORDER.index(scenario), scenario
-    except ValueError:
-        return len(SCENARIO_ORDER), scenario
-
-
 def build_leaderboard(
     frame: pandas.DataFrame,
     published: pandas.DataFrame | None = None,
@@ -185,7 +178,7 @@ def build_leaderboard(
     metric = get_metric(metric)
     col_keys = sorted(
         {tuple(t) for t in frame[list(_COLUMN_KEYS)].drop_duplicates().to_numpy()},
-        key=lambda t: (t[0], t[1], _scenario_key(t[2])),
+        key=lambda t: (t[0], t[1], scenario_sort_key(t[2])),
     )
     columns = [Column(str(d), str(a), str(s)) for d, a, s in col_keys]
     methods = sorted(str(m) for m in frame["method"].unique())

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from msda_arena.grid import COMPARED_BASELINES
+from msda_arena.report.interaction import INTERACTION_SCENARIOS
 from msda_arena.report.stats import ALPHA, MIN_PAIRS, TIE_TOLERANCE
 
 if TYPE_CHECKING:
@@ -161,21 +162,42 @@ def legend(report: Report) -> list[str]:
             f"{MIN_PAIRS} pairs is too few to conclude; p not corrected for the "
             f"{len(report.comparisons)} baselines (alpha = {ALPHA:g})."
         )
-    if report.interaction is not None:
-        it = report.interaction
-        notes.append(
-            f"Scenario interaction: i = ({it.method_a} - {it.method_b} on {it.large}) - "
-            f"({it.method_a} - {it.method_b} on {it.small}) in {metric.short} {metric.unit}, "
-            "one i per (dataset, arch, seed) with both methods in both scenarios; 95% "
-            "t-interval; two-sided one-sample t-test; the paper predicts CutMix gains over "
-            f"Mixup with large crops ({'positive' if metric.higher_is_better else 'negative'} "
-            f"i for cutmix - mixup); fewer than {MIN_PAIRS} pairs is too few to conclude."
-        )
-    elif report.interaction_note:
-        notes.append(f"{report.interaction_note[0].upper()}{report.interaction_note[1:]}.")
+    if report.interactions:
+        notes.append(_interaction_note(report))
+    notes += [f"{note[0].upper()}{note[1:]}." for note in report.interaction_notes]
     if report.regime_note:
         notes.insert(0, f"{report.regime_note[0].upper()}{report.regime_note[1:]}.")
     return notes
+
+
+def _interaction_note(report: Report) -> str:
+    """How to read the scenario interactions: one sentence, whatever their number."""
+    metric, its = report.metric, report.interactions
+    a, b = its[0].method_a, its[0].method_b
+    if len(its) == 1:
+        s1, s2 = its[0].first, its[0].second
+        text = f"Scenario interaction: i = ({a} - {b} on {s1}) - ({a} - {b} on {s2})"
+    else:
+        text = (
+            f"Scenario interactions: for each pair of scenarios (S1, S2), "
+            f"i = ({a} - {b} on S1) - ({a} - {b} on S2)"
+        )
+    text += (
+        f" in {metric.short} {metric.unit}, one i per (dataset, arch, seed) with both methods "
+        "in both scenarios; 95% t-interval; two-sided one-sample t-test; "
+    )
+    if any(it.papers_pair for it in its):
+        large, small = INTERACTION_SCENARIOS
+        text += (
+            "the paper predicts CutMix gains over Mixup with large crops "
+            f"({'positive' if metric.higher_is_better else 'negative'} i for cutmix - mixup"
+            + (f" on {large} against {small}" if len(its) > 1 else "")
+            + "); "
+        )
+    text += f"fewer than {MIN_PAIRS} pairs is too few to conclude"
+    if len(its) > 1:
+        text += f"; p not corrected for the {len(its)} pairs (alpha = {ALPHA:g})"
+    return text + "."
 
 
 def interaction_title(report: Report) -> str:
@@ -187,13 +209,14 @@ def interaction_title(report: Report) -> str:
 
 
 def interaction_table(report: Report) -> tuple[list[str], list[list[str]]]:
-    """Headers and the one row of the scenario interaction (no rows if none)."""
+    """Headers and the rows of the scenario interactions, one per pair of scenarios (no
+    rows if none)."""
     headers = ["interaction", "pairs", "mean", "95% CI", "p", "verdict"]
-    it = report.interaction
-    if it is None:
-        return headers, []
-    ci = MISSING if math.isnan(it.ci_low) else f"[{it.ci_low:+.2f}, {it.ci_high:+.2f}]"
-    return headers, [[it.label, str(it.n), _num(it.mean, "+.2f"), ci, _p(it.p_value), it.verdict]]
+    rows = []
+    for it in report.interactions:
+        ci = MISSING if math.isnan(it.ci_low) else f"[{it.ci_low:+.2f}, {it.ci_high:+.2f}]"
+        rows.append([it.label, str(it.n), _num(it.mean, "+.2f"), ci, _p(it.p_value), it.verdict])
+    return headers, rows
 
 
 def comparison_table(report: Report) -> tuple[list[str], list[list[str]]]:
@@ -254,7 +277,7 @@ def to_rich(report: Report, color: bool = False, width: int | None = None) -> st
     parts: list[Any] = [table]
     if report.comparisons:
         parts.append(_rich_verdicts(_comparison_title(report), *comparison_table(report)))
-    if report.interaction is not None:
+    if report.interactions:
         parts.append(_rich_verdicts(interaction_title(report), *interaction_table(report)))
     parts.append(Text("\n".join(legend(report)), style="dim"))
     buf = io.StringIO()
@@ -305,7 +328,7 @@ def to_markdown(report: Report) -> str:
         headers, rows = comparison_table(report)
         out += ["", f"#### {_comparison_title(report)}", ""]
         out.append(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
-    if report.interaction is not None:
+    if report.interactions:
         headers, rows = interaction_table(report)
         out += ["", f"#### {interaction_title(report)}", ""]
         out.append(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
@@ -344,7 +367,7 @@ def to_latex(report: Report) -> str:
     )
     if report.comparisons:
         out += ["", f"% {_comparison_title(report)}", _latex_verdicts(*comparison_table(report))]
-    if report.interaction is not None:
+    if report.interactions:
         out += ["", f"% {interaction_title(report)}", _latex_verdicts(*interaction_table(report))]
     return "\n".join(out) + "\n"
 
@@ -397,10 +420,8 @@ def _json_comparison(r: PairedResult) -> dict[str, Any]:
     }
 
 
-def _json_interaction(it: Interaction | None) -> dict[str, Any] | None:
-    if it is None:
-        return None
-    numbers = ("a_large", "b_large", "a_small", "b_small", "interaction")
+def _json_interaction(it: Interaction) -> dict[str, Any]:
+    numbers = ("a_first", "b_first", "a_second", "b_second", "interaction")
     records = it.pairs.to_dict("records") if it.pairs is not None else []
     pairs = [
         {"dataset": str(r["dataset"]), "arch": str(r["arch"]), "seed": int(r["seed"]),
@@ -408,7 +429,7 @@ def _json_interaction(it: Interaction | None) -> dict[str, Any] | None:
         for r in records
     ]  # fmt: skip
     return {
-        **_attrs(it, "method_a", "method_b", "large", "small", "n", "mean"),
+        **_attrs(it, "method_a", "method_b", "first", "second", "n", "mean"),
         "ci95": [_float(it.ci_low), _float(it.ci_high)],
         **_attrs(it, "p_value", "conclusive", "verdict"),
         "pairs": pairs,
@@ -423,12 +444,13 @@ def report_dict(report: Report) -> dict[str, Any]:
     ]
     return {
         "format": "msda-arena-report",
-        "version": 1,
+        "version": 2,
         "title": report.title,
         "metric": _attrs(
             report.metric, "name", "column", "label", "unit", "scale", "higher_is_better"
         ),
         "profile": report.profile,
+        "scenarios": list(report.scenarios) if report.scenarios is not None else None,
         "n_results": report.n_results,
         "baselines": list(COMPARED_BASELINES),
         "columns": columns,
@@ -468,8 +490,8 @@ def report_dict(report: Report) -> dict[str, Any]:
             if report.compare_method
             else None
         ),
-        "interaction": _json_interaction(report.interaction),
-        "interaction_note": report.interaction_note,
+        "interactions": [_json_interaction(it) for it in report.interactions],
+        "interaction_notes": list(report.interaction_notes),
         "regime_note": report.regime_note,
         "warnings": list(report.warnings),
     }
