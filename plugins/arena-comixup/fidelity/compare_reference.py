@@ -5,6 +5,8 @@ Usage (the reference is not a dependency: point at a checkout of it)::
     git clone https://github.com/snu-mllab/Co-Mixup /tmp/comixup-ref
     git -C /tmp/comixup-ref checkout 2a7681601ee972892435ae080494a4f0907e595a
     python plugins/arena-comixup/fidelity/compare_reference.py /tmp/comixup-ref
+    # the digests tests/test_reference.py checks against:
+    python plugins/arena-comixup/fidelity/compare_reference.py --digests /tmp/comixup-ref
 
 Each trial runs ``comixup`` through the arena's harness
 (:class:`~msda_arena.train.feature_mixing.FeatureMixer`, with the trainer's
@@ -322,5 +324,29 @@ def main(root: str, trials: int = 12, batch: int = 50) -> dict:
     return out
 
 
+def digests(root: str) -> list[tuple[int, str, str]]:
+    """The reference's outputs on ``tests/test_reference.py``'s cases, as its
+    :data:`REFERENCE` rows (the reference with ties broken lowest index first)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import test_reference as cases
+
+    torch.set_num_threads(1)
+    ref = Reference(Path(root))
+    ref.stable_ties = True
+    rows = []
+    for n, block_num in enumerate(cases.BLOCK_NUMS):
+        x, y, sc, prior, init, _ = cases.case(n)
+        settings = arena_comixup.Settings()
+        ref.priors = [p.clone() for p in prior.split(settings.m_part)]
+        ref.inits = [i.numpy().copy() for i in init.split(settings.m_part)]
+        ref_x, ref_y = ref.mix(x.clone(), y, sc.clone(), ref.compatibility(sc), settings, block_num)
+        rows.append((n, cases.digest(ref_x), cases.digest(ref_y)))
+    return rows
+
+
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1]), indent=2))
+    if sys.argv[1] == "--digests":
+        for row in digests(sys.argv[2]):
+            print(f"    {row},")
+    else:
+        print(json.dumps(main(sys.argv[1]), indent=2))
