@@ -179,8 +179,9 @@ def _cut(unary: np.ndarray, pairwise: np.ndarray, beta: float) -> np.ndarray:
 
 
 def _top3(count: np.ndarray) -> np.ndarray:
-    """The three most used inputs, ties to the lower index (the reference: ``torch.topk``,
-    whose order among ties is unspecified)."""
+    """The three most used inputs, ties to the lower index: the reference's
+    ``torch.topk(label_count, k=3)`` as CUDA computes it (ATen's ``gatherTopK`` keeps
+    the first-seen values equal to the k-th; the CPU kernel chooses otherwise)."""
     return np.argsort(-count, kind="stable")[:3]
 
 

@@ -21,12 +21,16 @@ lines of its ``main.py`` that do so (read from the checkout and executed, the
 returning the arena's draws. Compared: the unary block costs (``cost_matrix`` after the
 prior), the partitions' masks, the mixed images and the soft labels.
 
-Two settings are run: ``reference`` (the reference as it is: its own saliency, its own
-``torch.topk`` among tied label counts), and ``aligned`` (the reference given the
-arena's saliency, and ``torch.topk``'s choice among ties made the arena's, lowest index
-first), which isolates the assignment algorithm from the saliency's rounding and from
-``topk``'s unspecified order among ties. ``.cuda()`` and ``device='cuda'`` are the CPU
-here (a stand-in ``torch`` namespace for ``match.py``); no reference file is changed.
+The reference runs on CUDA, where ``torch.topk`` keeps the lowest indices among values
+tied with the k-th (ATen's ``gatherTopK``), as this package does; here it runs on the
+CPU, whose ``topk`` chooses otherwise among ties, so its ``topk`` is replaced by the
+CUDA rule except in the ``peaked-own-ties`` setting. Settings (:data:`SETTINGS`):
+``reference`` (its own saliency by main.py's lines), ``aligned`` (given the arena's
+saliency), ``peaked`` (a planted peaked saliency, like a trained model's, so that
+outputs mix several inputs; an untrained model's nearly flat saliency makes nearly
+every output a copy of one input), ``peaked-own-ties`` (the same with the CPU's
+``topk``). ``.cuda()`` and ``device='cuda'`` are the CPU here (a stand-in ``torch``
+namespace for ``match.py``); no reference file is changed.
 """
 
 from __future__ import annotations
@@ -51,9 +55,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import arena_comixup
 
 NUM_CLASSES = 10
-#: reference: the reference's own saliency (main.py's lines) and topk; aligned: the
-#: arena's saliency, ties broken alike; peaked: a planted peaked saliency, ties alike;
-#: peaked-own-ties: the same, with the reference's torch.topk among ties.
+#: reference: the reference's own saliency (main.py's lines); aligned: the arena's
+#: saliency; peaked: a planted peaked saliency; peaked-own-ties: the same, with the
+#: CPU's torch.topk among tied label counts (the others: CUDA's rule).
 SETTINGS = ("reference", "aligned", "peaked", "peaked-own-ties")
 
 
@@ -257,13 +261,14 @@ def trial(ref: Reference, seed: int, setting: str, batch: int, block_num: int) -
     planted = peaked_saliency(batch, 32, 300 + seed) if peaked else None
     seen, out, settings = arena_run(model, x, y, block_num, seed, planted)
     sc_ref = ref.saliency(model, x, y) if planted is None else planted
-    aligned = setting in ("aligned", "peaked")
+    aligned = setting != "reference"
     sc = seen["sc"] if aligned else sc_ref
     a_dist = ref.compatibility(sc)
     part = settings.m_part
     ref.priors = [p.clone() for p in seen["prior"].split(part)]
     ref.inits = [i.numpy().copy() for i in seen["init"].split(part)]
-    ref.costs, ref.masks, ref.stable_ties = [], [], aligned
+    ref.costs, ref.masks = [], []
+    ref.stable_ties = setting != "peaked-own-ties"
     ref_x, ref_y = ref.mix(x.clone(), y, sc.clone(), a_dist, settings, block_num)
     costs = arena_comixup.block_costs(seen["sc"], seen["grid"], seen["prior"], settings.m_eta)
     ref_costs = torch.cat(ref.costs)
@@ -311,7 +316,7 @@ def summarise(results: list[dict]) -> dict:
     }
 
 
-def main(root: str, trials: int = 12, batch: int = 50) -> dict:
+def main(root: str, trials: int = 20, batch: int = 50) -> dict:
     torch.set_num_threads(1)
     ref = Reference(Path(root))
     out = {}

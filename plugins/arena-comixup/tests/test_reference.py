@@ -6,9 +6,10 @@ on the inputs :func:`case` builds (batches of 24 images of 32 x 32 x 3, so one f
 partition of 20 and a short one of 4, a peaked planted saliency, 10 classes), with its
 CIFAR-100 settings (this method's defaults; ``m_block_num`` 4, 2, 8, 4), given the
 Dirichlet prior and initial labels :func:`arena_comixup.draw` makes from a generator
-seeded with the case number, and ``torch.topk``'s choice among tied counts made lowest
-index first (as here). :data:`REFERENCE` holds the SHA-256 of its mixed images and of
-its soft labels (float32 bytes); no reference code is in this repository."""
+seeded with the case number, and ``torch.topk``'s choice among tied counts made as on
+CUDA, where the reference runs (lowest index first, as here; the CPU's differs).
+:data:`REFERENCE` holds the SHA-256 of its mixed images and of its soft labels
+(float32 bytes); no reference code is in this repository."""
 
 from __future__ import annotations
 
