@@ -118,6 +118,7 @@ def test_label_weights_are_the_inputs_block_shares_and_sum_to_one():
     shares = torch.from_numpy(mask.sum((1, 2)) / 16)
     assert torch.equal(weights, shares)
     assert (weights > 0).sum(1).float().mean() > 1.5  # peaked saliency: real mixes
+    assert (mask == 0.5).any()  # some blocks are the half-half mix of two inputs
     # the pixels follow the mask: block (r, c) of output i is sum_j mask * x_j
     up = torch.from_numpy(mask).repeat_interleave(8, 1).repeat_interleave(8, 2)
     want = torch.einsum("ohwj,jchw->ochw", up, x)
@@ -164,8 +165,8 @@ def test_other_image_sizes_and_grids():
         assert torch.allclose(weights.sum(1), torch.ones(6))
 
 
-def test_assign_uses_half_half_labels_after_the_first_round():
-    # two inputs, each salient in the other's empty half: the optimum mixes them
+def test_assign_gives_each_output_the_salient_halves_of_both_inputs():
+    # two inputs, each salient in one half (the other's empty one): the optimum mixes them
     cost = np.zeros((2, 4, 4), dtype=np.float32)
     cost[0, :, :2] = -1 / 8
     cost[1, :, 2:] = -1 / 8
