@@ -72,8 +72,8 @@ NUMBERS = [
     (("batch_size = 64", "batch_size = 1"), r"batch_size = 1 is out of range; need 2 <="),
     (("batch_size = 64", "batch_size = 10000000"), r"batch_size = 10000000 is out of range"),
     (("warmup_epochs = 5", "warmup_epochs = 500"), r"warmup_epochs = 500 is more than epochs"),
-    (("train_subset = 1000 ", "train_subset = 5 "), r"train_subset = 5 is smaller than batch"),
-    (("train_subset = 1000 ", "train_subset = -1 "), r"train_subset = -1 is out of range"),
+    (("train_subset = 500 ", "train_subset = 5 "), r"train_subset = 5 is smaller than batch"),
+    (("train_subset = 500 ", "train_subset = -1 "), r"train_subset = -1 is out of range"),
     # scenarios
     (("scale = [2.0, 4.0]", "scale = [nan, 4.0]"), r"\[scenarios.large-crop\]: .*finite"),
     (("scale = [2.0, 4.0]", "scale = [2.0, inf]"), r"scale .*must hold finite numbers"),
@@ -178,8 +178,8 @@ DATASET_OPTIONS = [
         r"download of dataset 'cifar100' must be true or false, got 1",
     ),
     (
-        'dataset = "fashion_mnist"',
-        'dataset = "fashion_mnist"\ndataset_options = { image_size = 28 }',
+        "dataset_options = { label_noise = 0.2 }",
+        "dataset_options = { label_noise = 0.2, image_size = 28 }",
         r"unknown option\(s\) 'image_size' for dataset 'fashion_mnist' "
         r"\(allowed: label_noise, label_noise_seed\)",
     ),
