@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 
+import blobs
 import numpy as np
 import pytest
 import timm
@@ -35,17 +36,8 @@ class Planted:
 
 
 def peaked(batch: int, seed: int, size: int = S) -> torch.Tensor:
-    """One or two Gaussian blobs per image at random places."""
-    g = torch.Generator().manual_seed(seed)
-    grid = torch.arange(size).float()
-    sc = 0.01 * torch.rand(batch, size, size, generator=g)
-    for blob in range(2):
-        keep = (torch.rand(batch, generator=g) < (1.0 if blob == 0 else 0.5)).float()
-        cy, cx = (torch.rand(2, batch, generator=g) * size).unbind(0)
-        dy = (grid.view(1, -1, 1) - cy.view(-1, 1, 1)) ** 2
-        dx = (grid.view(1, 1, -1) - cx.view(-1, 1, 1)) ** 2
-        sc += keep.view(-1, 1, 1) * torch.exp(-(dy + dx) / 18.0)
-    return sc
+    """One or two Gaussian blobs per image at random places (:func:`blobs.peaked`)."""
+    return blobs.peaked(batch, size, torch.Generator().manual_seed(seed))
 
 
 def coded(batch: int, channels: int = 3, size: int = S) -> torch.Tensor:

@@ -18,6 +18,7 @@ import hashlib
 import pytest
 import torch
 from arena_comixup import Settings, block_grid, comixup_step, draw
+from blobs import peaked
 
 NUM_CLASSES = 10
 BLOCK_NUMS = (4, 2, 8, 4)
@@ -54,14 +55,7 @@ def case(n: int) -> tuple[torch.Tensor, ...]:
     batch, size = 24, 32
     x = torch.randn(batch, 3, size, size, generator=g)
     y = torch.randint(0, NUM_CLASSES, (batch,), generator=g)
-    axis = torch.arange(size).float()
-    sc = 0.01 * torch.rand(batch, size, size, generator=g)
-    for blob in range(2):
-        keep = (torch.rand(batch, generator=g) < (1.0 if blob == 0 else 0.5)).float()
-        cy, cx = (torch.rand(2, batch, generator=g) * size).unbind(0)
-        dy = (axis.view(1, -1, 1) - cy.view(-1, 1, 1)) ** 2
-        dx = (axis.view(1, 1, -1) - cx.view(-1, 1, 1)) ** 2
-        sc += keep.view(-1, 1, 1) * torch.exp(-(dy + dx) / 18.0)
+    sc = peaked(batch, size, g)
     grid = block_grid(size, size, BLOCK_NUMS[n])
     prior, init = draw(batch, grid, 20, 2.0, torch.Generator().manual_seed(n), "cpu")
     return x, y, sc, prior, init, grid
